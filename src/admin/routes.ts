@@ -1,0 +1,117 @@
+import { bodyParser } from '@koa/bodyparser';
+import Router from '@koa/router';
+import type { Context, Next } from 'koa';
+import type Provider from 'oidc-provider';
+import { z } from 'zod';
+import { effectiveGroups, type Account, type Accounts } from '../accounts/accounts.ts';
+import type { Config } from '../config/schema.ts';
+import type { Audit } from '../observability/audit.ts';
+
+export interface AdminDeps {
+  config: Config;
+  accounts: Accounts;
+  audit: Audit;
+  provider: () => Provider;
+}
+
+/** Members of this group (or its subgroups) administer fedgate. */
+export const ADMIN_GROUP = '/admins';
+
+/** An OAuth-style JSON error with its status and, for 401/403, an RFC 6750 challenge. */
+function fail(ctx: Context, status: number, error: string, description: string): void {
+  ctx.status = status;
+  if (status === 401 || status === 403) {
+    const code = status === 401 ? error : 'insufficient_scope';
+    ctx.set('WWW-Authenticate', `Bearer realm="fedgate-admin", error="${code}", error_description="${description.replace(/"/g, "'")}"`);
+  }
+  ctx.body = { error, error_description: description };
+}
+
+/** Issues an initial access token for dynamic client registration (RFC 7591 §3). */
+export async function createInitialAccessToken(provider: Provider, ttlSeconds: number): Promise<{ token: string; expiresAt: number }> {
+  const iat = new provider.InitialAccessToken({ expiresIn: ttlSeconds });
+  const token = await iat.save();
+  return { token, expiresAt: Math.floor(Date.now() / 1000) + ttlSeconds };
+}
+
+const accountView = (a: Account) => ({
+  id: a.id,
+  username: a.username,
+  name: a.name,
+  email: a.email,
+  groups: a.groups,
+  effective_groups: effectiveGroups(a.groups),
+  disabled: a.disabled,
+  identities: a.identities.map(({ type, issuer, subject }) => ({ type, issuer, subject })),
+});
+
+/**
+ * The admin REST API (`/admin/api`): callers present a bearer access token
+ * issued by fedgate to a member of /admins.
+ */
+export function adminRoutes(deps: AdminDeps): Router {
+  const { accounts, audit, config } = deps;
+  const router = new Router({ prefix: '/admin/api' });
+  const json = bodyParser({ enableTypes: ['json'], jsonLimit: '64kb', encoding: 'utf-8' });
+
+  router.use(async (ctx: Context, next: Next) => {
+    ctx.set('Cache-Control', 'no-store');
+    const header = ctx.get('authorization');
+    const match = /^Bearer ([A-Za-z0-9._~+/-]+=*)$/i.exec(header);
+    if (!match) return fail(ctx, 401, 'invalid_request', 'a bearer access token is required');
+    const token = await deps.provider().AccessToken.find(match[1]!).catch(() => undefined);
+    if (!token?.accountId) return fail(ctx, 401, 'invalid_token', 'the access token is invalid, expired or revoked');
+    const account = await accounts.findById(token.accountId);
+    if (!account || account.disabled) return fail(ctx, 401, 'invalid_token', 'the access token is invalid, expired or revoked');
+    if (!effectiveGroups(account.groups).includes(ADMIN_GROUP)) return fail(ctx, 403, 'insufficient_scope', `membership of ${ADMIN_GROUP} is required`);
+    ctx.state.admin = account;
+    try {
+      await next();
+    } catch (err) {
+      const status = (err as { status?: number }).status;
+      if (status && status >= 400 && status < 500) return fail(ctx, status, 'invalid_request', 'the request body could not be read');
+      throw err;
+    }
+  });
+
+  router.post('/initial-access-tokens', json, async (ctx) => {
+    const parsed = z.object({ ttl: z.number().int().min(60).max(30 * 24 * 3600).optional() }).strict()
+      .safeParse(ctx.request.body ?? {});
+    if (!parsed.success) return fail(ctx, 400, 'invalid_request', parsed.error.issues.map((i) => `${i.path.join('.') || 'body'}: ${i.message}`).join('; '));
+    if (!config.registration.enabled) return fail(ctx, 400, 'invalid_request', 'dynamic client registration is disabled');
+    const { token, expiresAt } = await createInitialAccessToken(deps.provider(), parsed.data.ttl ?? config.registration.initialAccessTokenTtl);
+    await audit.record({ type: 'admin.change', actor: (ctx.state.admin as Account).id, outcome: 'success', ip: ctx.ip, target: 'initial-access-token', detail: { action: 'create', expires_at: expiresAt } });
+    ctx.status = 201;
+    ctx.body = { initial_access_token: token, expires_at: expiresAt, registration_endpoint: `${config.issuer}/reg` };
+  });
+
+  router.get('/accounts', async (ctx) => {
+    ctx.body = { accounts: (await accounts.list()).map(accountView) };
+  });
+
+  router.get('/accounts/:username', async (ctx) => {
+    const account = await accounts.findByUsername(ctx.params.username!);
+    if (!account) return fail(ctx, 404, 'not_found', 'no such account');
+    ctx.body = accountView(account);
+  });
+
+  router.patch('/accounts/:username', json, async (ctx) => {
+    const parsed = z.object({ disabled: z.boolean() }).strict().safeParse(ctx.request.body ?? {});
+    if (!parsed.success) return fail(ctx, 400, 'invalid_request', parsed.error.issues.map((i) => `${i.path.join('.') || 'body'}: ${i.message}`).join('; '));
+    const before = await accounts.findByUsername(ctx.params.username!);
+    if (!before) return fail(ctx, 404, 'not_found', 'no such account');
+    const after = await accounts.setDisabled(before.id, parsed.data.disabled);
+    await audit.record({
+      type: parsed.data.disabled ? 'account.disabled' : 'account.enabled', actor: (ctx.state.admin as Account).id, outcome: 'success', ip: ctx.ip,
+      target: before.id, detail: { before: { disabled: before.disabled }, after: { disabled: after.disabled } },
+    });
+    ctx.body = accountView(after);
+  });
+
+  router.get('/audit', async (ctx) => {
+    const limit = Math.min(Math.max(Number.parseInt(String(ctx.query.limit ?? '100'), 10) || 100, 1), 1000);
+    ctx.body = { events: await audit.recent(limit) };
+  });
+
+  return router;
+}

@@ -1,0 +1,232 @@
+import { randomUUID } from 'node:crypto';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import Router from '@koa/router';
+import Koa, { type Context, type Next } from 'koa';
+import compose from 'koa-compose';
+import type Provider from 'oidc-provider';
+import { Accounts } from './accounts/accounts.ts';
+import { adminRoutes } from './admin/routes.ts';
+import type { Config } from './config/schema.ts';
+import { sendPage } from './http/page.ts';
+import { interactionRoutes } from './interaction/routes.ts';
+import { jwksForProvider, loadOrCreateCookieKeys, loadOrCreateKeys, watchKeys, type KeySet } from './keys/index.ts';
+import { Audit } from './observability/audit.ts';
+import { createLogger, type Logger } from './observability/logger.ts';
+import { createMetrics, type Metrics } from './observability/metrics.ts';
+import { revokeAccountGrants } from './oidc/adapter.ts';
+import { createProvider } from './oidc/provider.ts';
+import { ResourceServers } from './oidc/resource-servers.ts';
+import { createStore } from './store/index.ts';
+import type { Store } from './store/store.ts';
+import * as pages from './views/pages.ts';
+
+/** A running (or ready to run) fedgate instance. */
+export interface Fedgate {
+  config: Config;
+  app: Koa;
+  store: Store;
+  logger: Logger;
+  metrics: Metrics;
+  audit: Audit;
+  accounts: Accounts;
+  resourceServers: ResourceServers;
+  /** The current oidc-provider instance (replaced when signing keys rotate). */
+  provider(): Provider;
+  /** Rebuilds the provider with a new key set (what a rotation on disk triggers). */
+  reloadKeys(set: KeySet): void;
+  /** Starts the HTTP listener; port 0 picks a free one. */
+  listen(port?: number, host?: string): Promise<Server>;
+  /** Stops accepting requests, finishes in-flight ones, releases the store. */
+  close(): Promise<void>;
+}
+
+export interface CreateOptions {
+  /** Use this store instead of the one REDIS_URL selects (tests). */
+  store?: Store;
+  /** Use this logger (tests capture lines). */
+  logger?: Logger;
+  /** Poll the keys directory for rotations (default true). */
+  watchKeys?: boolean;
+}
+
+/** Route label for metrics: a fixed set, never the raw path (no label explosion). */
+function routeLabel(ctx: Context): string {
+  const oidcRoute = (ctx as unknown as { oidc?: { route?: string } }).oidc?.route;
+  if (oidcRoute) return oidcRoute;
+  const matched = (ctx as unknown as { _matchedRoute?: string })._matchedRoute;
+  return matched ?? 'unmatched';
+}
+
+/** Seeds accounts from configuration: created when absent, never overwritten. */
+async function seedAccounts(config: Config, accounts: Accounts, logger: Logger): Promise<void> {
+  for (const user of config.users) {
+    const { created } = await accounts.seed({
+      username: user.username,
+      name: user.name,
+      email: user.email,
+      groups: user.groups,
+      disabled: user.disabled,
+      password: user.password,
+      passwordHash: user.passwordHash,
+    });
+    if (created) logger.info({ username: user.username }, 'account seeded from configuration');
+  }
+}
+
+/** Assembles fedgate from a validated configuration. Nothing listens until listen(). */
+export async function createFedgate(config: Config, options: CreateOptions = {}): Promise<Fedgate> {
+  const logger = options.logger ?? createLogger(config.logLevel);
+  const store = options.store ?? createStore({
+    ...(config.redisUrl ? { redisUrl: config.redisUrl } : {}),
+    onError: (err) => logger.error({ err: { message: err.message } }, 'store connection error'),
+  });
+  if (store.kind === 'memory') {
+    logger.warn('REDIS_URL is not set: using the EMBEDDED IN-MEMORY STORE. Tokens, sessions and accounts are lost on restart and not shared between replicas. Set REDIS_URL for anything but a demo.');
+  }
+  const metrics = createMetrics();
+  const audit = new Audit(store, logger, config.audit.maxEvents);
+  const accounts = new Accounts(store);
+  accounts.onDisabled = async (account) => {
+    const revoked = await revokeAccountGrants(store, account.id);
+    logger.info({ account: account.id, grants: revoked }, 'account disabled: grants revoked');
+  };
+  const resourceServers = new ResourceServers(config.resourceServers);
+  await seedAccounts(config, accounts, logger);
+
+  const keySet = await loadOrCreateKeys(config.keysDir);
+  const cookieKeys = await loadOrCreateCookieKeys(config.keysDir);
+  const build = (set: KeySet) => createProvider({ config, store, logger, metrics, audit, accounts, resourceServers, jwks: jwksForProvider(set), cookieKeys });
+  let provider = build(keySet);
+  let providerMiddleware = compose(provider.middleware as Parameters<typeof compose>[0]);
+  const reloadKeys = (set: KeySet) => {
+    provider = build(set);
+    providerMiddleware = compose(provider.middleware as Parameters<typeof compose>[0]);
+    logger.info({ kids: set.keys.filter((k) => !k.retiredAt).map((k) => k.jwk.kid) }, 'signing keys reloaded');
+  };
+  const stopWatching = options.watchKeys === false ? () => {} : watchKeys(config.keysDir, reloadKeys, {
+    onError: (err) => logger.error({ err: { message: err.message } }, 'signing keys file could not be read; keeping the current keys'),
+  });
+
+  const app = new Koa({ proxy: config.trustProxy });
+  app.silent = true;
+  app.on('error', (err: Error, ctx?: Context) => {
+    if ((err as { expose?: boolean }).expose) return;
+    logger.error({ err: { message: err.message, name: err.name, stack: err.stack }, requestId: ctx?.state?.requestId }, 'unhandled application error');
+  });
+
+  // Observability first: a request id, latency and status for every request.
+  app.use(async (ctx: Context, next: Next) => {
+    const start = process.hrtime.bigint();
+    ctx.state.requestId = randomUUID();
+    ctx.set('X-Request-Id', ctx.state.requestId as string);
+    try {
+      await next();
+    } finally {
+      const seconds = Number(process.hrtime.bigint() - start) / 1e9;
+      const route = routeLabel(ctx);
+      metrics.httpRequests.inc({ route, method: ctx.method, status: String(ctx.status) });
+      metrics.httpDuration.observe({ route, method: ctx.method }, seconds);
+      const entry = { requestId: ctx.state.requestId, method: ctx.method, route, path: ctx.path, status: ctx.status, ms: Math.round(seconds * 1e4) / 10 };
+      if (ctx.status >= 500) logger.warn(entry, 'request failed');
+      else logger.debug(entry, 'request');
+    }
+  });
+
+  // Anything that escapes a handler becomes a generic server_error: no stack, no detail.
+  app.use(async (ctx: Context, next: Next) => {
+    try {
+      await next();
+    } catch (err) {
+      const status = (err as { status?: number }).status;
+      const exposed = (err as { expose?: boolean }).expose && status && status >= 400 && status < 500;
+      ctx.status = exposed ? status : 500;
+      const error = exposed ? 'invalid_request' : 'server_error';
+      const description = exposed ? (err as Error).message : 'The server could not complete the request.';
+      if (!exposed) ctx.app.emit('error', err, ctx);
+      if (ctx.accepts('json', 'html') === 'html') {
+        sendPage(ctx, (nonce) => pages.errorPage({ nonce, error, description, requestId: ctx.state.requestId }), ctx.status);
+      } else {
+        ctx.body = { error, error_description: description };
+      }
+    }
+  });
+
+  const ops = new Router();
+  ops.get('/', (ctx) => sendPage(ctx, (nonce) => pages.messagePage({
+    nonce,
+    title: 'fedgate',
+    message: `This is the fedgate identity service at ${config.issuer}. Applications find everything they need at ${config.issuer}/.well-known/openid-configuration.`,
+  })));
+  ops.get('/healthz', (ctx) => {
+    ctx.set('Cache-Control', 'no-store');
+    ctx.body = { status: 'ok' };
+  });
+  ops.get('/readyz', async (ctx) => {
+    ctx.set('Cache-Control', 'no-store');
+    try {
+      await store.ping();
+      ctx.body = { status: 'ready', store: store.kind };
+    } catch {
+      ctx.status = 503;
+      ctx.body = { status: 'unavailable', store: store.kind };
+    }
+  });
+  ops.get('/metrics', async (ctx) => {
+    ctx.type = metrics.registry.contentType;
+    ctx.body = await metrics.registry.metrics();
+  });
+
+  const interaction = interactionRoutes({ config, store, accounts, audit, metrics, provider: () => provider });
+  const admin = adminRoutes({ config, accounts, audit, provider: () => provider });
+  app.use(ops.routes());
+  app.use(ops.allowedMethods());
+  app.use(interaction.routes());
+  app.use(admin.routes());
+  app.use(async (ctx, next) => {
+    await providerMiddleware(ctx, next);
+    // oidc-provider emits no success events for these routes; audit them from the response.
+    const route = (ctx as unknown as { oidc?: { route?: string; client?: { clientId: string } } }).oidc;
+    if (route?.route === 'registration' && ctx.status === 201) {
+      const clientId = (ctx.body as { client_id?: string } | undefined)?.client_id;
+      await audit.record({ type: 'client.registered', actor: 'initial-access-token', outcome: 'success', ip: ctx.ip, client: clientId, target: clientId });
+    } else if (route?.route === 'client_delete' && ctx.status === 204) {
+      await audit.record({ type: 'client.deleted', actor: `client:${route.client?.clientId}`, outcome: 'success', ip: ctx.ip, client: route.client?.clientId, target: route.client?.clientId });
+    } else if (route?.route === 'revocation' && ctx.status === 200) {
+      await audit.record({ type: 'token.revoked', actor: `client:${route.client?.clientId}`, outcome: 'success', ip: ctx.ip, client: route.client?.clientId });
+    }
+  });
+
+  let server: Server | undefined;
+  return {
+    config, app, store, logger, metrics, audit, accounts, resourceServers,
+    provider: () => provider,
+    reloadKeys,
+    listen(port = config.port, host?: string) {
+      return new Promise((resolve, reject) => {
+        server = createServer({ maxHeaderSize: 16 * 1024, requestTimeout: 30_000, headersTimeout: 10_000 }, app.callback());
+        server.keepAliveTimeout = 65_000;
+        server.once('error', reject);
+        server.listen(port, host, () => {
+          server!.off('error', reject);
+          const address = server!.address() as AddressInfo;
+          logger.info({ port: address.port, issuer: config.issuer, store: store.kind }, 'fedgate listening');
+          resolve(server!);
+        });
+      });
+    },
+    async close() {
+      stopWatching();
+      if (server) {
+        const closing = new Promise<void>((resolve) => server!.close(() => resolve()));
+        server.closeIdleConnections();
+        // In-flight requests get a grace period; then remaining connections are cut.
+        const timer = setTimeout(() => server?.closeAllConnections(), 10_000);
+        timer.unref();
+        await closing;
+        clearTimeout(timer);
+      }
+      await store.close();
+    },
+  };
+}

@@ -1,0 +1,111 @@
+import type { FileConfig } from './schema.ts';
+
+/**
+ * The documented demo realm fedgate runs with when no configuration file is
+ * given and NODE_ENV is not `production`. Its names are a contract used by
+ * README walkthroughs, tests and other tools: keep them exactly as they are.
+ * Passwords are hashed at boot; they are demo credentials, not secrets.
+ */
+export function demoRealm(): Omit<FileConfig, 'users'> & { users: Array<FileConfig['users'][number] & { password: string }> } {
+  return {
+    trustProxy: false,
+    keysDir: 'keys',
+    logLevel: 'info',
+    defaultProfile: 'wlcg',
+    lifetimes: {
+      accessToken: 3600,
+      idToken: 3600,
+      refreshToken: 30 * 24 * 3600,
+      clientCredentials: 3600,
+      authorizationCode: 60,
+      deviceCode: 600,
+      interaction: 3600,
+      session: 14 * 24 * 3600,
+      grant: 30 * 24 * 3600,
+    },
+    aarc: { entitlementNamespace: 'urn:geant:fedgate.demo', groupAuthority: 'fedgate.demo' },
+    login: { maxFailures: 5, lockoutSeconds: 300 },
+    audit: { maxEvents: 100_000 },
+    registration: { enabled: true, initialAccessTokenTtl: 24 * 3600 },
+    groups: [
+      { path: '/admins', description: 'fedgate administrators' },
+      { path: '/cms', description: 'CMS collaboration' },
+      { path: '/cms/production', description: 'CMS production managers' },
+      { path: '/atlas', description: 'ATLAS collaboration' },
+    ],
+    clients: [
+      {
+        clientId: 'demo-cli',
+        name: 'Demo command line',
+        applicationType: 'native',
+        grantTypes: ['authorization_code', 'refresh_token', 'device_code'],
+        redirectUris: ['http://127.0.0.1/callback', 'http://localhost/callback'],
+        postLogoutRedirectUris: ['http://127.0.0.1/logged-out'],
+        consentRequired: true,
+      },
+      {
+        clientId: 'demo-portal',
+        clientSecret: 'demo-portal-secret',
+        name: 'Demo research portal',
+        applicationType: 'web',
+        grantTypes: ['authorization_code', 'refresh_token', 'token_exchange'],
+        redirectUris: ['http://localhost:3000/callback', 'http://127.0.0.1:3000/callback'],
+        postLogoutRedirectUris: ['http://localhost:3000/', 'http://127.0.0.1:3000/'],
+        consentRequired: true,
+      },
+      {
+        clientId: 'demo-service',
+        clientSecret: 'demo-service-secret',
+        name: 'Demo platform service',
+        applicationType: 'web',
+        grantTypes: ['client_credentials', 'token_exchange'],
+        redirectUris: [],
+        postLogoutRedirectUris: [],
+        consentRequired: false,
+      },
+    ],
+    resourceServers: [
+      {
+        audience: 'https://storage.demo',
+        name: 'Demo storage',
+        kind: 'storage',
+        scopes: ['storage.read:/', 'storage.create:/', 'storage.modify:/', 'storage.stage:/'],
+        profile: 'wlcg',
+        accessTokenFormat: 'jwt',
+        signingAlg: 'ES256',
+      },
+      {
+        audience: 'https://orchestrator.demo',
+        name: 'Demo orchestrator',
+        kind: 'compute',
+        scopes: ['compute.read', 'compute.modify', 'compute.create', 'compute.cancel'],
+        profile: 'wlcg',
+        accessTokenFormat: 'jwt',
+        signingAlg: 'ES256',
+      },
+      {
+        audience: 'https://ml.demo',
+        name: 'Demo ML service',
+        kind: 'ml',
+        scopes: ['ml.inference', 'ml.training'],
+        profile: 'groups',
+        accessTokenFormat: 'jwt',
+        signingAlg: 'ES256',
+      },
+      {
+        audience: 'https://sync.demo',
+        name: 'Demo sync&share',
+        kind: 'sync',
+        scopes: ['sync.read', 'sync.write'],
+        profile: 'aarc',
+        accessTokenFormat: 'jwt',
+        signingAlg: 'ES256',
+      },
+    ],
+    users: [
+      { username: 'alice', password: 'alice-password', name: 'Alice Researcher', email: 'alice@fedgate.demo', groups: ['/cms', '/cms/production'], disabled: false },
+      { username: 'bob', password: 'bob-password', name: 'Bob Analyst', email: 'bob@fedgate.demo', groups: ['/atlas'], disabled: false },
+      { username: 'admin', password: 'admin-password', name: 'Demo Administrator', email: 'admin@fedgate.demo', groups: ['/admins'], disabled: false },
+    ],
+  };
+}

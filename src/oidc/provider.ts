@@ -1,0 +1,295 @@
+import Provider, { errors, type ClientMetadata, type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
+import type { Accounts } from '../accounts/accounts.ts';
+import type { ClientConfig, Config, GrantTypeName, TokenProfile } from '../config/schema.ts';
+import { WLCG_ANY_AUDIENCE } from '../config/schema.ts';
+import { sendPage } from '../http/page.ts';
+import type { Audit } from '../observability/audit.ts';
+import type { Logger } from '../observability/logger.ts';
+import type { Metrics } from '../observability/metrics.ts';
+import type { Store } from '../store/store.ts';
+import * as pages from '../views/pages.ts';
+import { storeAdapterFactory } from './adapter.ts';
+import { accountClaims, profileTokenClaims, SCOPE_CLAIMS } from './claims.ts';
+import { isWlcgScope, scopeCovered, type ResourceServers } from './resource-servers.ts';
+
+/** Everything the provider configuration needs from the rest of fedgate. */
+export interface ProviderDeps {
+  config: Config;
+  store: Store;
+  logger: Logger;
+  metrics: Metrics;
+  audit: Audit;
+  accounts: Accounts;
+  resourceServers: ResourceServers;
+  /** Private JWKs, signing key of each algorithm first (src/keys). */
+  jwks: { keys: object[] };
+  cookieKeys: string[];
+}
+
+const GRANT_TYPE_URNS: Record<GrantTypeName, string> = {
+  authorization_code: 'authorization_code',
+  refresh_token: 'refresh_token',
+  device_code: 'urn:ietf:params:oauth:grant-type:device_code',
+  client_credentials: 'client_credentials',
+  token_exchange: 'urn:ietf:params:oauth:grant-type:token-exchange',
+};
+
+/** Grant types this build registers with oidc-provider; others in configuration wait for their feature. */
+const REGISTERED_GRANTS = new Set<GrantTypeName>(['authorization_code', 'refresh_token', 'device_code', 'client_credentials']);
+
+/** Static OIDC scopes; resource server scopes are resolved per request (getResourceServerInfo). */
+export const OIDC_SCOPES = ['openid', 'offline_access', 'profile', 'email', 'groups', 'wlcg.groups', 'eduperson_entitlement'];
+
+/** oidc-provider client metadata for a configured client. */
+export function clientMetadata(client: ClientConfig): ClientMetadata {
+  const grantTypes = client.grantTypes.filter((g) => REGISTERED_GRANTS.has(g)).map((g) => GRANT_TYPE_URNS[g]);
+  const staticScopes = client.scopes?.filter((s) => OIDC_SCOPES.includes(s));
+  return {
+    client_id: client.clientId,
+    ...(client.clientSecret ? { client_secret: client.clientSecret } : {}),
+    client_name: client.name ?? client.clientId,
+    application_type: client.applicationType,
+    grant_types: grantTypes,
+    response_types: client.grantTypes.includes('authorization_code') ? ['code'] : [],
+    redirect_uris: client.redirectUris,
+    post_logout_redirect_uris: client.postLogoutRedirectUris,
+    token_endpoint_auth_method: client.clientSecret ? 'client_secret_basic' : 'none',
+    ...(staticScopes ? { scope: staticScopes.join(' ') } : {}),
+  };
+}
+
+/** Candidate scopes of a token request: asked for now, or granted earlier (code, refresh, device). */
+function candidateScopes(ctx: KoaContextWithOIDC): Set<string> {
+  const out = new Set<string>();
+  const add = (value: unknown) => {
+    if (typeof value === 'string') for (const s of value.split(' ')) if (s) out.add(s);
+  };
+  add(ctx.oidc.params?.scope);
+  const entities = ctx.oidc.entities as Record<string, { scope?: string } | undefined>;
+  for (const name of ['AuthorizationCode', 'RefreshToken', 'DeviceCode', 'BackchannelAuthenticationRequest']) add(entities[name]?.scope);
+  return out;
+}
+
+/**
+ * Builds the oidc-provider instance: protocol behaviour is oidc-provider's;
+ * this wires in fedgate's store, accounts, resource servers, token profiles,
+ * pages and events through its documented hooks.
+ */
+export function createProvider(deps: ProviderDeps): Provider {
+  const { config, accounts, resourceServers, metrics, audit, logger } = deps;
+  const clientsById = new Map(config.clients.map((c) => [c.clientId, c]));
+  const lifetimes = config.lifetimes;
+
+  const profileFor = (clientId: string | undefined, audience?: string): TokenProfile =>
+    (audience ? resourceServers.get(audience)?.profile : undefined)
+    ?? (clientId ? clientsById.get(clientId)?.profile : undefined)
+    ?? config.defaultProfile;
+
+  const configuration: Configuration = {
+    adapter: storeAdapterFactory(deps.store),
+    clients: config.clients.map(clientMetadata),
+    jwks: deps.jwks as Configuration['jwks'],
+    cookies: {
+      keys: deps.cookieKeys,
+      long: { signed: true, httpOnly: true, sameSite: 'lax' },
+      short: { signed: true, httpOnly: true, sameSite: 'lax' },
+    },
+    scopes: OIDC_SCOPES,
+    // Authorization code only: implicit and hybrid flows are out (RFC 9700 §2.1.2).
+    responseTypes: ['code'],
+    claims: Object.fromEntries(Object.entries(SCOPE_CLAIMS).map(([k, v]) => [k, [...v]])),
+    clientDefaults: {
+      grant_types: ['authorization_code'],
+      response_types: ['code'],
+      id_token_signed_response_alg: 'ES256',
+      token_endpoint_auth_method: 'client_secret_basic',
+    },
+    enabledJWA: {
+      idTokenSigningAlgValues: ['ES256', 'RS256'],
+      userinfoSigningAlgValues: ['ES256', 'RS256'],
+      introspectionSigningAlgValues: ['ES256', 'RS256'],
+      authorizationSigningAlgValues: ['ES256', 'RS256'],
+      dPoPSigningAlgValues: ['ES256', 'EdDSA', 'Ed25519'],
+    },
+    pkce: {
+      // RFC 7636 / OAuth 2.1: public clients must use PKCE (S256 is the only method oidc-provider 9 accepts).
+      required: (_ctx, client) => client.clientAuthMethod === 'none',
+    },
+    rotateRefreshToken: true,
+    features: {
+      devInteractions: { enabled: false },
+      clientCredentials: { enabled: true },
+      introspection: {
+        enabled: true,
+        // Resource servers (confidential clients) may introspect any token; a public client only its own.
+        allowedPolicy: async (ctx, client, token) => client.clientAuthMethod !== 'none' || token.clientId === ctx.oidc.client?.clientId,
+      },
+      revocation: {
+        enabled: true,
+        allowedPolicy: async (_ctx, client, token) => {
+          if (token.clientId === client.clientId) return true;
+          if (client.clientAuthMethod === 'none') return false;
+          throw new errors.InvalidRequest('client is not authorized to revoke the presented token');
+        },
+      },
+      userinfo: { enabled: true },
+      claimsParameter: { enabled: true },
+      pushedAuthorizationRequests: { enabled: true },
+      dPoP: { enabled: true },
+      deviceFlow: {
+        enabled: true,
+        charset: 'base-20',
+        mask: '****-****',
+        userCodeInputSource: async (ctx, form, _out, err) => {
+          let error: pages.DeviceInputError | undefined;
+          if (err && ('userCode' in err || err.name === 'NoCodeError')) error = 'invalid';
+          else if (err && err.name === 'AbortedError') error = 'aborted';
+          else if (err) error = 'other';
+          sendPage(ctx, (nonce) => pages.deviceInputPage({ nonce, form, ...(error ? { error } : {}) }), ctx.status >= 400 ? ctx.status : 200);
+        },
+        userCodeConfirmSource: async (ctx, form, client, _deviceInfo, userCode) => {
+          sendPage(ctx, (nonce) => pages.deviceConfirmPage({ nonce, form, clientName: client.clientName ?? client.clientId, userCode }));
+        },
+        successSource: async (ctx) => {
+          const client = ctx.oidc.client;
+          sendPage(ctx, (nonce) => pages.deviceSuccessPage({ nonce, clientName: client?.clientName ?? client?.clientId ?? 'your device' }));
+        },
+      },
+      rpInitiatedLogout: {
+        enabled: true,
+        logoutSource: async (ctx, form) => {
+          sendPage(ctx, (nonce) => pages.logoutPage({ nonce, form, host: ctx.host }));
+        },
+        postLogoutSuccessSource: async (ctx) => {
+          const client = ctx.oidc.client;
+          const clientName = client?.clientName ?? client?.clientId;
+          sendPage(ctx, (nonce) => pages.postLogoutPage({ nonce, ...(clientName ? { clientName } : {}) }));
+        },
+      },
+      registration: {
+        enabled: config.registration.enabled,
+        initialAccessToken: true,
+        issueRegistrationAccessToken: true,
+      },
+      registrationManagement: { enabled: config.registration.enabled, rotateRegistrationAccessToken: true },
+      resourceIndicators: {
+        enabled: true,
+        defaultResource: async (ctx, client, oneOf) => {
+          if (oneOf) return oneOf[0]!;
+          const configured = clientsById.get(client.clientId)?.defaultAudience;
+          if (configured) return configured;
+          // WLCG profile §2.1.3: capability requests without an audience get the "any" audience.
+          const requested = String(ctx.oidc.params?.scope ?? '').split(' ');
+          if (profileFor(client.clientId) === 'wlcg' && requested.some((s) => isWlcgScope(s) && !s.startsWith('wlcg.groups'))) {
+            return WLCG_ANY_AUDIENCE;
+          }
+          return undefined as unknown as string;
+        },
+        useGrantedResource: async () => true,
+        getResourceServerInfo: async (ctx, resourceIndicator, client) => {
+          const rs = resourceServers.get(resourceIndicator);
+          if (!rs) throw new errors.InvalidTarget('unknown resource server');
+          const clientConfig = clientsById.get(client.clientId);
+          let scopes = resourceServers.acceptedScopes(rs, candidateScopes(ctx));
+          if (clientConfig?.scopes) scopes = scopes.filter((s) => scopeCovered(s, clientConfig.scopes!));
+          return {
+            audience: rs.audience,
+            scope: scopes.join(' '),
+            accessTokenTTL: rs.accessTokenTtl ?? clientConfig?.accessTokenTtl ?? lifetimes.accessToken,
+            accessTokenFormat: rs.accessTokenFormat,
+            ...(rs.accessTokenFormat === 'jwt' ? { jwt: { sign: { alg: rs.signingAlg } } } : {}),
+          };
+        },
+      },
+    },
+    extraTokenClaims: async (_ctx, token) => {
+      const audience = (token as { resourceServer?: { audience?: string } }).resourceServer?.audience;
+      const profile = profileFor(token.clientId, audience);
+      const accountId = (token as { accountId?: string }).accountId;
+      const account = accountId ? await accounts.findById(accountId) : undefined;
+      return profileTokenClaims(profile, account, (token.scope ?? '').split(' ').filter(Boolean), config);
+    },
+    formats: {
+      customizers: {
+        // WLCG profile §4.3.1: nbf slightly backdated so tokens work at once where clocks differ a little.
+        jwt: async (_ctx, _token, jwt) => {
+          const iat = jwt.payload.iat as number | undefined;
+          if (iat) jwt.payload.nbf = iat - 60;
+        },
+      },
+    },
+    ttl: {
+      AccessToken: (_ctx, token, client) =>
+        token.resourceServer?.accessTokenTTL ?? clientsById.get(client.clientId)?.accessTokenTtl ?? lifetimes.accessToken,
+      ClientCredentials: (_ctx, token, client) =>
+        token.resourceServer?.accessTokenTTL ?? clientsById.get(client.clientId)?.accessTokenTtl ?? lifetimes.clientCredentials,
+      RefreshToken: (_ctx, _token, client) => clientsById.get(client.clientId)?.refreshTokenTtl ?? lifetimes.refreshToken,
+      IdToken: () => lifetimes.idToken,
+      AuthorizationCode: () => lifetimes.authorizationCode,
+      DeviceCode: () => lifetimes.deviceCode,
+      Interaction: () => lifetimes.interaction,
+      Session: () => lifetimes.session,
+      Grant: () => lifetimes.grant,
+    },
+    interactions: { url: (_ctx, interaction) => `/interaction/${interaction.uid}` },
+    findAccount: async (_ctx, sub) => {
+      const account = await accounts.findById(sub);
+      // Disabled accounts get no tokens: refresh, userinfo and new grants all fail for them.
+      if (!account || account.disabled) return undefined;
+      return {
+        accountId: account.id,
+        claims: async (_use, scope) => accountClaims(account, config, (scope ?? '').split(' ')) as { sub: string },
+      };
+    },
+    clientBasedCORS: (_ctx, origin, client) => {
+      if (origin === 'null') return false;
+      return client.redirectUris?.some((uri) => URL.parse(uri)?.origin === origin) ?? false;
+    },
+    renderError: async (ctx, out) => {
+      const status = ctx.status >= 400 ? ctx.status : 400;
+      sendPage(ctx, (nonce) => pages.errorPage({
+        nonce,
+        error: out.error,
+        ...(out.error_description ? { description: out.error_description } : {}),
+        ...(ctx.state?.requestId ? { requestId: ctx.state.requestId as string } : {}),
+      }), status);
+    },
+  };
+
+  const provider = new Provider(config.issuer, configuration);
+  provider.proxy = config.trustProxy;
+
+  const clientIp = (ctx: KoaContextWithOIDC) => ctx.ip;
+  provider.on('grant.success', (ctx: KoaContextWithOIDC) => {
+    const grantType = String(ctx.oidc.params?.grant_type ?? 'unknown');
+    metrics.tokensIssued.inc({ grant_type: grantType });
+    const entities = ctx.oidc.entities as Record<string, { accountId?: string; scope?: string; resourceServer?: { audience?: string } } | undefined>;
+    const token = entities.AccessToken ?? entities.ClientCredentials;
+    const accountId = (entities.Account as { accountId?: string } | undefined)?.accountId ?? token?.accountId;
+    void audit.record({
+      type: 'token.issued',
+      actor: accountId ?? `client:${ctx.oidc.client?.clientId}`,
+      outcome: 'success',
+      ip: clientIp(ctx),
+      client: ctx.oidc.client?.clientId,
+      detail: { grant_type: grantType, scope: token?.scope, audience: token?.resourceServer?.audience },
+    });
+  });
+  provider.on('grant.error', (ctx: KoaContextWithOIDC, err: errors.OIDCProviderError) => {
+    void audit.record({
+      type: 'token.failed',
+      actor: ctx.oidc?.client ? `client:${ctx.oidc.client.clientId}` : 'anonymous',
+      outcome: 'failure',
+      ip: clientIp(ctx),
+      client: ctx.oidc?.client?.clientId,
+      detail: { grant_type: String(ctx.oidc?.params?.grant_type ?? ''), error: err.error },
+    });
+  });
+  provider.on('end_session.success', (ctx: KoaContextWithOIDC) => {
+    void audit.record({ type: 'logout', actor: ctx.oidc.session?.accountId ?? 'anonymous', outcome: 'success', ip: clientIp(ctx), client: ctx.oidc.client?.clientId });
+  });
+  provider.on('server_error', (ctx: KoaContextWithOIDC, err: Error) => {
+    logger.error({ err: { message: err.message, name: err.name, stack: err.stack }, route: ctx.oidc?.route }, 'oidc-provider server_error');
+  });
+  return provider;
+}

@@ -1,0 +1,329 @@
+import { describe, it, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Store } from '../../src/store/store.ts';
+
+/** Options of {@link storeContract}. */
+export interface StoreContractOptions {
+  /**
+   * A clock the store under test reads. When given, expiry tests advance it
+   * instead of sleeping, and the tests run one after another (they share
+   * the clock); without it they sleep in real time and run concurrently.
+   */
+  pinnedClock?: { advance(ms: number): void };
+}
+
+/**
+ * Registers the behaviour every {@link Store} implementation must have, as
+ * one `describe(name)` with one test per behaviour. Every test works on its
+ * own random keys, so the suite can share a store with others.
+ */
+export function storeContract(
+  name: string,
+  makeStore: () => Promise<Store> | Store,
+  options: StoreContractOptions = {},
+): void {
+  const { pinnedClock } = options;
+  const elapse = async (ms: number): Promise<void> => {
+    if (pinnedClock === undefined) await sleep(ms);
+    else pinnedClock.advance(ms);
+  };
+
+  describe(name, { concurrency: pinnedClock === undefined }, () => {
+    let store: Store;
+
+    before(async () => {
+      store = await makeStore();
+    });
+
+    after(async () => {
+      await store?.close();
+    });
+
+    it('round-trips nested JSON values', async () => {
+      const value = {
+        list: [1, 'two', { three: [3] }, [], null],
+        empty: [],
+        emptyObject: {},
+        numbers: { zero: 0, negative: -42, fraction: 3.25, big: 2 ** 52 },
+        text: 'grüße, 日本語, emoji 🔐, quote " and backslash \\',
+        missing: null,
+        flag: false,
+      };
+      const key = randomKey('json');
+      await store.set(key, value);
+      assert.deepEqual(await store.get(key), value);
+
+      for (const scalar of ['plain', 7, true, null, [], ['a']]) {
+        const scalarKey = randomKey('scalar');
+        await store.set(scalarKey, scalar);
+        assert.deepEqual(await store.get(scalarKey), scalar);
+      }
+    });
+
+    it('never shares stored objects with the caller', async () => {
+      const key = randomKey('copy');
+      const value = { nested: { list: [1] } };
+      await store.set(key, value);
+      value.nested.list.push(2);
+      const read = await store.get<typeof value>(key);
+      assert.deepEqual(read, { nested: { list: [1] } });
+      read!.nested.list.push(3);
+      assert.deepEqual(await store.get(key), { nested: { list: [1] } });
+    });
+
+    it('reports an absent key as undefined', async () => {
+      const key = randomKey('absent');
+      assert.equal(await store.get(key), undefined);
+      assert.equal(await store.ttl(key), undefined);
+      assert.equal(await store.delete(key), false);
+    });
+
+    it('expires a key after its ttl', async () => {
+      const key = randomKey('expiry');
+      await store.set(key, { a: 1 }, 1);
+      assert.deepEqual(await store.get(key), { a: 1 });
+      await elapse(2100);
+      assert.equal(await store.get(key), undefined);
+      assert.equal(await store.ttl(key), undefined);
+      assert.equal(await store.setIfAbsent(key, 'again'), true, 'an expired key counts as absent');
+    });
+
+    it('rejects a ttl that is not a positive integer', async () => {
+      const key = randomKey('bad-ttl');
+      await assert.rejects(store.set(key, 1, 0));
+      await assert.rejects(store.set(key, 1, 1.5));
+      await assert.rejects(store.setIfAbsent(key, 1, -1));
+      assert.equal(await store.get(key), undefined);
+    });
+
+    it('writes with setIfAbsent only once', async () => {
+      const key = randomKey('nx');
+      assert.equal(await store.setIfAbsent(key, 'first', 100), true);
+      assert.equal(await store.setIfAbsent(key, 'second', 100), false);
+      assert.equal(await store.get(key), 'first');
+      assertTtlNear(await store.ttl(key), 100);
+
+      const persistent = randomKey('nx-persistent');
+      assert.equal(await store.setIfAbsent(persistent, 1), true);
+      assert.equal(await store.ttl(persistent), -1);
+    });
+
+    it('replaces an existing value, keeps its ttl, and fails on an absent key', async () => {
+      const absent = randomKey('replace-absent');
+      assert.equal(await store.replace(absent, 'x'), false);
+      assert.equal(await store.get(absent), undefined);
+
+      const key = randomKey('replace');
+      await store.set(key, 'old', 100);
+      assert.equal(await store.replace(key, { new: true }), true);
+      assert.deepEqual(await store.get(key), { new: true });
+      assertTtlNear(await store.ttl(key), 100);
+
+      const persistent = randomKey('replace-persistent');
+      await store.set(persistent, 'old');
+      assert.equal(await store.replace(persistent, 'new'), true);
+      assert.equal(await store.ttl(persistent), -1);
+    });
+
+    it('deletes a key', async () => {
+      const key = randomKey('delete');
+      await store.set(key, 1);
+      assert.equal(await store.delete(key), true);
+      assert.equal(await store.get(key), undefined);
+      assert.equal(await store.delete(key), false);
+    });
+
+    it('reports ttl values', async () => {
+      const key = randomKey('ttl');
+      await store.set(key, 1);
+      assert.equal(await store.ttl(key), -1);
+      await store.set(key, 1, 100);
+      assertTtlNear(await store.ttl(key), 100);
+      await store.set(key, 2);
+      assert.equal(await store.ttl(key), -1, 'set without ttl makes the key persistent again');
+    });
+
+    it('adds to, removes from and lists a set', async () => {
+      const key = randomKey('set');
+      assert.deepEqual(await store.setMembers(key), []);
+      await store.addToSet(key, 'a');
+      await store.addToSet(key, 'b');
+      await store.addToSet(key, 'a');
+      assert.deepEqual((await store.setMembers(key)).sort(), ['a', 'b']);
+      await store.removeFromSet(key, 'a');
+      await store.removeFromSet(key, 'missing');
+      assert.deepEqual(await store.setMembers(key), ['b']);
+      await store.removeFromSet(key, 'b');
+      assert.deepEqual(await store.setMembers(key), []);
+      assert.equal(await store.ttl(key), undefined, 'an emptied set is gone');
+      await store.removeFromSet(randomKey('set-absent'), 'x');
+    });
+
+    it('only ever extends the ttl of a set', async () => {
+      const key = randomKey('set-ttl');
+      await store.addToSet(key, 'a', 100);
+      assertTtlNear(await store.ttl(key), 100);
+      await store.addToSet(key, 'b', 10);
+      assertTtlNear(await store.ttl(key), 100, 'a shorter ttl does not shorten the set');
+      await store.addToSet(key, 'c', 1000);
+      assertTtlNear(await store.ttl(key), 1000);
+      assert.deepEqual((await store.setMembers(key)).sort(), ['a', 'b', 'c']);
+    });
+
+    it('makes a set persistent when added to without ttl', async () => {
+      const key = randomKey('set-persist');
+      await store.addToSet(key, 'a', 100);
+      await store.addToSet(key, 'b');
+      assert.equal(await store.ttl(key), -1);
+      await store.addToSet(key, 'c', 10);
+      assert.equal(await store.ttl(key), -1, 'a persistent set lives longer than any ttl');
+    });
+
+    it('expires a set after its ttl', async () => {
+      const key = randomKey('set-expiry');
+      await store.addToSet(key, 'a', 1);
+      assert.deepEqual(await store.setMembers(key), ['a']);
+      await elapse(2100);
+      assert.deepEqual(await store.setMembers(key), []);
+      await store.addToSet(key, 'b', 100);
+      assert.deepEqual(await store.setMembers(key), ['b'], 'a new set starts empty after expiry');
+      assertTtlNear(await store.ttl(key), 100);
+    });
+
+    it('counts in a fixed window', async () => {
+      const key = randomKey('counter');
+      assert.equal(await store.increment(key, 2), 1);
+      assert.equal(await store.increment(key, 2), 2);
+      await elapse(1100);
+      assert.equal(await store.increment(key, 2), 3);
+      const ttl = await store.ttl(key);
+      assert.ok(ttl !== undefined && ttl >= 0 && ttl <= 1, `later increments do not extend the window (ttl ${ttl})`);
+      await elapse(1200);
+      assert.equal(await store.increment(key, 2), 1, 'a new window starts after expiry');
+      assertTtlNear(await store.ttl(key), 2);
+
+      const other = randomKey('counter-other');
+      assert.equal(await store.increment(other, 100), 1, 'counters are independent');
+    });
+
+    it('appends to a stream and reads it newest first', async () => {
+      const key = randomKey('stream');
+      assert.deepEqual(await store.readStream(key, 10), []);
+      const ids: string[] = [];
+      for (let n = 0; n < 3; n++) {
+        ids.push(await store.appendToStream(key, { n: String(n), kind: 'test' }, 100));
+      }
+      for (const id of ids) assert.match(id, /^\d+-\d+$/);
+      for (let i = 1; i < ids.length; i++) {
+        assert.ok(compareStreamIds(ids[i - 1]!, ids[i]!) < 0, `ids increase: ${ids[i - 1]} < ${ids[i]}`);
+      }
+      assert.deepEqual(await store.readStream(key, 10), [
+        { id: ids[2], fields: { n: '2', kind: 'test' } },
+        { id: ids[1], fields: { n: '1', kind: 'test' } },
+        { id: ids[0], fields: { n: '0', kind: 'test' } },
+      ]);
+      assert.deepEqual(
+        (await store.readStream(key, 2)).map((entry) => entry.id),
+        [ids[2], ids[1]],
+      );
+    });
+
+    it('caps a stream at about maxLength entries', async () => {
+      const key = randomKey('stream-cap');
+      const total = 300;
+      const maxLength = 10;
+      await Promise.all(
+        Array.from({ length: total }, (_, n) => store.appendToStream(key, { n: String(n) }, maxLength)),
+      );
+      const entries = await store.readStream(key, 1000);
+      // Redis trims approximately (whole macro nodes), so only bounds hold.
+      assert.ok(entries.length >= maxLength, `keeps at least maxLength entries (kept ${entries.length})`);
+      assert.ok(entries.length < total, `drops old entries (kept ${entries.length})`);
+      assert.deepEqual(
+        entries.map((entry) => Number(entry.fields.n)),
+        Array.from({ length: entries.length }, (_, i) => total - 1 - i),
+        'keeps the newest entries, newest first',
+      );
+    });
+
+    it('keeps one type per key', async () => {
+      const key = randomKey('type');
+      await store.set(key, 'text');
+      await assert.rejects(store.addToSet(key, 'a'));
+      await assert.rejects(store.setMembers(key));
+      await assert.rejects(store.appendToStream(key, { a: 'b' }, 10));
+      assert.equal(await store.get(key), 'text');
+
+      const setKey = randomKey('type-set');
+      await store.addToSet(setKey, 'a');
+      await assert.rejects(store.get(setKey));
+      await assert.rejects(store.increment(setKey, 10));
+      await store.set(setKey, 'now a string');
+      assert.equal(await store.get(setKey), 'now a string', 'set overwrites any type');
+    });
+
+    it('publishes to every subscriber until they unsubscribe', async () => {
+      const channel = randomKey('channel');
+      const first: string[] = [];
+      const second: string[] = [];
+      const elsewhere: string[] = [];
+      const unsubscribeFirst = await store.subscribe(channel, (message) => first.push(message));
+      const unsubscribeSecond = await store.subscribe(channel, (message) => second.push(message));
+      const unsubscribeElsewhere = await store.subscribe(randomKey('channel-other'), (message) =>
+        elsewhere.push(message),
+      );
+
+      await store.publish(channel, 'one');
+      await until(() => first.length === 1 && second.length === 1);
+      assert.deepEqual(first, ['one']);
+      assert.deepEqual(second, ['one']);
+
+      await unsubscribeFirst();
+      await unsubscribeFirst();
+      await store.publish(channel, 'two');
+      await until(() => second.length === 2);
+      assert.deepEqual(second, ['one', 'two']);
+
+      await unsubscribeSecond();
+      await store.publish(channel, 'three');
+      await sleep(150);
+      assert.deepEqual(first, ['one']);
+      assert.deepEqual(second, ['one', 'two']);
+      assert.deepEqual(elsewhere, []);
+      await unsubscribeElsewhere();
+    });
+
+    it('answers ping', async () => {
+      await store.ping();
+    });
+  });
+}
+
+function randomKey(label: string): string {
+  return `test:${label}:${randomUUID()}`;
+}
+
+/** Asserts a ttl is a little below `expected` (time passes between set and ttl). */
+function assertTtlNear(actual: number | undefined, expected: number, message?: string): void {
+  assert.ok(
+    actual !== undefined && actual <= expected && actual >= expected - 2,
+    `${message ?? 'ttl'}: expected about ${expected}, got ${actual}`,
+  );
+}
+
+function compareStreamIds(a: string, b: string): number {
+  const [aMs, aSeq] = a.split('-').map(Number) as [number, number];
+  const [bMs, bSeq] = b.split('-').map(Number) as [number, number];
+  return aMs - bMs || aSeq - bSeq;
+}
+
+/** Resolves once `condition` holds; fails after `timeoutMs`. */
+async function until(condition: () => boolean, timeoutMs = 2000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) assert.fail(`condition not met within ${timeoutMs} ms`);
+    await sleep(5);
+  }
+}
