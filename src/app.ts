@@ -108,7 +108,8 @@ export async function createFedgate(config: Config, options: CreateOptions = {})
     onError: (err) => logger.error({ err: { message: err.message } }, 'signing keys file could not be read; keeping the current keys'),
   });
 
-  const app = new Koa({ proxy: config.trustProxy });
+  // oidc-provider's middleware runs on this app's contexts, so it signs cookies with this app's keys.
+  const app = new Koa({ proxy: config.trustProxy, keys: cookieKeys });
   app.silent = true;
   app.on('error', (err: Error, ctx?: Context) => {
     if ((err as { expose?: boolean }).expose) return;
