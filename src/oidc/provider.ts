@@ -145,7 +145,9 @@ export function createProvider(deps: ProviderDeps): Provider {
           if (err && ('userCode' in err || err.name === 'NoCodeError')) error = 'invalid';
           else if (err && err.name === 'AbortedError') error = 'aborted';
           else if (err) error = 'other';
-          sendPage(ctx, (nonce) => pages.deviceInputPage({ nonce, form, ...(error ? { error } : {}) }), ctx.status >= 400 ? ctx.status : 200);
+          // Koa's status is still its default 404 here; a re-rendered form with an error is a 400.
+          const status = err ? Math.max(400, Math.min(499, (err as { statusCode?: number }).statusCode ?? 400)) : 200;
+          sendPage(ctx, (nonce) => pages.deviceInputPage({ nonce, form, ...(error ? { error } : {}) }), status);
         },
         userCodeConfirmSource: async (ctx, form, client, _deviceInfo, userCode) => {
           sendPage(ctx, (nonce) => pages.deviceConfirmPage({ nonce, form, clientName: client.clientName ?? client.clientId, userCode }));

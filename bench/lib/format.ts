@@ -1,0 +1,37 @@
+import type { BenchmarkResult, ResultRow } from './types.ts';
+
+const COLUMNS: Array<{ title: string; align: 'left' | 'right'; value: (row: ResultRow) => string }> = [
+  { title: 'server', align: 'left', value: (r) => r.name },
+  { title: 'round', align: 'right', value: (r) => (r.round === undefined ? 'best' : String(r.round)) },
+  { title: 'requests/s', align: 'right', value: (r) => r.requestsPerSec.toFixed(0) },
+  { title: 'p50 ms', align: 'right', value: (r) => r.p50Ms.toFixed(1) },
+  { title: 'p99 ms', align: 'right', value: (r) => r.p99Ms.toFixed(1) },
+  { title: 'peak RSS MiB', align: 'right', value: (r) => r.peakRssMiB.toFixed(0) },
+  { title: 'non-2xx', align: 'right', value: (r) => String(r.non2xx) },
+  { title: 'errors', align: 'right', value: (r) => String(r.errors) },
+];
+
+/** A plain-text table (also valid Markdown). */
+export function table(rows: ResultRow[]): string {
+  const cells = rows.map((row) => COLUMNS.map((c) => c.value(row)));
+  const widths = COLUMNS.map((c, i) => Math.max(c.title.length, ...cells.map((r) => r[i]!.length)));
+  const pad = (text: string, i: number) => (COLUMNS[i]!.align === 'left' ? text.padEnd(widths[i]!) : text.padStart(widths[i]!));
+  const line = (values: string[]) => `| ${values.map(pad).join(' | ')} |`;
+  const rule = `|${widths.map((w, i) => (COLUMNS[i]!.align === 'left' ? `:${'-'.repeat(w + 1)}` : `${'-'.repeat(w + 1)}:`)).join('|')}|`;
+  return [line(COLUMNS.map((c) => c.title)), rule, ...cells.map(line)].join('\n');
+}
+
+export function report(result: BenchmarkResult): string {
+  const out = [
+    `## ${result.title} (${result.id})`,
+    `request: ${result.request}`,
+    `reported: ${result.method}`,
+    '',
+    table([...result.rounds, ...result.rows]),
+    '',
+  ];
+  for (const check of result.checks) {
+    out.push(`${check.name} = ${check.value.toFixed(2)} (target ${check.target}): ${check.pass ? 'PASS' : 'FAIL'}${check.note ? `  [${check.note}]` : ''}`);
+  }
+  return out.join('\n');
+}

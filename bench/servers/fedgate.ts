@@ -1,0 +1,43 @@
+/**
+ * fedgate as deployed with the demo realm and the Redis store, for the
+ * benchmarks. Differences from `npm start`: a throw-away keys directory, a
+ * per-run Redis key prefix (BENCH_REDIS_PREFIX, so the run never touches
+ * real data and its keys can be deleted afterwards), a quieter log level
+ * (BENCH_LOG_LEVEL, default warn) and port 0 on 127.0.0.1.
+ * Run by the benchmark parent in its own process; reports its port over IPC.
+ */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createFedgate } from '../../src/app.ts';
+import { loadConfig } from '../../src/config/index.ts';
+import { createLogger } from '../../src/observability/logger.ts';
+import { createStore } from '../../src/store/index.ts';
+import { serveUnderBench } from '../lib/ipc.ts';
+
+const redisUrl = process.env.REDIS_URL || 'redis://127.0.0.1:6379';
+const keyPrefix = process.env.BENCH_REDIS_PREFIX || `fedgate-bench:${process.pid}:`;
+const keysDir = await mkdtemp(join(tmpdir(), 'fedgate-bench-keys-'));
+
+const loaded = await loadConfig({
+  REDIS_URL: redisUrl,
+  LOG_LEVEL: process.env.BENCH_LOG_LEVEL || 'warn',
+  ...(process.env.BENCH_ISSUER ? { ISSUER: process.env.BENCH_ISSUER } : {}),
+});
+const config = { ...loaded, keysDir };
+const logger = createLogger(config.logLevel);
+// The same store createFedgate would make from REDIS_URL, only with the bench key prefix.
+const store = createStore({
+  redisUrl,
+  keyPrefix,
+  onError: (err) => logger.error({ err: { message: err.message } }, 'store connection error'),
+});
+const fedgate = await createFedgate(config, { store, logger });
+const server = await fedgate.listen(0, '127.0.0.1');
+
+serveUnderBench(server, async () => {
+  server.closeAllConnections();
+  await fedgate.close();
+  logger.flush();
+  await rm(keysDir, { recursive: true, force: true });
+});

@@ -1,0 +1,12 @@
+import * as oidc from 'openid-client';
+import { startServer, rp, Browser, hiddenInput, formAction } from '/work/main/test/support/harness.ts';
+const server = await startServer({ redis: false });
+const cli = await rp(server.issuer, 'demo-cli');
+const device = await oidc.initiateDeviceAuthorization(cli, { scope: 'openid' });
+console.log(device);
+const b = new Browser();
+const r = await b.request(device.verification_uri); const p = await r.text(); console.log(r.status, p.slice(p.indexOf('<main'), p.indexOf('<main')+1500));
+const r2 = await b.request(new URL(formAction(p, '/device'), server.issuer), { form: { xsrf: hiddenInput(p, 'xsrf'), user_code: device.user_code } });
+console.log(r2.status, r2.headers.get('location'), (await r2.text()).slice(0, 300));
+console.log(server.logs.lines.filter(l => /error|warn/.test(l)).join('\n').slice(0, 2000));
+await server.cleanup();

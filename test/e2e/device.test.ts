@@ -1,0 +1,94 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import * as oidc from 'openid-client';
+import { Browser, formAction, hiddenInput, rp, startServer, type TestServer } from '../support/harness.ts';
+
+/** Enters a user code on the device page and walks login, consent and confirmation; returns the last page. */
+async function approveOnDevicePage(
+  browser: Browser, verificationUri: string, userCode: string, user: { username: string; password: string }, consent: 'approve' | 'deny' = 'approve',
+): Promise<string> {
+  const input = await browser.request(verificationUri);
+  assert.equal(input.status, 200);
+  const inputPage = await input.text();
+  assert.match(inputPage, /Enter the code/i);
+  let res = await browser.request(new URL(formAction(inputPage, '/device'), verificationUri), {
+    form: { xsrf: hiddenInput(inputPage, 'xsrf'), user_code: userCode },
+  });
+  for (let i = 0; i < 10; i += 1) {
+    const location = res.headers.get('location');
+    if (location) {
+      res = await browser.request(new URL(location, verificationUri));
+      continue;
+    }
+    const page = await res.text();
+    if (res.status === 400 && consent === 'deny') return page;
+    assert.equal(res.status, 200, page.slice(0, 400));
+    if (page.includes('op.deviceConfirmForm')) {
+      res = await browser.request(new URL(formAction(page, '/device'), verificationUri), {
+        form: { xsrf: hiddenInput(page, 'xsrf'), user_code: hiddenInput(page, 'user_code'), confirm: 'yes' },
+      });
+    } else if (page.includes('name="password"')) {
+      res = await browser.request(new URL(formAction(page, '/login'), verificationUri), { form: { ...user, csrf: hiddenInput(page, 'csrf') } });
+    } else if (page.includes('/confirm"')) {
+      const step = consent === 'approve' ? '/confirm' : '/abort';
+      res = await browser.request(new URL(formAction(page, step), verificationUri), { form: { csrf: hiddenInput(page, 'csrf') } });
+    } else {
+      return page;
+    }
+  }
+  throw new Error('device approval did not finish');
+}
+
+describe('device authorization grant (RFC 8628)', () => {
+  let server: TestServer;
+  let cli: oidc.Configuration;
+
+  before(async () => {
+    server = await startServer({ redis: true });
+    cli = await rp(server.issuer, 'demo-cli');
+  });
+  after(() => server.cleanup());
+
+  it('lets alice approve a CLI on the user-code page while the CLI polls for tokens', async () => {
+    const device = await oidc.initiateDeviceAuthorization(cli, { scope: 'openid profile offline_access' });
+    assert.match(device.user_code, /^[BCDFGHJKLMNPQRSTVWXZ]{4}-[BCDFGHJKLMNPQRSTVWXZ]{4}$/);
+    assert.equal(device.verification_uri, `${server.issuer}/device`);
+    const polling = oidc.pollDeviceAuthorizationGrant(cli, { ...device, interval: 1 });
+    const last = await approveOnDevicePage(new Browser(), device.verification_uri, device.user_code, { username: 'alice', password: 'alice-password' });
+    assert.match(last, /signed in/i);
+    const tokens = await polling;
+    assert.equal(tokens.claims()?.preferred_username ?? (await oidc.fetchUserInfo(cli, tokens.access_token, tokens.claims()!.sub)).preferred_username, 'alice');
+    assert.ok(tokens.refresh_token, 'offline_access on the device flow gives a refresh token');
+  });
+
+  it('rejects a wrong user code on the page without a server error', async () => {
+    const browser = new Browser();
+    const input = await browser.request(`${server.issuer}/device`);
+    const page = await input.text();
+    const res = await browser.request(new URL(formAction(page, '/device'), server.issuer), { form: { xsrf: hiddenInput(page, 'xsrf'), user_code: 'BCDF-GHJK' } });
+    assert.ok(res.status >= 400 && res.status < 500, `status ${res.status}`);
+    assert.match(await res.text(), /not valid or has expired/);
+  });
+
+  it('tells a polling client authorization_pending, then access_denied when the user aborts', async () => {
+    const device = await oidc.initiateDeviceAuthorization(cli, { scope: 'openid' });
+    const pending = await fetch(`${server.issuer}/token`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ grant_type: 'urn:ietf:params:oauth:grant-type:device_code', device_code: device.device_code, client_id: 'demo-cli' }),
+    });
+    assert.equal(pending.status, 400);
+    assert.equal((await pending.json() as { error: string }).error, 'authorization_pending');
+
+    const last = await approveOnDevicePage(new Browser(), device.verification_uri, device.user_code, { username: 'bob', password: 'bob-password' }, 'deny');
+    assert.match(last, /sign-in request was cancelled/i);
+
+    const denied = await fetch(`${server.issuer}/token`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ grant_type: 'urn:ietf:params:oauth:grant-type:device_code', device_code: device.device_code, client_id: 'demo-cli' }),
+    });
+    assert.equal(denied.status, 400);
+    assert.equal((await denied.json() as { error: string }).error, 'access_denied');
+  });
+});
