@@ -23,6 +23,8 @@ const provider = new Provider(process.env.BENCH_ISSUER ?? 'http://localhost:8080
     response_types: [],
     redirect_uris: [],
   }],
+  // The only key is ES256, so ID token signing (unused here) must default to it too.
+  clientDefaults: { id_token_signed_response_alg: 'ES256' },
   jwks: { keys: [signingKey] },
   // Only to quiet the development-keys notice; cookies play no part in this grant.
   cookies: { keys: [randomBytes(32).toString('base64url')] },
