@@ -34,7 +34,7 @@ async function main(): Promise<void> {
     node: process.version,
   };
   process.stdout.write(`fedgate benchmarks: node ${machine.node}, ${machine.cpus} CPU(s) (${machine.cpuModel}), ${machine.platform}\n`);
-  if (options.profile) process.stdout.write('BENCH_PROFILE=1: fedgate runs with --cpu-prof; its figures are lower than usual\n');
+  if (options.profile.length) process.stdout.write(`BENCH_PROFILE: ${options.profile.join(', ')} run with --cpu-prof (profiles in .bench/profiles/); their figures are lower than usual\n`);
 
   const results: BenchmarkResult[] = [];
   for (const benchmark of selected) {

@@ -10,7 +10,7 @@
 import { mkdir } from 'node:fs/promises';
 import { atInterrupt, startServer, type ServerChild } from './lib/child.ts';
 import { runLoad, type LoadRequest } from './lib/load.ts';
-import type { BenchOptions } from './lib/options.ts';
+import { profileArgs, type BenchOptions } from './lib/options.ts';
 import { PROFILES_DIR } from './lib/paths.ts';
 import { deleteKeysWithPrefix } from './lib/redis.ts';
 import type { Benchmark, BenchmarkResult, ResultRow } from './lib/types.ts';
@@ -74,18 +74,18 @@ async function run(options: BenchOptions): Promise<BenchmarkResult> {
   const unregister = atInterrupt(cleanRedis);
   const servers: ServerChild[] = [];
   try {
-    let fedgateArgs: string[] = [];
-    if (options.profile) {
-      await mkdir(PROFILES_DIR, { recursive: true });
-      fedgateArgs = ['--cpu-prof', `--cpu-prof-dir=${PROFILES_DIR}`, '--cpu-prof-name=fedgate-token-issuance.cpuprofile'];
-    }
-    const bare = await startServer({ name: 'bare oidc-provider', module: new URL('./servers/bare-provider.ts', import.meta.url) });
+    if (options.profile.length) await mkdir(PROFILES_DIR, { recursive: true });
+    const bare = await startServer({
+      name: 'bare oidc-provider',
+      module: new URL('./servers/bare-provider.ts', import.meta.url),
+      execArgv: profileArgs(options, 'bare', 'token-issuance', PROFILES_DIR),
+    });
     servers.push(bare);
     const fedgate = await startServer({
       name: 'fedgate (Redis)',
       module: new URL('./servers/fedgate.ts', import.meta.url),
       env: { REDIS_URL: options.redisUrl, BENCH_REDIS_PREFIX: redisPrefix, BENCH_LOG_LEVEL: options.logLevel },
-      execArgv: fedgateArgs,
+      execArgv: profileArgs(options, 'fedgate', 'token-issuance', PROFILES_DIR),
     });
     servers.push(fedgate);
     for (const server of servers) await verify(server);

@@ -7,7 +7,8 @@
  *   BENCH_ROUNDS       alternating rounds per server; the best round is reported (default 2)
  *   BENCH_CONNECTIONS  concurrent keep-alive connections of the load generator (default 32)
  *   BENCH_ONLY         comma-separated benchmark ids to run (default: all)
- *   BENCH_PROFILE      1: run fedgate's server child with --cpu-prof (profiles in .bench/profiles/)
+ *   BENCH_PROFILE      run server children with --cpu-prof (profiles in .bench/profiles/):
+ *                      1 or fedgate (fedgate's child), bare (the baseline), all, or a comma list
  *   BENCH_LOG_LEVEL    fedgate's log level during the run (default warn)
  *   REDIS_URL          Redis for fedgate (default redis://127.0.0.1:6379)
  */
@@ -17,7 +18,8 @@ export interface BenchOptions {
   rounds: number;
   connections: number;
   only: string[] | undefined;
-  profile: boolean;
+  /** Server kinds to run with --cpu-prof (`fedgate`, `bare`; `*` for all); empty for none. */
+  profile: string[];
   logLevel: string;
   redisUrl: string;
 }
@@ -32,6 +34,19 @@ function positiveNumber(env: NodeJS.ProcessEnv, name: string, fallback: number, 
   return value;
 }
 
+function profileList(raw: string | undefined): string[] {
+  if (!raw || raw === '0' || raw === 'false') return [];
+  if (raw === '1' || raw === 'true') return ['fedgate'];
+  if (raw === 'all') return ['*'];
+  return raw.split(',').map((s) => s.trim()).filter(Boolean);
+}
+
+/** Node.js flags that make a server child of `kind` write a CPU profile named `<kind>-<benchmark>.cpuprofile`, if asked for. */
+export function profileArgs(options: BenchOptions, kind: string, benchmark: string, dir: string): string[] {
+  if (!options.profile.includes(kind) && !options.profile.includes('*')) return [];
+  return ['--cpu-prof', `--cpu-prof-dir=${dir}`, `--cpu-prof-name=${kind}-${benchmark}.cpuprofile`];
+}
+
 export function readOptions(env: NodeJS.ProcessEnv = process.env): BenchOptions {
   const only = env.BENCH_ONLY?.split(',').map((s) => s.trim()).filter(Boolean);
   return {
@@ -40,7 +55,7 @@ export function readOptions(env: NodeJS.ProcessEnv = process.env): BenchOptions 
     rounds: positiveNumber(env, 'BENCH_ROUNDS', 2, { integer: true, min: 1 }),
     connections: positiveNumber(env, 'BENCH_CONNECTIONS', 32, { integer: true, min: 1 }),
     only: only && only.length ? only : undefined,
-    profile: env.BENCH_PROFILE === '1' || env.BENCH_PROFILE === 'true',
+    profile: profileList(env.BENCH_PROFILE),
     logLevel: env.BENCH_LOG_LEVEL || 'warn',
     redisUrl: env.REDIS_URL || 'redis://127.0.0.1:6379',
   };

@@ -80,7 +80,9 @@ describe('bad input gets a standard 4xx error, never a 500', () => {
       if (res.status === 303) {
         const location = new URL(res.headers.get('location')!);
         assert.equal(location.origin, 'http://127.0.0.1', 'errors only go to a registered redirect URI');
-        assert.ok(location.searchParams.get('error'));
+        // Errors for response_type=token travel in the fragment (its default response mode).
+        const params = location.hash ? new URLSearchParams(location.hash.slice(1)) : location.searchParams;
+        assert.ok(params.get('error'), query);
       } else {
         const page = await res.text();
         assert.doesNotMatch(page, /<script>/, 'reflected input is escaped');
