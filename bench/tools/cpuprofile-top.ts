@@ -6,8 +6,8 @@
  *
  *   node bench/tools/cpuprofile-top.ts .bench/profiles/fedgate-token-issuance.cpuprofile [top=30] [filter]
  *
- * With a filter (a substring of the script URL, e.g. /src/), only matching
- * functions are listed in the top table.
+ * With a filter (a substring of the area or location, e.g. `fedgate src` or
+ * `oidc-provider`), only matching functions are listed in the top table.
  */
 import { readFile } from 'node:fs/promises';
 
@@ -54,7 +54,7 @@ function shortUrl(url: string): string {
 async function main(): Promise<void> {
   const [file, topArg, filter] = process.argv.slice(2);
   if (!file) {
-    process.stderr.write('usage: node bench/tools/cpuprofile-top.ts <file.cpuprofile> [top=30] [url-filter]\n');
+    process.stderr.write('usage: node bench/tools/cpuprofile-top.ts <file.cpuprofile> [top=30] [filter]\n');
     process.exit(2);
   }
   const top = Number(topArg ?? 30);
@@ -84,9 +84,9 @@ async function main(): Promise<void> {
   for (const [name, micros] of [...byArea].filter(([n]) => n !== '(idle)').sort((a, b) => b[1] - a[1])) {
     process.stdout.write(`${ms(micros)} ${pct(micros)}  ${name}\n`);
   }
-  process.stdout.write(`\ntop ${top} functions by self time${filter ? ` (url contains ${JSON.stringify(filter)})` : ''}:\n`);
+  process.stdout.write(`\ntop ${top} functions by self time${filter ? ` (matching ${JSON.stringify(filter)})` : ''}:\n`);
   const rows = [...byFunction]
-    .filter(([key, e]) => e.area !== '(idle)' && (!filter || key.includes(filter)))
+    .filter(([key, e]) => e.area !== '(idle)' && (!filter || `${e.area} ${key}`.includes(filter)))
     .sort((a, b) => b[1].micros - a[1].micros)
     .slice(0, top);
   for (const [key, e] of rows) process.stdout.write(`${ms(e.micros)} ${pct(e.micros)}  ${key}\n`);
