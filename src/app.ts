@@ -13,24 +13,18 @@ import { interactionRoutes } from './interaction/routes.ts';
 import { jwksForProvider, loadOrCreateCookieKeys, loadOrCreateKeys, watchKeys, type KeySet } from './keys/index.ts';
 import { Audit } from './observability/audit.ts';
 import { createLogger, type Logger } from './observability/logger.ts';
-import { createMetrics, type Metrics } from './observability/metrics.ts';
+import { createMetrics } from './observability/metrics.ts';
 import { revokeAccountGrants } from './oidc/adapter.ts';
 import { createProvider } from './oidc/provider.ts';
 import { ResourceServers } from './oidc/resource-servers.ts';
 import { createStore } from './store/index.ts';
 import type { Store } from './store/store.ts';
+import type { Services } from './services.ts';
 import * as pages from './views/pages.ts';
 
 /** A running (or ready to run) fedgate instance. */
-export interface Fedgate {
-  config: Config;
+export interface Fedgate extends Services {
   app: Koa;
-  store: Store;
-  logger: Logger;
-  metrics: Metrics;
-  audit: Audit;
-  accounts: Accounts;
-  resourceServers: ResourceServers;
   /** The current oidc-provider instance (replaced when signing keys rotate). */
   provider(): Provider;
   /** Rebuilds the provider with a new key set (what a rotation on disk triggers). */

@@ -1,26 +1,15 @@
 import Provider, { errors, type ClientMetadata, type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
-import type { Accounts } from '../accounts/accounts.ts';
-import type { ClientConfig, Config, GrantTypeName, TokenProfile } from '../config/schema.ts';
+import type { ClientConfig, GrantTypeName, TokenProfile } from '../config/schema.ts';
+import type { Services } from '../services.ts';
 import { WLCG_ANY_AUDIENCE } from '../config/schema.ts';
 import { sendPage } from '../http/page.ts';
-import type { Audit } from '../observability/audit.ts';
-import type { Logger } from '../observability/logger.ts';
-import type { Metrics } from '../observability/metrics.ts';
-import type { Store } from '../store/store.ts';
 import * as pages from '../views/pages.ts';
 import { storeAdapterFactory } from './adapter.ts';
 import { accountClaims, profileTokenClaims, SCOPE_CLAIMS } from './claims.ts';
-import { isWlcgScope, scopeCovered, type ResourceServers } from './resource-servers.ts';
+import { isWlcgScope, scopeCovered } from './resource-servers.ts';
 
 /** Everything the provider configuration needs from the rest of fedgate. */
-export interface ProviderDeps {
-  config: Config;
-  store: Store;
-  logger: Logger;
-  metrics: Metrics;
-  audit: Audit;
-  accounts: Accounts;
-  resourceServers: ResourceServers;
+export interface ProviderDeps extends Services {
   /** Private JWKs, signing key of each algorithm first (src/keys). */
   jwks: { keys: object[] };
   cookieKeys: string[];

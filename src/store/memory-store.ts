@@ -1,5 +1,6 @@
 import { EventEmitter } from 'node:events';
 import type { Store } from './store.ts';
+import { assertPositiveInteger, encode } from './values.ts';
 
 /** Options of {@link MemoryStore}. */
 export interface MemoryStoreOptions {
@@ -221,17 +222,5 @@ export class MemoryStore implements Store {
     for (const [key, entry] of this.#entries) {
       if (entry.expiresAt !== undefined && entry.expiresAt <= now) this.#entries.delete(key);
     }
-  }
-}
-
-function encode(value: unknown): string {
-  const encoded = JSON.stringify(value);
-  if (encoded === undefined) throw new TypeError('value is not JSON-serialisable');
-  return encoded;
-}
-
-function assertPositiveInteger(value: number, name: string): void {
-  if (!Number.isSafeInteger(value) || value <= 0) {
-    throw new RangeError(`${name} must be a positive integer, got ${value}`);
   }
 }

@@ -1,6 +1,7 @@
 import { Redis, Cluster } from 'ioredis';
 import type { ClusterNode, RedisOptions } from 'ioredis';
 import type { Store } from './store.ts';
+import { assertPositiveInteger, encode } from './values.ts';
 
 /** Options of {@link RedisStore}. */
 export interface RedisStoreOptions {
@@ -370,17 +371,5 @@ async function closeConnection(connection: Subscriber): Promise<void> {
     await connection.quit();
   } catch {
     connection.disconnect();
-  }
-}
-
-function encode(value: unknown): string {
-  const encoded = JSON.stringify(value);
-  if (encoded === undefined) throw new TypeError('value is not JSON-serialisable');
-  return encoded;
-}
-
-function assertPositiveInteger(value: number, name: string): void {
-  if (!Number.isSafeInteger(value) || value <= 0) {
-    throw new RangeError(`${name} must be a positive integer, got ${value}`);
   }
 }
