@@ -181,14 +181,19 @@ export async function createFedgate(config: Config, options: CreateOptions = {})
   app.use(async (ctx, next) => {
     await providerMiddleware(ctx, next);
     // oidc-provider emits no success events for these routes; audit them from the response.
-    const route = (ctx as unknown as { oidc?: { route?: string; client?: { clientId: string } } }).oidc;
-    if (route?.route === 'registration' && ctx.status === 201) {
-      const clientId = (ctx.body as { client_id?: string } | undefined)?.client_id;
-      await audit.record({ type: 'client.registered', actor: 'initial-access-token', outcome: 'success', ip: ctx.ip, client: clientId, target: clientId });
-    } else if (route?.route === 'client_delete' && ctx.status === 204) {
-      await audit.record({ type: 'client.deleted', actor: `client:${route.client?.clientId}`, outcome: 'success', ip: ctx.ip, client: route.client?.clientId, target: route.client?.clientId });
-    } else if (route?.route === 'revocation' && ctx.status === 200) {
-      await audit.record({ type: 'token.revoked', actor: `client:${route.client?.clientId}`, outcome: 'success', ip: ctx.ip, client: route.client?.clientId });
+    const oidcCtx = (ctx as unknown as { oidc?: { route?: string; client?: { clientId: string }; entities: { InitialAccessToken?: { destroy(): Promise<void> } } } }).oidc;
+    const clientId = oidcCtx?.client?.clientId;
+    if (oidcCtx?.route === 'registration' && ctx.status === 201) {
+      // An initial access token allows one registration (as Keycloak's default count of 1).
+      await oidcCtx.entities.InitialAccessToken?.destroy();
+      const registered = (ctx.body as { client_id?: string } | undefined)?.client_id;
+      await audit.record({ type: 'client.registered', actor: 'initial-access-token', outcome: 'success', ip: ctx.ip, client: registered, target: registered });
+    } else if (oidcCtx?.route === 'client_update' && ctx.status === 200) {
+      await audit.record({ type: 'client.updated', actor: `client:${clientId}`, outcome: 'success', ip: ctx.ip, client: clientId, target: clientId });
+    } else if (oidcCtx?.route === 'client_delete' && ctx.status === 204) {
+      await audit.record({ type: 'client.deleted', actor: `client:${clientId}`, outcome: 'success', ip: ctx.ip, client: clientId, target: clientId });
+    } else if (oidcCtx?.route === 'revocation' && ctx.status === 200) {
+      await audit.record({ type: 'token.revoked', actor: `client:${clientId}`, outcome: 'success', ip: ctx.ip, client: clientId });
     }
   });
 

@@ -60,6 +60,12 @@ export interface LoadResult {
   durationSeconds: number;
 }
 
+/** Warm-up (discarded), then the measured run. */
+export async function runLoad(request: LoadRequest, options: LoadOptions): Promise<LoadResult> {
+  await warmUp(request, options);
+  return measure(request, options);
+}
+
 async function fire(request: LoadRequest, connections: number, duration: number): Promise<AutocannonResult> {
   return autocannon({
     url: request.url,
@@ -73,9 +79,13 @@ async function fire(request: LoadRequest, connections: number, duration: number)
   });
 }
 
-/** Warm-up (discarded), then the measured run. */
-export async function runLoad(request: LoadRequest, options: LoadOptions): Promise<LoadResult> {
+/** The warm-up run: same load, result discarded. */
+export async function warmUp(request: LoadRequest, options: LoadOptions): Promise<void> {
   if (options.warmupSeconds > 0) await fire(request, options.connections, options.warmupSeconds);
+}
+
+/** The measured run (call warmUp first). */
+export async function measure(request: LoadRequest, options: LoadOptions): Promise<LoadResult> {
   const r = await fire(request, options.connections, options.durationSeconds);
   return {
     requestsPerSec: r['2xx'] / r.duration,

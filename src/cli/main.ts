@@ -13,6 +13,7 @@ const USAGE = `usage: npm run fedgate -- <command>
   keys list                         show signing keys (kid, algorithm, state, dates)
   initial-access-token create [--ttl SECONDS]
                                     create a token that allows one dynamic client registration
+                                    (RFC 7591) until it expires (default 24 h)
   accounts disable|enable <username>
                                     disable (revoking its grants) or re-enable an account
   hash-password                     read a password on stdin, print its argon2id hash

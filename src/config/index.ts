@@ -76,10 +76,14 @@ function crossCheck(config: FileConfig): string[] {
       }
     });
   });
+  const declared = new Set(config.groups.map((g) => g.path));
   const seenUsers = new Set<string>();
   config.users.forEach((user, i) => {
     if (seenUsers.has(user.username)) problems.push(`users.${i}.username: duplicate username ${user.username}`);
     seenUsers.add(user.username);
+    user.groups.forEach((group, j) => {
+      if (!declared.has(group)) problems.push(`users.${i}.groups.${j}: group ${group} is not declared under groups`);
+    });
   });
   return problems;
 }

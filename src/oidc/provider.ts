@@ -43,7 +43,8 @@ export function clientMetadata(client: ClientConfig): ClientMetadata {
     redirect_uris: client.redirectUris,
     post_logout_redirect_uris: client.postLogoutRedirectUris,
     token_endpoint_auth_method: client.clientSecret ? 'client_secret_basic' : 'none',
-    ...(staticScopes ? { scope: staticScopes.join(' ') } : {}),
+    // An allow-list of resource scopes only leaves the OIDC scopes unrestricted (an empty `scope` would break the client).
+    ...(staticScopes?.length ? { scope: staticScopes.join(' ') } : {}),
   };
 }
 
@@ -183,10 +184,11 @@ export function createProvider(deps: ProviderDeps): Provider {
           const clientConfig = clientsById.get(client.clientId);
           let scopes = resourceServers.acceptedScopes(rs, candidateScopes(ctx));
           if (clientConfig?.scopes) scopes = scopes.filter((s) => scopeCovered(s, clientConfig.scopes!));
+          const grantDefault = ctx.oidc.params?.grant_type === 'client_credentials' ? lifetimes.clientCredentials : lifetimes.accessToken;
           return {
             audience: rs.audience,
             scope: scopes.join(' '),
-            accessTokenTTL: rs.accessTokenTtl ?? clientConfig?.accessTokenTtl ?? lifetimes.accessToken,
+            accessTokenTTL: rs.accessTokenTtl ?? clientConfig?.accessTokenTtl ?? grantDefault,
             accessTokenFormat: rs.accessTokenFormat,
             ...(rs.accessTokenFormat === 'jwt' ? { jwt: { sign: { alg: rs.signingAlg } } } : {}),
           };

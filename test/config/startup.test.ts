@@ -62,6 +62,9 @@ describe('starting fedgate', () => {
       '  - { clientId: svc, clientSecret: aaaaaaaaaaaaaaaaaaaa, grantTypes: [authorization_code] }',
       'resourceServers:',
       '  - { audience: "https://s.example", scopes: ["storage.read:relative"] }',
+      'groups: [{ path: /cms }]',
+      'users:',
+      '  - { username: carol, groups: [/cms, /lhcb] }',
     ].join('\n'));
     const { code, stderr } = await runMain({ FEDGATE_CONFIG: file });
     assert.equal(code, 2);
@@ -69,6 +72,8 @@ describe('starting fedgate', () => {
     assert.match(stderr, /clients\.1\.clientId: duplicate client id svc/);
     assert.match(stderr, /clients\.1\.redirectUris: authorization_code needs at least one redirect URI/);
     assert.match(stderr, /resourceServers\.0\.scopes\.0: storage scope path must be absolute/);
+    assert.match(stderr, /users\.0\.groups\.1: group \/lhcb is not declared under groups/);
+    assert.doesNotMatch(stderr, /users\.0\.groups\.0/);
   });
 
   it('refuses the demo realm in production and says why', async () => {

@@ -11,7 +11,7 @@ describe('client credentials, JWT access tokens, introspection and revocation', 
   let jwks: ReturnType<typeof createRemoteJWKSet>;
 
   before(async () => {
-    server = await startServer({ redis: true });
+    server = await startServer({ redis: true, configure: (config) => { config.lifetimes.clientCredentials = 600; } });
     service = await rp(server.issuer, 'demo-service', 'demo-service-secret');
     portal = await rp(server.issuer, 'demo-portal', 'demo-portal-secret');
     jwks = createRemoteJWKSet(new URL(`${server.issuer}/jwks`));
@@ -29,7 +29,7 @@ describe('client credentials, JWT access tokens, introspection and revocation', 
     assert.equal(payload.scope, 'compute.read compute.create');
     assert.equal(payload['wlcg.ver'], '1.0');
     assert.ok(typeof payload.jti === 'string' && payload.iat && payload.exp && payload.nbf! <= payload.iat!);
-    assert.equal(payload.exp! - payload.iat!, 3600, 'the WLCG default lifetime of one hour');
+    assert.equal(payload.exp! - payload.iat!, 600, 'the configured client credentials lifetime');
   });
 
   it('narrows WLCG storage scopes to paths under what the resource server accepts and drops the rest', async () => {

@@ -76,7 +76,7 @@ describe('discovery, DPoP, PAR, logout and artifact lifetimes', () => {
   it('stores every artifact with the lifetime of its token', async () => {
     const opaque = await oidc.clientCredentialsGrant(service, {});
     const ttl = await server.store.ttl(`oidc:ClientCredentials:${opaque.access_token}`);
-    assert.ok(ttl !== undefined && ttl > 3500 && ttl <= 3600, `ttl ${ttl}`);
+    assert.ok(ttl !== undefined && ttl > 3500 && ttl <= 3600, `ttl ${ttl} (the WLCG default of one hour)`);
     const device = await oidc.initiateDeviceAuthorization(await rp(server.issuer, 'demo-cli'), { scope: 'openid' });
     const deviceTtl = await server.store.ttl(`oidc:DeviceCode:${device.device_code}`);
     assert.ok(deviceTtl !== undefined && deviceTtl > 500 && deviceTtl <= 600, `device code ttl ${deviceTtl}`);

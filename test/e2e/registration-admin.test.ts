@@ -43,6 +43,12 @@ describe('dynamic client registration and the admin API', () => {
     assert.ok(metadata.client_id && metadata.client_secret);
     assert.ok(metadata.registration_access_token, 'RFC 7592 management token');
 
+    const reused = await fetch(`${server.issuer}/reg`, {
+      method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${iat}` },
+      body: JSON.stringify({ grant_types: ['client_credentials'], response_types: [], redirect_uris: [] }),
+    });
+    assert.equal(reused.status, 401, 'an initial access token allows one registration');
+
     const tokens = await oidc.clientCredentialsGrant(registered, { resource: 'https://orchestrator.demo', scope: 'compute.read' });
     assert.ok(tokens.access_token);
 
