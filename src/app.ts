@@ -120,8 +120,7 @@ export async function createFedgate(config: Config, options: CreateOptions = {})
     } finally {
       const seconds = Number(process.hrtime.bigint() - start) / 1e9;
       const route = routeLabel(ctx);
-      metrics.httpRequests.inc({ route, method: ctx.method, status: String(ctx.status) });
-      metrics.httpDuration.observe({ route, method: ctx.method }, seconds);
+      metrics.observeRequest(route, ctx.method, ctx.status, seconds);
       const entry = { requestId: ctx.state.requestId, method: ctx.method, route, path: ctx.path, status: ctx.status, ms: Math.round(seconds * 1e4) / 10 };
       if (ctx.status >= 500) logger.warn(entry, 'request failed');
       else logger.debug(entry, 'request');
@@ -174,11 +173,18 @@ export async function createFedgate(config: Config, options: CreateOptions = {})
 
   const interaction = interactionRoutes({ config, store, accounts, audit, metrics, provider: () => provider });
   const admin = adminRoutes({ config, accounts, audit, provider: () => provider });
-  app.use(ops.routes());
-  app.use(ops.allowedMethods());
-  app.use(interaction.routes());
-  app.use(admin.routes());
+  // fedgate's own routes and oidc-provider's never overlap, so requests are
+  // dispatched by path prefix: the token endpoint's hot path runs no router.
+  // Router middleware types ask for router context fields the router itself adds.
+  const asMiddleware = (mw: unknown) => mw as Koa.Middleware;
+  const opsRoutes = asMiddleware(compose([ops.routes(), ops.allowedMethods()] as Parameters<typeof compose>[0]));
+  const interactionRoutesMw = asMiddleware(interaction.routes());
+  const adminRoutesMw = asMiddleware(admin.routes());
+  const OPS_PATHS = new Set(['/', '/healthz', '/readyz', '/metrics']);
   app.use(async (ctx, next) => {
+    if (OPS_PATHS.has(ctx.path)) return opsRoutes(ctx, next);
+    if (ctx.path.startsWith('/interaction/')) return interactionRoutesMw(ctx, next);
+    if (ctx.path === '/admin/api' || ctx.path.startsWith('/admin/api/')) return adminRoutesMw(ctx, next);
     await providerMiddleware(ctx, next);
     // oidc-provider emits no success events for these routes; audit them from the response.
     const oidcCtx = (ctx as unknown as { oidc?: { route?: string; client?: { clientId: string }; entities: { InitialAccessToken?: { destroy(): Promise<void> } } } }).oidc;
