@@ -8,9 +8,9 @@
  * (BENCH_DURATION, BENCH_WARMUP, BENCH_ROUNDS, BENCH_CONNECTIONS, BENCH_ONLY,
  * BENCH_PROFILE, BENCH_LOG_LEVEL, REDIS_URL).
  */
-import { availableParallelism, cpus, totalmem } from 'node:os';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { report } from './lib/format.ts';
+import { busyShare, machineInfo } from './lib/machine.ts';
 import { readOptions } from './lib/options.ts';
 import { OUTPUT_DIR, RESULTS_FILE } from './lib/paths.ts';
 import type { Benchmark, BenchmarkResult } from './lib/types.ts';
@@ -26,14 +26,12 @@ async function main(): Promise<void> {
     const known = new Set(BENCHMARKS.map((b) => b.id));
     throw new Error(`unknown benchmark(s) in BENCH_ONLY: ${options.only.filter((id) => !known.has(id)).join(', ')} (known: ${[...known].join(', ')})`);
   }
-  const machine = {
-    cpus: availableParallelism(),
-    cpuModel: cpus()[0]?.model ?? 'unknown',
-    memoryGiB: Math.round((totalmem() / 1024 ** 3) * 10) / 10,
-    platform: `${process.platform} ${process.arch}`,
-    node: process.version,
-  };
+  const machine = machineInfo();
   process.stdout.write(`fedgate benchmarks: node ${machine.node}, ${machine.cpus} CPU(s) (${machine.cpuModel}), ${machine.platform}\n`);
+  const busy = await busyShare(1000);
+  if (busy > 0.1) {
+    process.stdout.write(`WARNING: the machine is already ${(busy * 100).toFixed(0)}% busy (all cores) before the run; figures will be disturbed\n`);
+  }
   if (options.profile.length) process.stdout.write(`BENCH_PROFILE: ${options.profile.join(', ')} run with --cpu-prof (profiles in .bench/profiles/); their figures are lower than usual\n`);
 
   const results: BenchmarkResult[] = [];
@@ -45,7 +43,7 @@ async function main(): Promise<void> {
   }
 
   await mkdir(OUTPUT_DIR, { recursive: true });
-  await writeFile(RESULTS_FILE, `${JSON.stringify({ date: new Date().toISOString(), machine, options, benchmarks: results }, null, 2)}\n`);
+  await writeFile(RESULTS_FILE, `${JSON.stringify({ date: new Date().toISOString(), machine: { ...machine, busyBeforeRunPct: Math.round(busy * 100) }, options, benchmarks: results }, null, 2)}\n`);
   const failed = results.flatMap((r) => r.checks.filter((c) => !c.pass).map((c) => `${r.id}: ${c.name}`));
   process.stdout.write(`\nresults written to ${RESULTS_FILE}\n`);
   process.stdout.write(failed.length ? `TARGETS MISSED: ${failed.join('; ')}\n` : 'all targets met\n');

@@ -9,7 +9,8 @@
  */
 import { mkdir } from 'node:fs/promises';
 import { atInterrupt, startServer, type ServerChild } from './lib/child.ts';
-import { runLoad, type LoadRequest } from './lib/load.ts';
+import { cpuBetween, cpuMark } from './lib/machine.ts';
+import { measure, warmUp, type LoadRequest } from './lib/load.ts';
 import { profileArgs, type BenchOptions } from './lib/options.ts';
 import { PROFILES_DIR } from './lib/paths.ts';
 import { deleteKeysWithPrefix } from './lib/redis.ts';
@@ -17,6 +18,8 @@ import type { Benchmark, BenchmarkResult, ResultRow } from './lib/types.ts';
 import { AUDIENCE, CLIENT_ID, CLIENT_SECRET, SCOPE } from './servers/token-request.ts';
 
 export const TARGET_RATIO = 0.8;
+/** Rounds where unrelated processes used more CPU than this (% of one core) are flagged as disturbed. */
+const NOISY_OTHER_CPU_PCT = 10;
 
 const BODY = new URLSearchParams({ grant_type: 'client_credentials', resource: AUDIENCE, scope: SCOPE }).toString();
 const AUTHORIZATION = `Basic ${Buffer.from(`${encodeURIComponent(CLIENT_ID)}:${encodeURIComponent(CLIENT_SECRET)}`).toString('base64')}`;
@@ -92,8 +95,13 @@ async function run(options: BenchOptions): Promise<BenchmarkResult> {
 
     const rounds: ResultRow[] = [];
     for (let round = 1; round <= options.rounds; round += 1) {
-      for (const server of servers) {
-        const load = await runLoad(tokenRequest(server), options);
+      for (const [index, server] of servers.entries()) {
+        const request = tokenRequest(server);
+        await warmUp(request, options);
+        const before = await cpuMark(servers, options.redisUrl);
+        const load = await measure(request, options);
+        const after = await cpuMark(servers, options.redisUrl);
+        const cpu = cpuBetween(before, after);
         const stats = await server.stats();
         const row: ResultRow = {
           name: server.name,
@@ -105,10 +113,13 @@ async function run(options: BenchOptions): Promise<BenchmarkResult> {
           peakRssMiB: stats.maxRssBytes / MiB,
           non2xx: load.non2xx,
           errors: load.errors,
+          cpuUsPerRequest: load.ok ? (cpu.serversMs[index]! * 1000) / load.ok : 0,
+          redisCpuPct: cpu.redisPct,
+          otherCpuPct: cpu.otherPct,
         };
         rounds.push(row);
         const codes = Object.entries(load.statusCodes).filter(([code]) => !code.startsWith('2'));
-        process.stderr.write(`  round ${round} ${server.name}: ${row.requestsPerSec.toFixed(0)} tokens/s, p50 ${row.p50Ms.toFixed(1)} ms, p99 ${row.p99Ms.toFixed(1)} ms${codes.length ? `, non-2xx ${JSON.stringify(Object.fromEntries(codes))}` : ''}${load.errors ? `, errors ${load.errors}` : ''}\n`);
+        process.stderr.write(`  round ${round} ${server.name}: ${row.requestsPerSec.toFixed(0)} tokens/s, p50 ${row.p50Ms.toFixed(1)} ms, p99 ${row.p99Ms.toFixed(1)} ms, ${row.cpuUsPerRequest.toFixed(0)} CPU µs/token, other CPU ${row.otherCpuPct.toFixed(0)}%${codes.length ? `, non-2xx ${JSON.stringify(Object.fromEntries(codes))}` : ''}${load.errors ? `, errors ${load.errors}` : ''}\n`);
       }
     }
 
@@ -127,6 +138,14 @@ async function run(options: BenchOptions): Promise<BenchmarkResult> {
       const b = rounds.find((r) => r.name === bare.name && r.round === i + 1)!;
       return (f.requestsPerSec / b.requestsPerSec).toFixed(2);
     });
+    const cpuRatio = fedgateBest.cpuUsPerRequest / bareBest.cpuUsPerRequest;
+    const noisy = rounds.filter((r) => r.otherCpuPct > NOISY_OTHER_CPU_PCT);
+    const notes = [
+      `CPU per token fedgate/bare = ${cpuRatio.toFixed(2)} (server process CPU time per token, best rounds; fedgate's Redis CPU is extra)`,
+    ];
+    if (noisy.length) {
+      notes.push(`WARNING: other processes used more than ${NOISY_OTHER_CPU_PCT}% of a core in ${noisy.length} round(s) (${noisy.map((r) => `${r.name} #${r.round}`).join(', ')}): figures are disturbed; rerun on a quiet machine`);
+    }
     return {
       id: 'token-issuance',
       title: 'Client credentials issuance of ES256 JWT access tokens',
@@ -141,6 +160,7 @@ async function run(options: BenchOptions): Promise<BenchmarkResult> {
         pass: ratio >= TARGET_RATIO,
         note: `per round: ${perRound.join(', ')}`,
       }],
+      notes,
     };
   } finally {
     await Promise.allSettled(servers.map((s) => s.stop()));

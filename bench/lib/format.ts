@@ -9,6 +9,9 @@ const COLUMNS: Array<{ title: string; align: 'left' | 'right'; value: (row: Resu
   { title: 'peak RSS MiB', align: 'right', value: (r) => r.peakRssMiB.toFixed(0) },
   { title: 'non-2xx', align: 'right', value: (r) => String(r.non2xx) },
   { title: 'errors', align: 'right', value: (r) => String(r.errors) },
+  { title: 'CPU µs/req', align: 'right', value: (r) => r.cpuUsPerRequest.toFixed(0) },
+  { title: 'Redis CPU %', align: 'right', value: (r) => (r.redisCpuPct === undefined ? '-' : r.redisCpuPct.toFixed(0)) },
+  { title: 'other CPU %', align: 'right', value: (r) => r.otherCpuPct.toFixed(0) },
 ];
 
 /** A plain-text table (also valid Markdown). */
@@ -30,6 +33,7 @@ export function report(result: BenchmarkResult): string {
     table([...result.rounds, ...result.rows]),
     '',
   ];
+  for (const note of result.notes ?? []) out.push(note);
   for (const check of result.checks) {
     out.push(`${check.name} = ${check.value.toFixed(2)} (target ${check.target}): ${check.pass ? 'PASS' : 'FAIL'}${check.note ? `  [${check.note}]` : ''}`);
   }

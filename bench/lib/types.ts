@@ -14,6 +14,12 @@ export interface ResultRow {
   non2xx: number;
   /** Socket errors and timeouts. */
   errors: number;
+  /** CPU time of the server process per successful request, microseconds (less noise-prone than the rate). */
+  cpuUsPerRequest: number;
+  /** Redis server CPU during the run, % of one core; absent when not measured. */
+  redisCpuPct?: number | undefined;
+  /** CPU used by unrelated processes during the run, % of one core: noise, ideally near 0. */
+  otherCpuPct: number;
 }
 
 /** A target the issue sets, evaluated on this run. */
@@ -37,6 +43,8 @@ export interface BenchmarkResult {
   /** Every measured round, in the order run. */
   rounds: ResultRow[];
   checks: Check[];
+  /** Further observations printed under the table. */
+  notes?: string[];
 }
 
 /** A benchmark: run(options) starts its servers, measures, stops them and returns its result. */
