@@ -232,6 +232,7 @@ export async function createFedgate(config: Config, options: CreateOptions = {})
         await closing;
         clearTimeout(timer);
       }
+      await audit.flush();
       await store.close();
     },
   };

@@ -10,6 +10,7 @@ const COLUMNS: Array<{ title: string; align: 'left' | 'right'; value: (row: Resu
   { title: 'non-2xx', align: 'right', value: (r) => String(r.non2xx) },
   { title: 'errors', align: 'right', value: (r) => String(r.errors) },
   { title: 'CPU µs/req', align: 'right', value: (r) => r.cpuUsPerRequest.toFixed(0) },
+  { title: 'main µs/req', align: 'right', value: (r) => r.mainThreadUsPerRequest.toFixed(0) },
   { title: 'Redis CPU %', align: 'right', value: (r) => (r.redisCpuPct === undefined ? '-' : r.redisCpuPct.toFixed(0)) },
   { title: 'other CPU %', align: 'right', value: (r) => r.otherCpuPct.toFixed(0) },
 ];

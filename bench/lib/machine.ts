@@ -55,8 +55,9 @@ export interface CpuMark {
   machineTotalMs: number;
   /** This process (the load generator). */
   parentMs: number;
-  /** Each server child, in the order given. */
+  /** Each server child, in the order given: the whole process, and its main thread alone. */
   serversMs: number[];
+  serversMainMs: number[];
   /** The Redis server, if a URL was given and INFO answered. */
   redisMs: number | undefined;
 }
@@ -74,6 +75,7 @@ export async function cpuMark(servers: readonly ServerChild[], redisUrl?: string
     machineTotalMs: machine.totalMs,
     parentMs: (parent.user + parent.system) / 1000,
     serversMs: stats.map((s) => (s.userCpuMicros + s.systemCpuMicros) / 1000),
+    serversMainMs: stats.map((s) => s.mainThreadCpuMicros / 1000),
     redisMs,
   };
 }
@@ -82,6 +84,7 @@ export async function cpuMark(servers: readonly ServerChild[], redisUrl?: string
 export interface CpuUse {
   wallMs: number;
   serversMs: number[];
+  serversMainMs: number[];
   redisMs: number | undefined;
   /** Load generator, % of one core. */
   parentPct: number;
@@ -102,6 +105,7 @@ export function cpuBetween(a: CpuMark, b: CpuMark): CpuUse {
   return {
     wallMs,
     serversMs,
+    serversMainMs: b.serversMainMs.map((ms, i) => ms - (a.serversMainMs[i] ?? 0)),
     redisMs,
     parentPct: pct(parentMs),
     redisPct: redisMs === undefined ? undefined : pct(redisMs),

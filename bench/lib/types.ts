@@ -16,6 +16,11 @@ export interface ResultRow {
   errors: number;
   /** CPU time of the server process per successful request, microseconds (less noise-prone than the rate). */
   cpuUsPerRequest: number;
+  /**
+   * CPU time of the server's main thread per successful request, microseconds.
+   * JavaScript runs there, so once it is saturated the rate is about 1e6 / this.
+   */
+  mainThreadUsPerRequest: number;
   /** Redis server CPU during the run, % of one core; absent when not measured. */
   redisCpuPct?: number | undefined;
   /** CPU used by unrelated processes during the run, % of one core: noise, ideally near 0. */

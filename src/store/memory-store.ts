@@ -132,26 +132,32 @@ export class MemoryStore implements Store {
     return current + 1;
   }
 
-  async appendToStream(key: string, fields: Record<string, string>, maxLength: number): Promise<string> {
+  async appendToStream(key: string, entries: ReadonlyArray<Record<string, string>>, maxLength: number): Promise<string[]> {
     assertPositiveInteger(maxLength, 'maxLength');
-    if (Object.keys(fields).length === 0) throw new TypeError('a stream entry needs at least one field');
-    let entry = this.#live(key, 'stream');
-    if (entry === undefined) {
-      entry = { type: 'stream', entries: [], lastMs: 0, lastSeq: -1 };
-      this.#entries.set(key, entry);
+    if (entries.length === 0 || entries.some((fields) => Object.keys(fields).length === 0)) {
+      throw new TypeError('a stream entry needs at least one field');
     }
-    const now = this.#now();
-    // Ids must increase even when the clock stands still or goes back.
-    if (now > entry.lastMs) {
-      entry.lastMs = now;
-      entry.lastSeq = 0;
-    } else {
-      entry.lastSeq += 1;
+    let stream = this.#live(key, 'stream');
+    if (stream === undefined) {
+      stream = { type: 'stream', entries: [], lastMs: 0, lastSeq: -1 };
+      this.#entries.set(key, stream);
     }
-    const id = `${entry.lastMs}-${entry.lastSeq}`;
-    entry.entries.push({ id, fields: { ...fields } });
-    if (entry.entries.length > maxLength) entry.entries.splice(0, entry.entries.length - maxLength);
-    return id;
+    const ids: string[] = [];
+    for (const fields of entries) {
+      const now = this.#now();
+      // Ids must increase even when the clock stands still or goes back.
+      if (now > stream.lastMs) {
+        stream.lastMs = now;
+        stream.lastSeq = 0;
+      } else {
+        stream.lastSeq += 1;
+      }
+      const id = `${stream.lastMs}-${stream.lastSeq}`;
+      stream.entries.push({ id, fields: { ...fields } });
+      ids.push(id);
+    }
+    if (stream.entries.length > maxLength) stream.entries.splice(0, stream.entries.length - maxLength);
+    return ids;
   }
 
   async readStream(key: string, count: number): Promise<Array<{ id: string; fields: Record<string, string> }>> {

@@ -64,10 +64,11 @@ export interface Store {
   increment(key: string, ttlSeconds: number): Promise<number>;
 
   /**
-   * Appends an entry to the capped stream at `key`, keeping about the last
-   * `maxLength` entries. Returns the entry id.
+   * Appends entries, in order, to the capped stream at `key`, keeping about
+   * the last `maxLength` entries; one round trip for the whole batch.
+   * Returns the entry ids.
    */
-  appendToStream(key: string, fields: Record<string, string>, maxLength: number): Promise<string>;
+  appendToStream(key: string, entries: ReadonlyArray<Record<string, string>>, maxLength: number): Promise<string[]>;
 
   /** The newest `count` entries of the stream at `key`, newest first. */
   readStream(key: string, count: number): Promise<Array<{ id: string; fields: Record<string, string> }>>;

@@ -213,7 +213,7 @@ export function storeContract(
       assert.deepEqual(await store.readStream(key, 10), []);
       const ids: string[] = [];
       for (let n = 0; n < 3; n++) {
-        ids.push(await store.appendToStream(key, { n: String(n), kind: 'test' }, 100));
+        ids.push(...await store.appendToStream(key, [{ n: String(n), kind: 'test' }], 100));
       }
       for (const id of ids) assert.match(id, /^\d+-\d+$/);
       for (let i = 1; i < ids.length; i++) {
@@ -230,12 +230,27 @@ export function storeContract(
       );
     });
 
+    it('appends a batch in order with increasing ids, and refuses empty entries', async () => {
+      const key = randomKey('stream-batch');
+      const ids = await store.appendToStream(key, [{ n: '0' }, { n: '1', extra: 'x' }, { n: '2' }], 100);
+      assert.equal(ids.length, 3);
+      for (let i = 1; i < ids.length; i++) assert.ok(compareStreamIds(ids[i - 1]!, ids[i]!) < 0);
+      assert.deepEqual(await store.readStream(key, 10), [
+        { id: ids[2], fields: { n: '2' } },
+        { id: ids[1], fields: { n: '1', extra: 'x' } },
+        { id: ids[0], fields: { n: '0' } },
+      ]);
+      await assert.rejects(store.appendToStream(key, [], 100), TypeError);
+      await assert.rejects(store.appendToStream(key, [{ n: '3' }, {}], 100), TypeError);
+      assert.equal((await store.readStream(key, 10)).length, 3, 'a refused batch writes nothing');
+    });
+
     it('caps a stream at about maxLength entries', async () => {
       const key = randomKey('stream-cap');
       const total = 300;
       const maxLength = 10;
       await Promise.all(
-        Array.from({ length: total }, (_, n) => store.appendToStream(key, { n: String(n) }, maxLength)),
+        Array.from({ length: total }, (_, n) => store.appendToStream(key, [{ n: String(n) }], maxLength)),
       );
       const entries = await store.readStream(key, 1000);
       // Redis trims approximately (whole macro nodes), so only bounds hold.
@@ -253,7 +268,7 @@ export function storeContract(
       await store.set(key, 'text');
       await assert.rejects(store.addToSet(key, 'a'));
       await assert.rejects(store.setMembers(key));
-      await assert.rejects(store.appendToStream(key, { a: 'b' }, 10));
+      await assert.rejects(store.appendToStream(key, [{ a: 'b' }], 10));
       assert.equal(await store.get(key), 'text');
 
       const setKey = randomKey('type-set');
