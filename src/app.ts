@@ -112,18 +112,23 @@ export async function createFedgate(config: Config, options: CreateOptions = {})
 
   // Observability first: a request id, latency and status for every request.
   app.use(async (ctx: Context, next: Next) => {
-    const start = process.hrtime.bigint();
-    ctx.state.requestId = randomUUID();
-    ctx.set('X-Request-Id', ctx.state.requestId as string);
+    const start = performance.now();
+    const requestId = randomUUID();
+    ctx.state.requestId = requestId;
+    ctx.set('X-Request-Id', requestId);
     try {
       await next();
     } finally {
-      const seconds = Number(process.hrtime.bigint() - start) / 1e9;
+      const ms = performance.now() - start;
       const route = routeLabel(ctx);
-      metrics.observeRequest(route, ctx.method, ctx.status, seconds);
-      const entry = { requestId: ctx.state.requestId, method: ctx.method, route, path: ctx.path, status: ctx.status, ms: Math.round(seconds * 1e4) / 10 };
-      if (ctx.status >= 500) logger.warn(entry, 'request failed');
-      else logger.debug(entry, 'request');
+      const status = ctx.status;
+      metrics.observeRequest(route, ctx.method, status, ms / 1000);
+      // The log entry is only built when it will be written (this runs on every request).
+      if (status >= 500 || logger.isLevelEnabled('debug')) {
+        const entry = { requestId, method: ctx.method, route, path: ctx.path, status, ms: Math.round(ms * 10) / 10 };
+        if (status >= 500) logger.warn(entry, 'request failed');
+        else logger.debug(entry, 'request');
+      }
     }
   });
 

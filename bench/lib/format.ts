@@ -36,7 +36,7 @@ export function report(result: BenchmarkResult): string {
   ];
   for (const note of result.notes ?? []) out.push(note);
   for (const check of result.checks) {
-    out.push(`${check.name} = ${check.value.toFixed(2)} (target ${check.target}): ${check.pass ? 'PASS' : 'FAIL'}${check.note ? `  [${check.note}]` : ''}`);
+    out.push(`${check.name} = ${check.value.toFixed(3)} (target ${check.target}): ${check.pass ? 'PASS' : 'FAIL'}${check.note ? `  [${check.note}]` : ''}`);
   }
   return out.join('\n');
 }

@@ -48,7 +48,9 @@ export class Audit {
   readonly #store: Store;
   readonly #logger: Logger;
   readonly #maxEvents: number;
-  #queue: Array<{ entry: Record<string, string>; done: () => void }> = [];
+  #queue: Array<Record<string, string>> = [];
+  /** Settles when the queued batch is written; one promise per batch, not per event. */
+  #queued: { promise: Promise<void>; settle: () => void } | undefined;
   #timer: NodeJS.Timeout | undefined;
   /** The last write in flight; batches are chained so they land in order. */
   #writing: Promise<void> = Promise.resolve();
@@ -62,15 +64,20 @@ export class Audit {
   /** Records an event; resolves once its batch is stored (or its failure logged). */
   record(event: AuditEvent): Promise<void> {
     const stored = { time: new Date().toISOString(), ...event };
-    this.#logger.info({ audit: stored }, `audit ${event.type} ${event.outcome}`);
-    return new Promise((done) => {
-      this.#queue.push({ entry: { event: JSON.stringify(stored) }, done });
-      if (this.#queue.length >= MAX_BATCH) void this.flush();
-      else if (!this.#timer) {
-        this.#timer = setTimeout(() => void this.flush(), FLUSH_INTERVAL_MS);
-        this.#timer.unref();
-      }
-    });
+    if (this.#logger.isLevelEnabled('info')) this.#logger.info({ audit: stored }, `audit ${event.type} ${event.outcome}`);
+    this.#queue.push({ event: JSON.stringify(stored) });
+    if (!this.#queued) {
+      let settle!: () => void;
+      const promise = new Promise<void>((resolve) => { settle = resolve; });
+      this.#queued = { promise, settle };
+    }
+    const { promise } = this.#queued;
+    if (this.#queue.length >= MAX_BATCH) void this.flush();
+    else if (!this.#timer) {
+      this.#timer = setTimeout(() => void this.flush(), FLUSH_INTERVAL_MS);
+      this.#timer.unref();
+    }
+    return promise;
   }
 
   /** Writes every queued event; resolves when all writes so far have finished. */
@@ -78,15 +85,17 @@ export class Audit {
     clearTimeout(this.#timer);
     this.#timer = undefined;
     const batch = this.#queue;
-    if (batch.length === 0) return this.#writing;
+    const queued = this.#queued;
+    if (batch.length === 0 || !queued) return this.#writing;
     this.#queue = [];
+    this.#queued = undefined;
     this.#writing = this.#writing.then(async () => {
       try {
-        await this.#store.appendToStream(AUDIT_STREAM, batch.map((b) => b.entry), this.#maxEvents);
+        await this.#store.appendToStream(AUDIT_STREAM, batch, this.#maxEvents);
       } catch (err) {
         this.#logger.error({ err: { message: (err as Error).message }, events: batch.length }, 'audit events could not be stored');
       } finally {
-        for (const b of batch) b.done();
+        queued.settle();
       }
     });
     return this.#writing;

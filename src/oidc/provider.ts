@@ -48,6 +48,10 @@ export function clientMetadata(client: ClientConfig): ClientMetadata {
   };
 }
 
+/** Distinct (resource, client, grant, scopes) answers kept; the memo starts over when full. */
+const RESOURCE_INFO_MEMO_SIZE = 10_000;
+type ResourceServerInfo = Awaited<ReturnType<NonNullable<NonNullable<NonNullable<Configuration['features']>['resourceIndicators']>['getResourceServerInfo']>>>;
+
 /** Candidate scopes of a token request: asked for now, or granted earlier (code, refresh, device). */
 function candidateScopes(ctx: KoaContextWithOIDC): Set<string> {
   const out = new Set<string>();
@@ -70,6 +74,7 @@ export function createProvider(deps: ProviderDeps): Provider {
   const clientsById = new Map(config.clients.map((c) => [c.clientId, c]));
   const lifetimes = config.lifetimes;
 
+  const resourceInfoMemo = new Map<string, ResourceServerInfo>();
   const profileFor = (clientId: string | undefined, audience?: string): TokenProfile =>
     (audience ? resourceServers.get(audience)?.profile : undefined)
     ?? (clientId ? clientsById.get(clientId)?.profile : undefined)
@@ -181,17 +186,26 @@ export function createProvider(deps: ProviderDeps): Provider {
         getResourceServerInfo: async (ctx, resourceIndicator, client) => {
           const rs = resourceServers.get(resourceIndicator);
           if (!rs) throw new errors.InvalidTarget('unknown resource server');
+          const candidates = candidateScopes(ctx);
+          const grantType = ctx.oidc.params?.grant_type === 'client_credentials' ? 'client_credentials' : 'other';
+          // The answer depends only on these inputs; services ask the same question thousands of times a second.
+          const memoKey = `${resourceIndicator}\u0000${client.clientId}\u0000${grantType}\u0000${[...candidates].join(' ')}`;
+          const memo = resourceInfoMemo.get(memoKey);
+          if (memo) return memo;
           const clientConfig = clientsById.get(client.clientId);
-          let scopes = resourceServers.acceptedScopes(rs, candidateScopes(ctx));
+          let scopes = resourceServers.acceptedScopes(rs, candidates);
           if (clientConfig?.scopes) scopes = scopes.filter((s) => scopeCovered(s, clientConfig.scopes!));
-          const grantDefault = ctx.oidc.params?.grant_type === 'client_credentials' ? lifetimes.clientCredentials : lifetimes.accessToken;
-          return {
+          const grantDefault = grantType === 'client_credentials' ? lifetimes.clientCredentials : lifetimes.accessToken;
+          const info = {
             audience: rs.audience,
             scope: scopes.join(' '),
             accessTokenTTL: rs.accessTokenTtl ?? clientConfig?.accessTokenTtl ?? grantDefault,
             accessTokenFormat: rs.accessTokenFormat,
             ...(rs.accessTokenFormat === 'jwt' ? { jwt: { sign: { alg: rs.signingAlg } } } : {}),
           };
+          if (resourceInfoMemo.size >= RESOURCE_INFO_MEMO_SIZE) resourceInfoMemo.clear();
+          resourceInfoMemo.set(memoKey, info);
+          return info;
         },
       },
     },
@@ -255,7 +269,7 @@ export function createProvider(deps: ProviderDeps): Provider {
   const clientIp = (ctx: KoaContextWithOIDC) => ctx.ip;
   provider.on('grant.success', (ctx: KoaContextWithOIDC) => {
     const grantType = String(ctx.oidc.params?.grant_type ?? 'unknown');
-    metrics.tokensIssued.inc({ grant_type: grantType });
+    metrics.tokenIssued(grantType);
     const entities = ctx.oidc.entities as Record<string, { accountId?: string; scope?: string; resourceServer?: { audience?: string } } | undefined>;
     const token = entities.AccessToken ?? entities.ClientCredentials;
     const accountId = (entities.Account as { accountId?: string } | undefined)?.accountId ?? token?.accountId;
