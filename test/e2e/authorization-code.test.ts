@@ -162,6 +162,21 @@ describe('authorization code + PKCE, consent, refresh rotation', () => {
     assert.ok(events.some((e) => e.type === 'login.failed' && e.actor === 'username:alice' && e.detail?.reason === 'bad_credentials'));
   });
 
+  it('never writes passwords, codes or tokens into the logs', async () => {
+    const verifier = oidc.randomPKCECodeVerifier();
+    const url = oidc.buildAuthorizationUrl(cli, {
+      redirect_uri: CLI_REDIRECT, scope: 'openid offline_access', prompt: 'consent', code_challenge: await oidc.calculatePKCECodeChallenge(verifier), code_challenge_method: 'S256',
+    });
+    const callback = await loginThroughPages(new Browser(), url, CLI_REDIRECT, { username: 'alice', password: 'alice-password' });
+    const tokens = await oidc.authorizationCodeGrant(cli, callback, { pkceCodeVerifier: verifier });
+    await server.fedgate.audit.flush();
+    const logs = server.logs.text;
+    assert.match(logs, /audit login success/, 'the flow was logged');
+    for (const secret of ['alice-password', 'bob-password', 'admin-password', callback.searchParams.get('code')!, verifier, tokens.access_token, tokens.refresh_token!, tokens.id_token!.split('.')[2]!]) {
+      assert.ok(!logs.includes(secret), `a secret leaked into the logs: ${secret.slice(0, 6)}...`);
+    }
+  });
+
   it('locks a username out after repeated failures', async () => {
     const verifier = oidc.randomPKCECodeVerifier();
     const url = oidc.buildAuthorizationUrl(cli, {

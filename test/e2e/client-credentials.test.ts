@@ -11,7 +11,16 @@ describe('client credentials, JWT access tokens, introspection and revocation', 
   let jwks: ReturnType<typeof createRemoteJWKSet>;
 
   before(async () => {
-    server = await startServer({ redis: true, configure: (config) => { config.lifetimes.clientCredentials = 600; } });
+    server = await startServer({
+      redis: true,
+      configure: (config) => {
+        config.lifetimes.clientCredentials = 600;
+        config.resourceServers.push({
+          audience: 'https://hpc.example', name: 'Legacy HPC gateway', kind: 'compute', scopes: ['compute.create'],
+          profile: 'wlcg', accessTokenFormat: 'jwt', signingAlg: 'RS256', accessTokenTtl: 1200,
+        });
+      },
+    });
     service = await rp(server.issuer, 'demo-service', 'demo-service-secret');
     portal = await rp(server.issuer, 'demo-portal', 'demo-portal-secret');
     jwks = createRemoteJWKSet(new URL(`${server.issuer}/jwks`));
@@ -30,6 +39,13 @@ describe('client credentials, JWT access tokens, introspection and revocation', 
     assert.equal(payload['wlcg.ver'], '1.0');
     assert.ok(typeof payload.jti === 'string' && payload.iat && payload.exp && payload.nbf! <= payload.iat!);
     assert.equal(payload.exp! - payload.iat!, 600, 'the configured client credentials lifetime');
+  });
+
+  it('signs with RS256 and uses the lifetime of a resource server that asks for them', async () => {
+    const tokens = await oidc.clientCredentialsGrant(service, { resource: 'https://hpc.example', scope: 'compute.create' });
+    const { payload, protectedHeader } = await jwtVerify(tokens.access_token, jwks, { issuer: server.issuer, audience: 'https://hpc.example', algorithms: ['RS256'] });
+    assert.equal(protectedHeader.alg, 'RS256');
+    assert.equal(payload.exp! - payload.iat!, 1200, 'the resource server lifetime wins over the grant default');
   });
 
   it('narrows WLCG storage scopes to paths under what the resource server accepts and drops the rest', async () => {
