@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import * as oidc from 'openid-client';
-import { authorizationCodeFlow, Browser, decodeJwt, hiddenInput, loginThroughPages, rp, startServer, type TestServer } from '../support/harness.ts';
+import { authorizationCodeFlow, Browser, pkceAuthorizationUrl, decodeJwt, hiddenInput, loginThroughPages, rp, startServer, type TestServer } from '../support/harness.ts';
 
 // A native client's loopback redirect on a port it picked at run time (RFC 8252 §7.3).
 const CLI_REDIRECT = 'http://127.0.0.1:49152/callback';
@@ -40,10 +40,7 @@ describe('authorization code + PKCE, consent, refresh rotation', () => {
     await authorizationCodeFlow(portal, { redirectUri, scope: 'openid profile', username: 'alice', password: 'alice-password', browser });
     // Same browser (session), same scopes: straight back to the client, no page in between.
     // (Native clients are asked every time: their redirect can be claimed by any local app, RFC 8252 §8.6.)
-    const verifier = oidc.randomPKCECodeVerifier();
-    const url = oidc.buildAuthorizationUrl(portal, {
-      redirect_uri: redirectUri, scope: 'openid profile', code_challenge: await oidc.calculatePKCECodeChallenge(verifier), code_challenge_method: 'S256',
-    });
+    const { url } = await pkceAuthorizationUrl(portal, { redirect_uri: redirectUri, scope: 'openid profile' });
     const { url: landed } = await browser.follow(url, (u) => u.href.startsWith(redirectUri));
     assert.ok(landed.href.startsWith(redirectUri), `expected redirect to client, got ${landed.href}`);
     assert.ok(landed.searchParams.get('code'));
@@ -116,10 +113,7 @@ describe('authorization code + PKCE, consent, refresh rotation', () => {
   });
 
   it('rejects a replayed authorization code', async () => {
-    const verifier = oidc.randomPKCECodeVerifier();
-    const url = oidc.buildAuthorizationUrl(cli, {
-      redirect_uri: CLI_REDIRECT, scope: 'openid', code_challenge: await oidc.calculatePKCECodeChallenge(verifier), code_challenge_method: 'S256',
-    });
+    const { url, verifier } = await pkceAuthorizationUrl(cli, { redirect_uri: CLI_REDIRECT, scope: 'openid' });
     const callback = await loginThroughPages(new Browser(), url, CLI_REDIRECT, { username: 'bob', password: 'bob-password' });
     const tokens = await oidc.authorizationCodeGrant(cli, callback, { pkceCodeVerifier: verifier, idTokenExpected: true });
     await assert.rejects(
@@ -132,19 +126,13 @@ describe('authorization code + PKCE, consent, refresh rotation', () => {
   });
 
   it('reports access_denied to the client when the user denies consent', async () => {
-    const verifier = oidc.randomPKCECodeVerifier();
-    const url = oidc.buildAuthorizationUrl(cli, {
-      redirect_uri: CLI_REDIRECT, scope: 'openid email', code_challenge: await oidc.calculatePKCECodeChallenge(verifier), code_challenge_method: 'S256',
-    });
+    const { url } = await pkceAuthorizationUrl(cli, { redirect_uri: CLI_REDIRECT, scope: 'openid email' });
     const callback = await loginThroughPages(new Browser(), url, CLI_REDIRECT, { username: 'bob', password: 'bob-password', consent: 'deny' });
     assert.equal(callback.searchParams.get('error'), 'access_denied');
   });
 
   it('shows an error on a wrong password, and a forged form without the CSRF token is refused', async () => {
-    const verifier = oidc.randomPKCECodeVerifier();
-    const url = oidc.buildAuthorizationUrl(cli, {
-      redirect_uri: CLI_REDIRECT, scope: 'openid', code_challenge: await oidc.calculatePKCECodeChallenge(verifier), code_challenge_method: 'S256',
-    });
+    const { url } = await pkceAuthorizationUrl(cli, { redirect_uri: CLI_REDIRECT, scope: 'openid' });
     const browser = new Browser();
     const { res, url: loginUrl } = await browser.follow(url, () => false);
     const page = await res.text();
@@ -163,10 +151,7 @@ describe('authorization code + PKCE, consent, refresh rotation', () => {
   });
 
   it('never writes passwords, codes or tokens into the logs', async () => {
-    const verifier = oidc.randomPKCECodeVerifier();
-    const url = oidc.buildAuthorizationUrl(cli, {
-      redirect_uri: CLI_REDIRECT, scope: 'openid offline_access', prompt: 'consent', code_challenge: await oidc.calculatePKCECodeChallenge(verifier), code_challenge_method: 'S256',
-    });
+    const { url, verifier } = await pkceAuthorizationUrl(cli, { redirect_uri: CLI_REDIRECT, scope: 'openid offline_access', prompt: 'consent' });
     const callback = await loginThroughPages(new Browser(), url, CLI_REDIRECT, { username: 'alice', password: 'alice-password' });
     const tokens = await oidc.authorizationCodeGrant(cli, callback, { pkceCodeVerifier: verifier });
     await server.fedgate.audit.flush();
@@ -178,10 +163,7 @@ describe('authorization code + PKCE, consent, refresh rotation', () => {
   });
 
   it('locks a username out after repeated failures', async () => {
-    const verifier = oidc.randomPKCECodeVerifier();
-    const url = oidc.buildAuthorizationUrl(cli, {
-      redirect_uri: CLI_REDIRECT, scope: 'openid', code_challenge: await oidc.calculatePKCECodeChallenge(verifier), code_challenge_method: 'S256',
-    });
+    const { url } = await pkceAuthorizationUrl(cli, { redirect_uri: CLI_REDIRECT, scope: 'openid' });
     const browser = new Browser();
     const { res, url: loginUrl } = await browser.follow(url, () => false);
     const csrf = hiddenInput(await res.text(), 'csrf');

@@ -72,22 +72,19 @@ describe('device authorization grant (RFC 8628)', () => {
 
   it('tells a polling client authorization_pending, then access_denied when the user aborts', async () => {
     const device = await oidc.initiateDeviceAuthorization(cli, { scope: 'openid' });
-    const pending = await fetch(`${server.issuer}/token`, {
+    const poll = () => fetch(`${server.issuer}/token`, {
       method: 'POST',
       headers: { 'content-type': 'application/x-www-form-urlencoded' },
       body: new URLSearchParams({ grant_type: 'urn:ietf:params:oauth:grant-type:device_code', device_code: device.device_code, client_id: 'demo-cli' }),
     });
+    const pending = await poll();
     assert.equal(pending.status, 400);
     assert.equal((await pending.json() as { error: string }).error, 'authorization_pending');
 
     const last = await approveOnDevicePage(new Browser(), device.verification_uri, device.user_code, { username: 'bob', password: 'bob-password' }, 'deny');
     assert.match(last, /sign-in request was cancelled/i);
 
-    const denied = await fetch(`${server.issuer}/token`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/x-www-form-urlencoded' },
-      body: new URLSearchParams({ grant_type: 'urn:ietf:params:oauth:grant-type:device_code', device_code: device.device_code, client_id: 'demo-cli' }),
-    });
+    const denied = await poll();
     assert.equal(denied.status, 400);
     assert.equal((await denied.json() as { error: string }).error, 'access_denied');
   });

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { calculateJwkThumbprint, exportJWK, generateKeyPair } from 'jose';
 import * as oidc from 'openid-client';
-import { authorizationCodeFlow, Browser, decodeJwt, formAction, hiddenInput, loginThroughPages, rp, startServer, type TestServer } from '../support/harness.ts';
+import { authorizationCodeFlow, Browser, pkceAuthorizationUrl, decodeJwt, formAction, hiddenInput, loginThroughPages, rp, startServer, type TestServer } from '../support/harness.ts';
 
 describe('discovery, DPoP, PAR, logout and artifact lifetimes', () => {
   let server: TestServer;
@@ -63,10 +63,7 @@ describe('discovery, DPoP, PAR, logout and artifact lifetimes', () => {
     assert.equal(`${location.origin}${location.pathname}`, 'http://localhost:3000/');
     assert.equal(location.searchParams.get('state'), 'bye');
     // The session is gone: a new authorization request asks for a login again.
-    const verifier = oidc.randomPKCECodeVerifier();
-    const again = oidc.buildAuthorizationUrl(portal, {
-      redirect_uri: 'http://localhost:3000/callback', scope: 'openid', code_challenge: await oidc.calculatePKCECodeChallenge(verifier), code_challenge_method: 'S256',
-    });
+    const { url: again } = await pkceAuthorizationUrl(portal, { redirect_uri: 'http://localhost:3000/callback', scope: 'openid' });
     const { res: loginPage } = await browser.follow(again, (u) => u.href.startsWith('http://localhost:3000/'));
     assert.match(await loginPage.text(), /name="password"/);
     const events = await server.fedgate.audit.recent(50);

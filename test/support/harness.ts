@@ -224,6 +224,15 @@ export async function loginThroughPages(browser: Browser, authorizationUrl: URL,
   throw new Error('login did not finish');
 }
 
+/** An authorization URL with a fresh PKCE (S256) challenge, and its verifier. */
+export async function pkceAuthorizationUrl(config: oidc.Configuration, params: Record<string, string>): Promise<{ url: URL; verifier: string }> {
+  const verifier = oidc.randomPKCECodeVerifier();
+  const url = oidc.buildAuthorizationUrl(config, {
+    ...params, code_challenge: await oidc.calculatePKCECodeChallenge(verifier), code_challenge_method: 'S256',
+  });
+  return { url, verifier };
+}
+
 /** Code + PKCE through the pages with openid-client; returns the token response. */
 export async function authorizationCodeFlow(
   config: oidc.Configuration,
