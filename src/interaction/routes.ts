@@ -116,9 +116,9 @@ export function interactionRoutes(deps: InteractionDeps): Router {
   const grantConsent = async (interaction: InteractionDetails) => {
     const provider = deps.provider();
     const { prompt: { details: missing }, params, session, grantId } = interaction;
-    const grant = grantId
-      ? (await provider.Grant.find(grantId))!
-      : new provider.Grant({ accountId: session!.accountId, clientId: String(params.client_id) });
+    // An earlier grant may have expired or been revoked since the interaction began: start a new one then.
+    const existing = grantId ? await provider.Grant.find(grantId) : undefined;
+    const grant = existing ?? new provider.Grant({ accountId: session!.accountId, clientId: String(params.client_id) });
     if (Array.isArray(missing.missingOIDCScope)) grant.addOIDCScope((missing.missingOIDCScope as string[]).join(' '));
     if (Array.isArray(missing.missingOIDCClaims)) grant.addOIDCClaims(missing.missingOIDCClaims as string[]);
     const resourceScopes = missing.missingResourceScopes as Record<string, string[]> | undefined;

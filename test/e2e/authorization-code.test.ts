@@ -46,6 +46,26 @@ describe('authorization code + PKCE, consent, refresh rotation', () => {
     assert.ok(landed.searchParams.get('code'));
   });
 
+  it('completes consent even when the grant it extends disappeared meanwhile', async () => {
+    const browser = new Browser();
+    const redirectUri = 'http://localhost:3000/callback';
+    await authorizationCodeFlow(portal, { redirectUri, scope: 'openid', username: 'bob', password: 'bob-password', browser });
+    // More scopes than granted: a consent interaction that extends the existing grant.
+    const { url, verifier } = await pkceAuthorizationUrl(portal, { redirect_uri: redirectUri, scope: 'openid email' });
+    const { res, url: consentUrl } = await browser.follow(url, (u) => u.href.startsWith(redirectUri));
+    const page = await res.text();
+    assert.match(page, /Allow access/);
+    const interaction = await server.store.get<{ grantId?: string }>(`oidc:Interaction:${consentUrl.pathname.split('/').pop()}`);
+    assert.ok(interaction?.grantId, 'the interaction extends a grant');
+    await server.store.delete(`oidc:Grant:${interaction.grantId}`);
+    const confirmed = await browser.request(new URL(`${consentUrl.pathname}/confirm`, consentUrl), { form: { csrf: hiddenInput(page, 'csrf') } });
+    assert.equal(confirmed.status, 303);
+    // The new grant lacks what the deleted one held (openid), so consent is asked once more, then the flow completes.
+    const callback = await loginThroughPages(browser, new URL(confirmed.headers.get('location')!, consentUrl), redirectUri, { username: 'bob', password: 'bob-password' });
+    const tokens = await oidc.authorizationCodeGrant(portal, callback, { pkceCodeVerifier: verifier });
+    assert.equal((await oidc.fetchUserInfo(portal, tokens.access_token, tokens.claims()!.sub)).email, 'bob@fedgate.demo');
+  });
+
   it('rotates refresh tokens and revokes the whole grant when a rotated one is replayed', async () => {
     const tokens = await authorizationCodeFlow(cli, {
       redirectUri: CLI_REDIRECT, scope: 'openid offline_access', username: 'bob', password: 'bob-password',
