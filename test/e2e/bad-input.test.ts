@@ -122,6 +122,8 @@ describe('bad input gets a standard 4xx error, never a 500', () => {
   it('unknown paths and methods are 404/405 in JSON or HTML, not 500', async () => {
     const json = await fetch(`${server.issuer}/no/such/path`, { headers: { accept: 'application/json' } });
     assert.equal(json.status, 404);
+    assert.match(json.headers.get('x-request-id') ?? '', /^[0-9a-f-]{36}$/, 'failures carry a request id to quote');
+    assert.equal((await fetch(`${server.issuer}/healthz`)).headers.get('x-request-id'), null);
     const method = await fetch(`${server.issuer}/healthz`, { method: 'DELETE' });
     assert.equal(method.status, 405);
     const jwks = await fetch(`${server.issuer}/jwks`, { method: 'POST' });
