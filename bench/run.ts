@@ -9,6 +9,8 @@
  * BENCH_PROFILE, BENCH_LOG_LEVEL, REDIS_URL).
  */
 import { mkdir, writeFile } from 'node:fs/promises';
+import { authzDecisions } from './authz-decisions.ts';
+import { authzHttp } from './authz-http.ts';
 import { report } from './lib/format.ts';
 import { busyShare, machineInfo } from './lib/machine.ts';
 import { readOptions } from './lib/options.ts';
@@ -17,7 +19,7 @@ import type { Benchmark, BenchmarkResult } from './lib/types.ts';
 import { tokenIssuance } from './token-issuance.ts';
 
 /** Every benchmark, in run order; later features append theirs. */
-const BENCHMARKS: Benchmark[] = [tokenIssuance];
+const BENCHMARKS: Benchmark[] = [tokenIssuance, authzDecisions, authzHttp];
 
 async function main(): Promise<void> {
   const options = readOptions();

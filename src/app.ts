@@ -6,11 +6,15 @@ import Koa, { type Context, type Next } from 'koa';
 import compose from 'koa-compose';
 import type Provider from 'oidc-provider';
 import { Accounts } from './accounts/accounts.ts';
+import { Groups } from './accounts/groups.ts';
 import { adminRoutes } from './admin/routes.ts';
+import { PolicyService, PolicyValidationError } from './authz/policy-service.ts';
+import { ConfigError } from './config/index.ts';
 import type { Config } from './config/schema.ts';
+import { createGateway } from './gateway/index.ts';
 import { sendPage } from './http/page.ts';
 import { interactionRoutes } from './interaction/routes.ts';
-import { jwksForProvider, loadOrCreateCookieKeys, loadOrCreateKeys, watchKeys, type KeySet } from './keys/index.ts';
+import { jwksForProvider, loadOrCreateCookieKeys, loadOrCreateKeys, publicJwks, watchKeys, type KeySet } from './keys/index.ts';
 import { Audit } from './observability/audit.ts';
 import { createLogger, type Logger } from './observability/logger.ts';
 import { createMetrics } from './observability/metrics.ts';
@@ -86,20 +90,48 @@ export async function createFedgate(config: Config, options: CreateOptions = {})
     logger.info({ account: account.id, grants: revoked }, 'account disabled: grants revoked');
   };
   const resourceServers = new ResourceServers(config.resourceServers);
+  const groups = new Groups(store, accounts);
+  const seededGroups = await groups.seed(config.groups);
+  if (seededGroups.length) logger.info({ groups: seededGroups }, 'groups seeded from configuration');
+  await accounts.ensureMemberIndex();
   await seedAccounts(config, accounts, logger);
+  const policy = new PolicyService({ config, store, logger, accounts, groups });
 
   const keySet = await loadOrCreateKeys(config.keysDir);
   const cookieKeys = await loadOrCreateCookieKeys(config.keysDir);
-  const build = (set: KeySet) => createProvider({ config, store, logger, metrics, audit, accounts, resourceServers, jwks: jwksForProvider(set), cookieKeys });
+  const build = (set: KeySet) => createProvider({ config, store, logger, metrics, audit, accounts, groups, policy, resourceServers, jwks: jwksForProvider(set), cookieKeys });
   let provider = build(keySet);
   let providerMiddleware = compose(provider.middleware as Parameters<typeof compose>[0]);
+  let verificationKeys = publicJwks(keySet);
   const reloadKeys = (set: KeySet) => {
     provider = build(set);
+    verificationKeys = publicJwks(set);
     providerMiddleware = compose(provider.middleware as Parameters<typeof compose>[0]);
     logger.info({ kids: set.keys.filter((k) => !k.retiredAt).map((k) => k.jwk.kid) }, 'signing keys reloaded');
   };
   const stopWatching = options.watchKeys === false ? () => {} : watchKeys(config.keysDir, reloadKeys, {
     onError: (err) => logger.error({ err: { message: err.message } }, 'signing keys file could not be read; keeping the current keys'),
+  });
+
+  const configuredClients = new Set(config.clients.map((c) => c.clientId));
+  policy.clientExists = async (clientId) => configuredClients.has(clientId) || !!(await provider.Client.find(clientId).catch(() => undefined));
+  try {
+    await policy.start();
+  } catch (err) {
+    stopWatching();
+    await store.close();
+    if (err instanceof PolicyValidationError) throw new ConfigError(`policies in ${config.policies.dir}`, err.problems);
+    throw err;
+  }
+  // Memberships, account states and the group hierarchy feed decisions: every replica hears of their changes.
+  accounts.onChanged = () => policy.membershipsChanged();
+  groups.onChanged = () => policy.groupsChanged();
+  const gateway = createGateway({
+    config, store, logger, metrics, audit, accounts,
+    pdp: policy,
+    policyVersion: () => policy.version,
+    jwks: () => verificationKeys,
+    provider: () => provider,
   });
 
   // oidc-provider's middleware runs on this app's contexts, so it signs cookies with this app's keys.
@@ -177,7 +209,7 @@ export async function createFedgate(config: Config, options: CreateOptions = {})
   });
 
   const interaction = interactionRoutes({ config, store, accounts, audit, metrics, provider: () => provider });
-  const admin = adminRoutes({ config, accounts, audit, provider: () => provider });
+  const admin = adminRoutes({ config, accounts, groups, policy, audit, provider: () => provider });
   // fedgate's own routes and oidc-provider's never overlap, so requests are
   // dispatched by path prefix: the token endpoint's hot path runs no router.
   // Router middleware types ask for router context fields the router itself adds.
@@ -190,6 +222,8 @@ export async function createFedgate(config: Config, options: CreateOptions = {})
     if (OPS_PATHS.has(ctx.path)) return opsRoutes(ctx, next);
     if (ctx.path.startsWith('/interaction/')) return interactionRoutesMw(ctx, next);
     if (ctx.path === '/admin/api' || ctx.path.startsWith('/admin/api/')) return adminRoutesMw(ctx, next);
+    if (ctx.path.startsWith('/api/')) return gateway.proxy(ctx, next);
+    if (ctx.path === '/authz' || ctx.path.startsWith('/authz/')) return gateway.authz(ctx, next);
     await providerMiddleware(ctx, next);
     // oidc-provider emits no success events for these routes; audit them from the response.
     const oidcCtx = (ctx as unknown as { oidc?: { route?: string; client?: { clientId: string }; entities: { InitialAccessToken?: { destroy(): Promise<void> } } } }).oidc;
@@ -210,7 +244,7 @@ export async function createFedgate(config: Config, options: CreateOptions = {})
 
   let server: Server | undefined;
   return {
-    config, app, store, logger, metrics, audit, accounts, resourceServers,
+    config, app, store, logger, metrics, audit, accounts, groups, policy, resourceServers,
     provider: () => provider,
     reloadKeys,
     listen(port = config.port, host?: string) {
@@ -237,6 +271,8 @@ export async function createFedgate(config: Config, options: CreateOptions = {})
         await closing;
         clearTimeout(timer);
       }
+      await gateway.close();
+      await policy.close();
       await audit.flush();
       await store.close();
     },

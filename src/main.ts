@@ -14,7 +14,17 @@ async function main(): Promise<void> {
     }
     throw err;
   }
-  const fedgate = await createFedgate(config);
+  let fedgate;
+  try {
+    fedgate = await createFedgate(config);
+  } catch (err) {
+    // Bad policy files are configuration too: same message form, same exit code.
+    if (err instanceof ConfigError) {
+      process.stderr.write(`fedgate: ${err.message}\n`);
+      process.exit(2);
+    }
+    throw err;
+  }
   if (config.demo) process.stdout.write(demoBanner(config));
   await fedgate.listen();
 

@@ -1,4 +1,6 @@
 import type { Accounts } from './accounts/accounts.ts';
+import type { Groups } from './accounts/groups.ts';
+import type { PolicyService } from './authz/policy-service.ts';
 import type { Config } from './config/schema.ts';
 import type { Audit } from './observability/audit.ts';
 import type { Logger } from './observability/logger.ts';
@@ -14,5 +16,8 @@ export interface Services {
   metrics: Metrics;
   audit: Audit;
   accounts: Accounts;
+  groups: Groups;
+  /** The policy decision and administration point (authz/). */
+  policy: PolicyService;
   resourceServers: ResourceServers;
 }

@@ -1,16 +1,26 @@
 import type { BenchmarkResult, ResultRow } from './types.ts';
 
+/** Milliseconds with one decimal; sub-0.1 ms figures (in-process benchmarks) with two significant digits. */
+function ms(value: number): string {
+  return value > 0 && value < 0.1 ? value.toPrecision(2) : value.toFixed(1);
+}
+
+/** Microseconds as whole numbers; below 10 µs with two decimals. */
+function us(value: number): string {
+  return value > 0 && value < 10 ? value.toFixed(2) : value.toFixed(0);
+}
+
 const COLUMNS: Array<{ title: string; align: 'left' | 'right'; value: (row: ResultRow) => string }> = [
   { title: 'server', align: 'left', value: (r) => r.name },
   { title: 'round', align: 'right', value: (r) => (r.round === undefined ? 'best' : String(r.round)) },
   { title: 'requests/s', align: 'right', value: (r) => r.requestsPerSec.toFixed(0) },
-  { title: 'p50 ms', align: 'right', value: (r) => r.p50Ms.toFixed(1) },
-  { title: 'p99 ms', align: 'right', value: (r) => r.p99Ms.toFixed(1) },
+  { title: 'p50 ms', align: 'right', value: (r) => ms(r.p50Ms) },
+  { title: 'p99 ms', align: 'right', value: (r) => ms(r.p99Ms) },
   { title: 'peak RSS MiB', align: 'right', value: (r) => r.peakRssMiB.toFixed(0) },
   { title: 'non-2xx', align: 'right', value: (r) => String(r.non2xx) },
   { title: 'errors', align: 'right', value: (r) => String(r.errors) },
-  { title: 'CPU µs/req', align: 'right', value: (r) => r.cpuUsPerRequest.toFixed(0) },
-  { title: 'main µs/req', align: 'right', value: (r) => r.mainThreadUsPerRequest.toFixed(0) },
+  { title: 'CPU µs/req', align: 'right', value: (r) => us(r.cpuUsPerRequest) },
+  { title: 'main µs/req', align: 'right', value: (r) => us(r.mainThreadUsPerRequest) },
   { title: 'Redis CPU %', align: 'right', value: (r) => (r.redisCpuPct === undefined ? '-' : r.redisCpuPct.toFixed(0)) },
   { title: 'other CPU %', align: 'right', value: (r) => r.otherCpuPct.toFixed(0) },
 ];

@@ -51,6 +51,9 @@ export class AccountError extends Error {
 const accountKey = (id: string) => `account:${id}`;
 const usernameKey = (username: string) => `account-username:${username.toLowerCase()}`;
 const ACCOUNT_IDS = 'account-ids';
+/** Account ids whose direct groups include the group: the member list of a group. */
+export const groupMembersKey = (group: string) => `group-members:${group}`;
+const MEMBER_INDEX_BUILT = 'group-members-indexed';
 /** Identity index keys hash issuer and subject: DNs and entity IDs can be long and hold any character. */
 const identityKey = (type: string, issuer: string, subject: string) =>
   `account-identity:${type}:${createHash('sha256').update(`${issuer}\n${subject}`).digest('base64url')}`;
@@ -80,6 +83,11 @@ export class Accounts {
   readonly #store: Store;
   /** Called after an account is disabled, so its grants can be revoked. */
   onDisabled: ((account: Account) => Promise<void>) | undefined;
+  /**
+   * Called after an account's groups or state changed, so that decisions
+   * and cached identities based on it are refreshed on every replica.
+   */
+  onChanged: ((account: Account) => void | Promise<void>) | undefined;
 
   constructor(store: Store) {
     this.#store = store;
@@ -125,7 +133,30 @@ export class Accounts {
     }
     await this.#store.set(accountKey(account.id), account);
     await this.#store.addToSet(ACCOUNT_IDS, account.id);
+    await this.#indexGroups(account.id, [], account.groups);
     return account;
+  }
+
+  async #indexGroups(id: string, before: readonly string[], after: readonly string[]): Promise<void> {
+    await Promise.all([
+      ...after.filter((g) => !before.includes(g)).map((g) => this.#store.addToSet(groupMembersKey(g), id)),
+      ...before.filter((g) => !after.includes(g)).map((g) => this.#store.removeFromSet(groupMembersKey(g), id)),
+    ]);
+  }
+
+  /** Ids of the accounts directly in `group`. */
+  async memberIds(group: string): Promise<string[]> {
+    return this.#store.setMembers(groupMembersKey(group));
+  }
+
+  /**
+   * Builds the member index once for accounts created before it existed;
+   * later changes keep it current.
+   */
+  async ensureMemberIndex(): Promise<void> {
+    if (await this.#store.get(MEMBER_INDEX_BUILT)) return;
+    for (const account of await this.list()) await this.#indexGroups(account.id, [], account.groups);
+    await this.#store.set(MEMBER_INDEX_BUILT, true);
   }
 
   /** Creates the account unless the username exists: configuration users are a seed, the store holds the truth. */
@@ -157,8 +188,12 @@ export class Accounts {
 
   async setGroups(id: string, groups: string[]): Promise<Account> {
     const account = await this.#require(id);
+    const before = account.groups;
     account.groups = [...new Set(groups)].sort();
-    return this.#save(account);
+    await this.#save(account);
+    await this.#indexGroups(account.id, before, account.groups);
+    await this.onChanged?.(account);
+    return account;
   }
 
   async setPassword(id: string, password: string): Promise<Account> {
@@ -173,6 +208,7 @@ export class Accounts {
     account.disabled = disabled;
     await this.#save(account);
     if (disabled && this.onDisabled) await this.onDisabled(account);
+    await this.onChanged?.(account);
     return account;
   }
 

@@ -4,28 +4,27 @@ import type { Context, Next } from 'koa';
 import type Provider from 'oidc-provider';
 import { z } from 'zod';
 import { effectiveGroups, type Account, type Accounts } from '../accounts/accounts.ts';
+import type { Groups } from '../accounts/groups.ts';
+import type { PolicyService } from '../authz/policy-service.ts';
 import type { Config } from '../config/schema.ts';
 import type { Audit } from '../observability/audit.ts';
+import { ADMIN_SCOPE } from '../oidc/provider.ts';
+import { groupRoutes } from './groups.ts';
+import { caller, fail, type AdminCaller } from './http.ts';
+import { policyRoutes } from './policies.ts';
 
 export interface AdminDeps {
   config: Config;
   accounts: Accounts;
+  groups: Groups;
+  policy: PolicyService;
   audit: Audit;
   provider: () => Provider;
 }
 
 /** Members of this group (or its subgroups) administer fedgate. */
 export const ADMIN_GROUP = '/admins';
-
-/** An OAuth-style JSON error with its status and, for 401/403, an RFC 6750 challenge. */
-function fail(ctx: Context, status: number, error: string, description: string): void {
-  ctx.status = status;
-  if (status === 401 || status === 403) {
-    const code = status === 401 ? error : 'insufficient_scope';
-    ctx.set('WWW-Authenticate', `Bearer realm="fedgate-admin", error="${code}", error_description="${description.replace(/"/g, "'")}"`);
-  }
-  ctx.body = { error, error_description: description };
-}
+export { ADMIN_SCOPE };
 
 /** Issues an initial access token for dynamic client registration (RFC 7591 §3). */
 export async function createInitialAccessToken(provider: Provider, ttlSeconds: number): Promise<{ token: string; expiresAt: number }> {
@@ -47,28 +46,46 @@ const accountView = (a: Account) => ({
 
 /**
  * The admin REST API (`/admin/api`): callers present a bearer access token
- * issued by fedgate to a member of /admins.
+ * fedgate issued to a member of /admins, or a client credentials token with
+ * the fedgate.admin scope of a configured administrative client.
  */
 export function adminRoutes(deps: AdminDeps): Router {
   const { accounts, audit, config } = deps;
   const router = new Router({ prefix: '/admin/api' });
-  const json = bodyParser({ enableTypes: ['json'], jsonLimit: '64kb', encoding: 'utf-8' });
+  const json = bodyParser({ enableTypes: ['json'], jsonLimit: '5mb', encoding: 'utf-8', parsedMethods: ['POST', 'PUT', 'PATCH', 'DELETE'] });
+
+  const adminClients = new Set(config.clients.filter((c) => c.scopes?.includes(ADMIN_SCOPE)).map((c) => c.clientId));
+  /** The caller behind a bearer token, or a reason to refuse it. */
+  const authenticate = async (value: string): Promise<AdminCaller | { status: 401 | 403; reason: string }> => {
+    const invalid = { status: 401 as const, reason: 'the access token is invalid, expired or revoked' };
+    const provider = deps.provider();
+    const token = await provider.AccessToken.find(value).catch(() => undefined);
+    if (token?.accountId) {
+      const account = await accounts.findById(token.accountId);
+      if (!account || account.disabled) return invalid;
+      if (!effectiveGroups(account.groups).includes(ADMIN_GROUP)) return { status: 403, reason: `membership of ${ADMIN_GROUP} is required` };
+      return { actor: account.id, label: account.username };
+    }
+    const clientToken = token ? undefined : await provider.ClientCredentials.find(value).catch(() => undefined);
+    if (!clientToken) return invalid;
+    const scopes = String(clientToken.scope ?? '').split(' ');
+    if (!scopes.includes(ADMIN_SCOPE) || !adminClients.has(clientToken.clientId ?? '')) return { status: 403, reason: `the ${ADMIN_SCOPE} scope of an administrative client is required` };
+    return { actor: `client:${clientToken.clientId}`, label: `client:${clientToken.clientId}` };
+  };
 
   router.use(async (ctx: Context, next: Next) => {
     ctx.set('Cache-Control', 'no-store');
     const header = ctx.get('authorization');
     const match = /^Bearer ([A-Za-z0-9._~+/-]+=*)$/i.exec(header);
     if (!match) return fail(ctx, 401, 'invalid_request', 'a bearer access token is required');
-    const token = await deps.provider().AccessToken.find(match[1]!).catch(() => undefined);
-    if (!token?.accountId) return fail(ctx, 401, 'invalid_token', 'the access token is invalid, expired or revoked');
-    const account = await accounts.findById(token.accountId);
-    if (!account || account.disabled) return fail(ctx, 401, 'invalid_token', 'the access token is invalid, expired or revoked');
-    if (!effectiveGroups(account.groups).includes(ADMIN_GROUP)) return fail(ctx, 403, 'insufficient_scope', `membership of ${ADMIN_GROUP} is required`);
-    ctx.state.admin = account;
+    const who = await authenticate(match[1]!);
+    if ('status' in who) return fail(ctx, who.status, who.status === 401 ? 'invalid_token' : 'insufficient_scope', who.reason);
+    ctx.state.admin = who;
     try {
       await next();
     } catch (err) {
       const status = (err as { status?: number }).status;
+      if (status === 413) return fail(ctx, 413, 'invalid_request', 'the request body is too large');
       if (status && status >= 400 && status < 500) return fail(ctx, status, 'invalid_request', 'the request body could not be read');
       throw err;
     }
@@ -80,7 +97,7 @@ export function adminRoutes(deps: AdminDeps): Router {
     if (!parsed.success) return fail(ctx, 400, 'invalid_request', parsed.error.issues.map((i) => `${i.path.join('.') || 'body'}: ${i.message}`).join('; '));
     if (!config.registration.enabled) return fail(ctx, 400, 'invalid_request', 'dynamic client registration is disabled');
     const { token, expiresAt } = await createInitialAccessToken(deps.provider(), parsed.data.ttl ?? config.registration.initialAccessTokenTtl);
-    await audit.record({ type: 'admin.change', actor: (ctx.state.admin as Account).id, outcome: 'success', ip: ctx.ip, target: 'initial-access-token', detail: { action: 'create', expires_at: expiresAt } });
+    await audit.record({ type: 'admin.change', actor: caller(ctx).actor, outcome: 'success', ip: ctx.ip, target: 'initial-access-token', detail: { action: 'create', expires_at: expiresAt } });
     ctx.status = 201;
     ctx.body = { initial_access_token: token, expires_at: expiresAt, registration_endpoint: `${config.issuer}/reg` };
   });
@@ -102,11 +119,17 @@ export function adminRoutes(deps: AdminDeps): Router {
     if (!before) return fail(ctx, 404, 'not_found', 'no such account');
     const after = await accounts.setDisabled(before.id, parsed.data.disabled);
     await audit.record({
-      type: parsed.data.disabled ? 'account.disabled' : 'account.enabled', actor: (ctx.state.admin as Account).id, outcome: 'success', ip: ctx.ip,
+      type: parsed.data.disabled ? 'account.disabled' : 'account.enabled', actor: caller(ctx).actor, outcome: 'success', ip: ctx.ip,
       target: before.id, detail: { before: { disabled: before.disabled }, after: { disabled: after.disabled } },
     });
     ctx.body = accountView(after);
   });
+
+  const csv = bodyParser({ enableTypes: ['text'], extendTypes: { text: ['text/csv'] }, textLimit: '20mb', encoding: 'utf-8' });
+  const groupRouter = groupRoutes({ accounts, groups: deps.groups, policy: deps.policy, audit, json });
+  const policyRouter = policyRoutes({ accounts, policy: deps.policy, audit, json, csv });
+  router.use(groupRouter.routes(), groupRouter.allowedMethods());
+  router.use(policyRouter.routes(), policyRouter.allowedMethods());
 
   router.get('/audit', async (ctx) => {
     const limit = Math.min(Math.max(Number.parseInt(String(ctx.query.limit ?? '100'), 10) || 100, 1), 1000);

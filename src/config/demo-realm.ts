@@ -32,7 +32,21 @@ export function demoRealm(): Omit<FileConfig, 'users'> & { users: Array<FileConf
       { path: '/cms', description: 'CMS collaboration' },
       { path: '/cms/production', description: 'CMS production managers' },
       { path: '/atlas', description: 'ATLAS collaboration' },
+      { path: '/ml-users', description: 'Users of the ML service' },
     ],
+    trustedProxies: [],
+    policies: { dir: 'policies', pollSeconds: 5 },
+    gateway: {
+      // Decision endpoint only (/authz?service=...): the demo has no upstreams to proxy to.
+      services: [
+        { name: 'orchestrator', audience: 'https://orchestrator.demo', hosts: [], timeoutSeconds: 30, forwardToken: true },
+        { name: 'data', audience: 'https://storage.demo', hosts: [], timeoutSeconds: 30, forwardToken: true },
+        { name: 'ml', audience: 'https://ml.demo', hosts: [], timeoutSeconds: 30, forwardToken: true },
+        { name: 'sync', audience: 'https://sync.demo', hosts: [], timeoutSeconds: 30, forwardToken: true },
+      ],
+      tokenCacheSize: 100_000,
+      maxBodyBytes: 0,
+    },
     clients: [
       {
         clientId: 'demo-cli',
@@ -104,7 +118,7 @@ export function demoRealm(): Omit<FileConfig, 'users'> & { users: Array<FileConf
     ],
     users: [
       { username: 'alice', password: 'alice-password', name: 'Alice Researcher', email: 'alice@fedgate.demo', groups: ['/cms', '/cms/production'], disabled: false },
-      { username: 'bob', password: 'bob-password', name: 'Bob Analyst', email: 'bob@fedgate.demo', groups: ['/atlas'], disabled: false },
+      { username: 'bob', password: 'bob-password', name: 'Bob Analyst', email: 'bob@fedgate.demo', groups: ['/atlas', '/ml-users'], disabled: false },
       { username: 'admin', password: 'admin-password', name: 'Demo Administrator', email: 'admin@fedgate.demo', groups: ['/admins'], disabled: false },
     ],
   };

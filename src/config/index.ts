@@ -1,4 +1,5 @@
 import { readFile } from 'node:fs/promises';
+import { isIP } from 'node:net';
 import { parse as parseYaml, YAMLParseError } from 'yaml';
 import type { z } from 'zod';
 import { demoRealm } from './demo-realm.ts';
@@ -85,7 +86,30 @@ function crossCheck(config: FileConfig): string[] {
       if (!declared.has(group)) problems.push(`users.${i}.groups.${j}: group ${group} is not declared under groups`);
     });
   });
+  const seenServices = new Set<string>();
+  config.gateway.services.forEach((service, i) => {
+    const at = `gateway.services.${i}`;
+    if (seenServices.has(service.name)) problems.push(`${at}.name: duplicate service ${service.name}`);
+    seenServices.add(service.name);
+    if (!audiences.has(service.audience)) problems.push(`${at}.audience: ${service.audience} is not a configured resource server`);
+    if ((service.domain ?? service.name) === 'scopes') problems.push(`${at}.domain: scopes is the scope policy's domain, not a service's`);
+  });
+  config.trustedProxies.forEach((entry, i) => {
+    if (!parseAddressRange(entry)) problems.push(`trustedProxies.${i}: must be an IP address or CIDR range (10.0.0.0/8)`);
+  });
   return problems;
+}
+
+/** An IP address or CIDR range, as node:net's BlockList wants it; undefined when malformed. */
+export function parseAddressRange(entry: string): { address: string; prefix: number; family: 'ipv4' | 'ipv6' } | undefined {
+  const [address, prefixText, ...rest] = entry.split('/');
+  if (rest.length || !address) return undefined;
+  const version = isIP(address);
+  if (!version) return undefined;
+  const max = version === 4 ? 32 : 128;
+  const prefix = prefixText === undefined ? max : Number(prefixText);
+  if (!Number.isInteger(prefix) || prefix < 0 || prefix > max || (prefixText !== undefined && !/^\d+$/.test(prefixText))) return undefined;
+  return { address, prefix, family: version === 4 ? 'ipv4' : 'ipv6' };
 }
 
 function envPort(value: string | undefined): number | undefined {

@@ -15,7 +15,7 @@ export const WLCG_ANY_AUDIENCE = 'https://wlcg.cern.ch/jwt/v1/any';
 
 const seconds = z.number().int().positive();
 const absoluteUri = z.string().refine((v) => URL.canParse(v), 'must be an absolute URI');
-const groupPath = z.string().regex(/^(\/[A-Za-z0-9._-]+)+$/, 'must be a group path such as /cms/production');
+const groupPath = z.string().regex(/^(\/(?!\.\.?(?:\/|$))[A-Za-z0-9._-]+)+$/, 'must be a group path such as /cms/production');
 
 /** Token lifetimes in seconds. Defaults follow the WLCG common JWT profile §4.3.1. */
 export const lifetimesSchema = z.object({
@@ -73,6 +73,32 @@ export const resourceServerSchema = z.object({
   signingAlg: z.enum(['ES256', 'RS256']).default('ES256'),
 }).strict();
 
+const httpUrl = z.string().refine((v) => {
+  const url = URL.parse(v);
+  return !!url && (url.protocol === 'http:' || url.protocol === 'https:') && !url.search && !url.hash;
+}, 'must be an http(s) URL without query or fragment');
+
+/**
+ * A platform service behind the gateway: reachable at `/api/<name>/*` when it
+ * has an upstream, and decided for at `/authz?service=<name>` in any case.
+ */
+export const serviceSchema = z.object({
+  /** The path segment in `/api/<name>/*` and the `service` of `/authz`. */
+  name: z.string().regex(/^[a-z0-9][a-z0-9-]{0,62}$/, 'lower-case letters, digits and - only'),
+  /** The policy domain its requests are decided in (default: the name). */
+  domain: z.string().regex(/^[a-z0-9][a-z0-9-]{0,62}$/, 'lower-case letters, digits and - only').optional(),
+  /** The audience a token must carry to be accepted here: a configured resource server. */
+  audience: absoluteUri,
+  /** Upstream base URL requests are proxied to; absent = decision endpoint only. */
+  upstream: httpUrl.optional(),
+  /** Hosts (Host / X-Forwarded-Host) whose `/authz` requests are for this service. */
+  hosts: z.array(z.string().min(1)).default([]),
+  /** Seconds to wait for the upstream's response headers, and between body chunks. */
+  timeoutSeconds: z.number().positive().max(3600).default(30),
+  /** Pass the client's Authorization (and DPoP) header on to the upstream. */
+  forwardToken: z.boolean().default(true),
+}).strict();
+
 export const userSchema = z.object({
   username: z.string().min(1).max(100).regex(/^[A-Za-z0-9._@-]+$/, 'letters, digits and . _ @ - only'),
   /** An argon2id PHC string (`$argon2id$...`). */
@@ -114,6 +140,25 @@ export const fileConfigSchema = z.object({
     enabled: z.boolean().default(true),
     initialAccessTokenTtl: seconds.default(24 * 3600),
   }).strict().prefault({}),
+  /**
+   * Addresses (IPs or CIDR ranges) of proxies trusted to pass a client
+   * certificate in a header (RFC 9440 Client-Cert). Such headers from any
+   * other address are ignored.
+   */
+  trustedProxies: z.array(z.string().min(1)).default([]),
+  policies: z.object({
+    /** Directory of policy CSV files that seed the store on first start. */
+    dir: z.string().default('policies'),
+    /** Seconds between checks of the policy version in the store (a safety net under pub/sub). */
+    pollSeconds: z.number().positive().max(3600).default(5),
+  }).strict().prefault({}),
+  gateway: z.object({
+    services: z.array(serviceSchema).default([]),
+    /** Verified tokens kept in memory per replica, by hash, for their remaining lifetime. */
+    tokenCacheSize: z.number().int().min(0).default(100_000),
+    /** Largest request body proxied to an upstream, in bytes (0 = unlimited). */
+    maxBodyBytes: z.number().int().min(0).default(0),
+  }).strict().prefault({}),
   groups: z.array(z.object({ path: groupPath, description: z.string().optional() }).strict()).default([]),
   clients: z.array(clientSchema).default([]),
   resourceServers: z.array(resourceServerSchema).default([]),
@@ -122,6 +167,7 @@ export const fileConfigSchema = z.object({
 
 export type FileConfig = z.infer<typeof fileConfigSchema>;
 export type ClientConfig = z.infer<typeof clientSchema>;
+export type ServiceConfig = z.infer<typeof serviceSchema>;
 export type ResourceServerConfig = z.infer<typeof resourceServerSchema>;
 export type UserSeed = z.infer<typeof userSchema> & { password?: string };
 export type Lifetimes = z.infer<typeof lifetimesSchema>;

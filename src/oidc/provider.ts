@@ -6,7 +6,7 @@ import { sendPage } from '../http/page.ts';
 import * as pages from '../views/pages.ts';
 import { storeAdapterFactory } from './adapter.ts';
 import { accountClaims, profileTokenClaims, SCOPE_CLAIMS } from './claims.ts';
-import { isWlcgScope, scopeCovered } from './resource-servers.ts';
+import { isGroupSelectionScope, isWlcgScope, scopeCovered } from './resource-servers.ts';
 
 /** Everything the provider configuration needs from the rest of fedgate. */
 export interface ProviderDeps extends Services {
@@ -26,13 +26,23 @@ const GRANT_TYPE_URNS: Record<GrantTypeName, string> = {
 /** Grant types this build registers with oidc-provider; others in configuration wait for their feature. */
 const REGISTERED_GRANTS = new Set<GrantTypeName>(['authorization_code', 'refresh_token', 'device_code', 'client_credentials']);
 
+/**
+ * A client (client credentials) holding this scope administers fedgate
+ * (/admin/api). Only clients from the configuration that list it get it: a
+ * dynamically registered client is never an administrator.
+ */
+export const ADMIN_SCOPE = 'fedgate.admin';
+
 /** Static OIDC scopes; resource server scopes are resolved per request (getResourceServerInfo). */
-export const OIDC_SCOPES = ['openid', 'offline_access', 'profile', 'email', 'groups', 'wlcg.groups', 'eduperson_entitlement'];
+export const OIDC_SCOPES = ['openid', 'offline_access', 'profile', 'email', 'groups', 'wlcg.groups', 'eduperson_entitlement', ADMIN_SCOPE];
+/** What a client may ask for of the static scopes when its configuration lists none. */
+const DEFAULT_STATIC_SCOPES = OIDC_SCOPES.filter((s) => s !== ADMIN_SCOPE);
 
 /** oidc-provider client metadata for a configured client. */
 export function clientMetadata(client: ClientConfig): ClientMetadata {
   const grantTypes = client.grantTypes.filter((g) => REGISTERED_GRANTS.has(g)).map((g) => GRANT_TYPE_URNS[g]);
-  const staticScopes = client.scopes?.filter((s) => OIDC_SCOPES.includes(s));
+  const listed = client.scopes?.filter((s) => OIDC_SCOPES.includes(s)) ?? [];
+  const staticScopes = listed.length ? listed : DEFAULT_STATIC_SCOPES;
   return {
     client_id: client.clientId,
     ...(client.clientSecret ? { client_secret: client.clientSecret } : {}),
@@ -44,7 +54,7 @@ export function clientMetadata(client: ClientConfig): ClientMetadata {
     post_logout_redirect_uris: client.postLogoutRedirectUris,
     token_endpoint_auth_method: client.clientSecret ? 'client_secret_basic' : 'none',
     // An allow-list of resource scopes only leaves the OIDC scopes unrestricted (an empty `scope` would break the client).
-    ...(staticScopes?.length ? { scope: staticScopes.join(' ') } : {}),
+    scope: staticScopes.join(' '),
   };
 }
 
@@ -64,13 +74,22 @@ function candidateScopes(ctx: KoaContextWithOIDC): Set<string> {
   return out;
 }
 
+/** The account a token request or authorization is for, when there is one. */
+function accountIdOf(ctx: KoaContextWithOIDC): string | undefined {
+  const entities = ctx.oidc.entities as Record<string, { accountId?: string } | undefined>;
+  return ctx.oidc.account?.accountId
+    ?? entities.AuthorizationCode?.accountId ?? entities.RefreshToken?.accountId ?? entities.DeviceCode?.accountId
+    ?? entities.BackchannelAuthenticationRequest?.accountId
+    ?? ctx.oidc.session?.accountId;
+}
+
 /**
  * Builds the oidc-provider instance: protocol behaviour is oidc-provider's;
  * this wires in fedgate's store, accounts, resource servers, token profiles,
  * pages and events through its documented hooks.
  */
 export function createProvider(deps: ProviderDeps): Provider {
-  const { config, accounts, resourceServers, metrics, audit, logger } = deps;
+  const { config, accounts, resourceServers, metrics, audit, logger, policy } = deps;
   const clientsById = new Map(config.clients.map((c) => [c.clientId, c]));
   const lifetimes = config.lifetimes;
 
@@ -188,13 +207,21 @@ export function createProvider(deps: ProviderDeps): Provider {
           if (!rs) throw new errors.InvalidTarget('unknown resource server');
           const candidates = candidateScopes(ctx);
           const grantType = ctx.oidc.params?.grant_type === 'client_credentials' ? 'client_credentials' : 'other';
-          // The answer depends only on these inputs; services ask the same question thousands of times a second.
-          const memoKey = `${resourceIndicator}\u0000${client.clientId}\u0000${grantType}\u0000${[...candidates].join(' ')}`;
+          const accountId = grantType === 'client_credentials' ? undefined : accountIdOf(ctx);
+          // The answer depends only on these inputs (and the policy version); services ask the same question thousands of times a second.
+          const memoKey = `${policy.version}\u0000${accountId ?? ''}\u0000${resourceIndicator}\u0000${client.clientId}\u0000${grantType}\u0000${[...candidates].join(' ')}`;
           const memo = resourceInfoMemo.get(memoKey);
           if (memo) return memo;
           const clientConfig = clientsById.get(client.clientId);
           let scopes = resourceServers.acceptedScopes(rs, candidates);
           if (clientConfig?.scopes) scopes = scopes.filter((s) => scopeCovered(s, clientConfig.scopes!));
+          if (accountId) {
+            // The scope policy decides what a user's token may carry; WLCG group selection is not a capability.
+            const account = await accounts.findById(accountId);
+            const governed = scopes.filter((s) => !isGroupSelectionScope(s));
+            const allowed = new Set(account ? policy.allowedScopes(account, rs.audience, governed) : []);
+            scopes = scopes.filter((s) => isGroupSelectionScope(s) || allowed.has(s));
+          }
           const grantDefault = grantType === 'client_credentials' ? lifetimes.clientCredentials : lifetimes.accessToken;
           const info = {
             audience: rs.audience,

@@ -56,6 +56,11 @@ export function isWlcgScope(scope: string): boolean {
   return PATH_SCOPE.test(scope) || /^compute\.(read|modify|create|cancel)$/.test(scope) || WLCG_GROUPS_SCOPE.test(scope);
 }
 
+/** Is this a WLCG group selection scope (`wlcg.groups`, `wlcg.groups:/cms`)? */
+export function isGroupSelectionScope(scope: string): boolean {
+  return WLCG_GROUPS_SCOPE.test(scope);
+}
+
 /** Requested WLCG groups: `all` for bare `wlcg.groups`, plus explicit paths in request order. */
 export function requestedWlcgGroups(scopes: Iterable<string>): { all: boolean; explicit: string[] } {
   let all = false;

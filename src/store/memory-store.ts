@@ -115,8 +115,8 @@ export class MemoryStore implements Store {
     return entry === undefined ? [] : [...entry.members];
   }
 
-  async increment(key: string, ttlSeconds: number): Promise<number> {
-    const expiresAt = this.#expiry(ttlSeconds);
+  async increment(key: string, ttlSeconds?: number): Promise<number> {
+    const expiresAt = ttlSeconds === undefined ? undefined : this.#expiry(ttlSeconds);
     const entry = this.#live(key, 'string');
     if (entry === undefined) {
       this.#entries.set(key, { type: 'string', value: '1', expiresAt });

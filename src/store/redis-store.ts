@@ -169,7 +169,8 @@ export class RedisStore implements Store {
     return this.#client.smembers(this.#key(key));
   }
 
-  async increment(key: string, ttlSeconds: number): Promise<number> {
+  async increment(key: string, ttlSeconds?: number): Promise<number> {
+    if (ttlSeconds === undefined) return this.#client.incr(this.#key(key));
     assertPositiveInteger(ttlSeconds, 'ttlSeconds');
     return Number(await this.#client.fedgateIncrement(this.#key(key), ttlSeconds));
   }

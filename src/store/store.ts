@@ -57,11 +57,12 @@ export interface Store {
   setMembers(key: string): Promise<string[]>;
 
   /**
-   * Increments the counter at `key` and returns the new value. The first
-   * increment starts a window of `ttlSeconds`; later increments do not
-   * extend it (a fixed-window counter).
+   * Increments the counter at `key` and returns the new value. With
+   * `ttlSeconds`, the first increment starts a window of that length; later
+   * increments do not extend it (a fixed-window counter). Without it, the
+   * counter never expires (a version number).
    */
-  increment(key: string, ttlSeconds: number): Promise<number>;
+  increment(key: string, ttlSeconds?: number): Promise<number>;
 
   /**
    * Appends entries, in order, to the capped stream at `key`, keeping about

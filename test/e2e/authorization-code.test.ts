@@ -107,7 +107,7 @@ describe('authorization code + PKCE, consent, refresh rotation', () => {
     const ml = await authorizationCodeFlow(portal, {
       redirectUri: 'http://localhost:3000/callback', scope: 'openid ml.inference', resource: 'https://ml.demo', username: 'bob', password: 'bob-password',
     });
-    assert.deepEqual(decodeJwt(ml.access_token).payload.groups, ['/atlas']);
+    assert.deepEqual(decodeJwt(ml.access_token).payload.groups, ['/atlas', '/ml-users']);
   });
 
   it('refuses a public client without PKCE', async () => {

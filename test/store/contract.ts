@@ -208,6 +208,14 @@ export function storeContract(
       assert.equal(await store.increment(other, 100), 1, 'counters are independent');
     });
 
+    it('counts without expiry when no window is given (a version number)', async () => {
+      const key = randomKey('version');
+      assert.equal(await store.increment(key), 1);
+      assert.equal(await store.increment(key), 2);
+      assert.equal(await store.ttl(key), -1, 'a version counter never expires');
+      assert.equal(await store.get(key), 2, 'the counter reads back as a number');
+    });
+
     it('appends to a stream and reads it newest first', async () => {
       const key = randomKey('stream');
       assert.deepEqual(await store.readStream(key, 10), []);

@@ -1,0 +1,92 @@
+import assert from 'node:assert/strict';
+import { mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { after, before, describe, it } from 'node:test';
+import { POLICY_VERSION_KEY } from '../../src/authz/store-watcher.ts';
+import type { Config } from '../../src/config/index.ts';
+import { authorizationCodeFlow, rawRequest, rp, startServer, type TestServer } from '../support/harness.ts';
+
+const PORTAL_REDIRECT = 'http://localhost:3000/callback';
+
+/** Polls until `check` holds; returns how long it took. */
+async function within(ms: number, check: () => Promise<boolean>): Promise<number> {
+  const start = performance.now();
+  while (performance.now() - start < ms) {
+    if (await check()) return performance.now() - start;
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  throw new Error(`not within ${ms} ms`);
+}
+
+/**
+ * Two fedgate instances sharing one Redis (and one keys directory, as
+ * replicas behind a load balancer do): a change made through the admin API
+ * of one is enforced by the other within a second.
+ */
+describe('policy changes across replicas', () => {
+  let a: TestServer;
+  let b: TestServer;
+  let adminToken: string;
+  let bobOrchestrator: string;
+
+  before(async () => {
+    const keysDir = await mkdtemp(join(tmpdir(), 'fedgate-keys-'));
+    const redisPrefix = `fedgate-test-${randomBytes(6).toString('hex')}:`;
+    const configure = (config: Config) => { config.policies.pollSeconds = 0.5; };
+    a = await startServer({ redis: true, redisPrefix, keysDir, configure });
+    // Replicas share the public issuer URL, as they do behind a load balancer.
+    b = await startServer({ redis: true, redisPrefix, keysDir, configure, env: { ISSUER: a.issuer } });
+    const portal = await rp(a.issuer, 'demo-portal', 'demo-portal-secret');
+    adminToken = (await authorizationCodeFlow(portal, { redirectUri: PORTAL_REDIRECT, scope: 'openid', username: 'admin', password: 'admin-password' })).access_token;
+    bobOrchestrator = (await authorizationCodeFlow(portal, {
+      redirectUri: PORTAL_REDIRECT, scope: 'openid compute.read', resource: 'https://orchestrator.demo', username: 'bob', password: 'bob-password',
+    })).access_token;
+  });
+  after(async () => {
+    await b.stop();
+    await a.cleanup();
+  });
+
+  const admin = (path: string, method: string, body?: unknown) => fetch(`${a.issuer}/admin/api${path}`, {
+    method, headers: { authorization: `Bearer ${adminToken}`, 'content-type': 'application/json' }, ...(body ? { body: JSON.stringify(body) } : {}),
+  });
+  // Replica B decides; B never saw the admin request.
+  const decideOnB = async (uri: string) => (await rawRequest(b.issuer, '/authz?service=orchestrator', {
+    headers: { authorization: `Bearer ${bobOrchestrator}`, 'x-original-method': 'GET', 'x-original-uri': uri },
+  })).status;
+
+  it('enforces a rule added on replica A at replica B within a second, and its removal too', async () => {
+    assert.equal(await decideOnB('/queues/atlas'), 403);
+    const rule = { type: 'p', subject: '/atlas', domain: 'orchestrator', object: '/queues/atlas/**', action: 'read', effect: 'allow', scope: '' };
+    const added = await admin('/policies', 'POST', { rules: [rule] });
+    assert.equal(added.status, 201);
+    const took = await within(1000, async () => (await decideOnB('/queues/atlas')) === 200);
+    assert.ok(took < 1000, `took ${took} ms`);
+
+    assert.equal((await admin('/policies', 'DELETE', { rules: [rule] })).status, 200);
+    await within(1000, async () => (await decideOnB('/queues/atlas')) === 403);
+  });
+
+  it('applies a membership change made on A at B within a second (cached identities refreshed)', async () => {
+    // /cms may read deployments; bob is not in /cms.
+    assert.equal(await decideOnB('/deployments/7'), 403);
+    assert.equal((await admin('/groups/cms/members/bob', 'PUT')).status, 200);
+    await within(1000, async () => (await decideOnB('/deployments/7')) === 200);
+    assert.equal((await admin('/groups/cms/members/bob', 'DELETE')).status, 200);
+    await within(1000, async () => (await decideOnB('/deployments/7')) === 403);
+  });
+
+  it('catches up after a missed announcement: a version gap, or the periodic version check', async () => {
+    const service = a.fedgate.policy;
+    await service.adapter.addLines([{ ptype: 'p', values: ['/atlas', 'orchestrator', '/gap/**', 'read', 'allow', ''] }]);
+    await a.store.increment(POLICY_VERSION_KEY); // the announcement pub/sub lost
+    await service.watcher.announce('invalidate'); // the next one arrives: B sees the gap and reloads
+    await within(1000, async () => (await decideOnB('/gap/x')) === 200);
+
+    await service.adapter.addLines([{ ptype: 'p', values: ['/atlas', 'orchestrator', '/quiet/**', 'read', 'allow', ''] }]);
+    await a.store.increment(POLICY_VERSION_KEY); // lost, and nothing follows: the poll (0.5 s here) notices
+    await within(2000, async () => (await decideOnB('/quiet/x')) === 200);
+  });
+});
