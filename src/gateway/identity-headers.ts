@@ -83,3 +83,20 @@ export function identityHeaders(identity: Identity): ReadonlyArray<readonly [str
   memo.set(identity, headers);
   return headers;
 }
+
+const allowedMemo = new WeakMap<Identity, string[]>();
+
+/**
+ * The whole header list of an empty `200` answer carrying the identity, flat
+ * (name, value, name, value...) as `res.writeHead` takes it: computed once
+ * per identity. Writing it in one call is the decision endpoint's hot path;
+ * setting the headers one by one cost about a fifth of its rate.
+ */
+export function allowedResponseHeaders(identity: Identity): string[] {
+  let flat = allowedMemo.get(identity);
+  if (flat) return flat;
+  flat = ['Cache-Control', 'no-store', 'Content-Length', '0'];
+  for (const [name, value] of identityHeaders(identity)) flat.push(name, value);
+  allowedMemo.set(identity, flat);
+  return flat;
+}
