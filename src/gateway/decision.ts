@@ -6,6 +6,7 @@ import type { Context } from 'koa';
 import { ADMIN_GROUP } from '../admin/routes.ts';
 import type { DecisionRequest, Explanation, PolicyDecisionPoint } from '../authz/types.ts';
 import type { Audit } from '../observability/audit.ts';
+import type { Metrics } from '../observability/metrics.ts';
 import type { Authenticated } from './authenticate.ts';
 import { AccessDenied } from './errors.ts';
 import type { Identity } from './token-verifier.ts';
@@ -23,6 +24,7 @@ export interface DecisionService {
 export interface DecisionDeps {
   pdp: PolicyDecisionPoint;
   audit: Audit;
+  metrics?: Pick<Metrics, 'authzDecision'>;
 }
 
 /** The PDP request for an identity acting on a path (RFC 9110 method, decoded path). */
@@ -52,6 +54,7 @@ export function authorize(ctx: Context, deps: DecisionDeps, auth: Authenticated,
   const request = decisionRequest(identity, service.domain, method, path);
   const explainAsked = ctx.get(EXPLAIN_HEADER).toLowerCase() === 'true' && identity.effectiveGroups.includes(ADMIN_GROUP);
   const allowed = deps.pdp.allowed(request);
+  deps.metrics?.authzDecision(service.name, allowed ? 'allow' : 'deny');
   if (allowed && !explainAsked) return;
 
   const explanation: Explanation | undefined = deps.pdp.explain(request).explanation;

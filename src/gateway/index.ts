@@ -84,7 +84,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
     cacheSize: config.gateway.tokenCacheSize,
   });
   const certificates = createClientCertificateReader({ trustedProxies: config.trustedProxies, logger });
-  const decision = { pdp, audit };
+  const decision = { pdp, audit, metrics: deps.metrics };
   const proxy = createProxy({ config, services, verifier, store, decision, certificates, logger });
   return {
     authz: createAuthzEndpoint({ services, verifier, store, decision, certificates }),

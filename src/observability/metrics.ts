@@ -8,6 +8,8 @@ export interface Metrics {
   observeRequest(route: string, method: string, status: number, seconds: number): void;
   /** Counts a token endpoint success. */
   tokenIssued(grantType: string): void;
+  /** Counts a gateway decision (`allow` or `deny`) for a configured service. */
+  authzDecision(service: string, outcome: 'allow' | 'deny'): void;
   logins: Counter<'method' | 'outcome'>;
 }
 
@@ -18,6 +20,9 @@ export function createMetrics(): Metrics {
   const httpDuration = new FastHistogram(registry, 'fedgate_http_request_duration_seconds', 'HTTP request latency by route', ['route', 'method'],
     [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5]);
   const tokensIssued = new FastCounter(registry, 'fedgate_tokens_issued_total', 'Token endpoint successes by grant type', ['grant_type']);
+
+  const decisions = new FastCounter(registry, 'fedgate_authz_decisions_total', 'Gateway policy decisions (/api and /authz) by service and outcome', ['service', 'outcome']);
+  const decisionChildren = new Map<string, { value: number }>();
 
   // Route labels are a fixed set, so this cache of resolved children stays small.
   const requestChildren = new Map<string, { counter: { value: number }; histogram: HistogramChild }>();
@@ -32,6 +37,16 @@ export function createMetrics(): Metrics {
       }
       child.counter.value += 1;
       child.histogram.observe(seconds);
+    },
+    authzDecision(service, outcome) {
+      // Services are the configured ones only (unknown names are refused before a decision).
+      const key = `${service} ${outcome}`;
+      let child = decisionChildren.get(key);
+      if (!child) {
+        child = decisions.labels(service, outcome);
+        decisionChildren.set(key, child);
+      }
+      child.value += 1;
     },
     tokenIssued(grantType) {
       tokensIssued.labels(grantType).value += 1;

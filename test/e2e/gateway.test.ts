@@ -173,6 +173,13 @@ describe('the gateway: /api proxy and /authz decisions', () => {
     assert.equal((await authz('nowhere', 'GET', '/x', alice)).status, 404);
   });
 
+  it('counts decisions per service and outcome in /metrics', async () => {
+    const text = await (await fetch(`${server.issuer}/metrics`)).text();
+    const count = (service: string, outcome: string) => Number(new RegExp(`fedgate_authz_decisions_total\\{service="${service}",outcome="${outcome}"\\} (\\d+)`).exec(text)?.[1] ?? 0);
+    assert.ok(count('data', 'allow') >= 3, text.slice(0, 200));
+    assert.ok(count('data', 'deny') >= 3);
+  });
+
   it('stops honouring a user\'s tokens once the account is disabled', async () => {
     const portal = await rp(server.issuer, 'demo-portal', 'demo-portal-secret');
     const token = (await authorizationCodeFlow(portal, {
