@@ -21,6 +21,7 @@ import type { DecisionRequest, PolicyLine } from '../src/authz/types.ts';
 import { cpuBetween, cpuMark } from './lib/machine.ts';
 import type { BenchOptions } from './lib/options.ts';
 import type { Benchmark, BenchmarkResult, Check, ResultRow } from './lib/types.ts';
+import { mulberry32 } from '../test/support/random.ts';
 
 const SIZES = [1_000, 10_000, 100_000];
 /** Distinct requests per uncached round, each decided once. */
@@ -36,17 +37,8 @@ const TARGET_SPEEDUP = 100;
 const TARGET_RATE = 100_000;
 const MiB = 1024 * 1024;
 
-/** mulberry32: a small seeded PRNG, so every run measures the same policy and requests. */
-function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** The same policy and requests every run. */
+const random = mulberry32;
 
 interface Workload {
   lines: PolicyLine[];

@@ -9,13 +9,8 @@
 import type { JWK } from 'jose';
 import type Koa from 'koa';
 import type Provider from 'oidc-provider';
-import type { Accounts } from '../accounts/accounts.ts';
 import type { PolicyDecisionPoint } from '../authz/types.ts';
-import type { Config } from '../config/schema.ts';
-import type { Audit } from '../observability/audit.ts';
-import type { Logger } from '../observability/logger.ts';
-import type { Metrics } from '../observability/metrics.ts';
-import type { Store } from '../store/store.ts';
+import type { Services } from '../services.ts';
 import { createAuthzEndpoint } from './authz-endpoint.ts';
 import { createClientCertificateReader } from './client-certificate.ts';
 import { createProxy } from './proxy.ts';
@@ -37,13 +32,7 @@ export { MAX_TARGET_LENGTH, parseRequestTarget, type RequestTarget } from './req
 export { ACCESS_TOKEN_ALGORITHMS, CLOCK_TOLERANCE, type Identity, type TokenBinding, type TokenVerifierStats } from './token-verifier.ts';
 
 /** What the gateway needs from the rest of fedgate. */
-export interface GatewayDeps {
-  config: Config;
-  store: Store;
-  logger: Logger;
-  metrics: Metrics;
-  audit: Audit;
-  accounts: Accounts;
+export interface GatewayDeps extends Pick<Services, 'config' | 'store' | 'logger' | 'metrics' | 'audit' | 'accounts'> {
   pdp: PolicyDecisionPoint;
   /** Changes whenever policies, groups, memberships or account states change anywhere: cached identities read before are re-read. */
   policyVersion(): number;

@@ -11,18 +11,8 @@ import { casbinDecide, createCasbinEnforcer } from '../../src/authz/casbin.ts';
 import { PolicyEngine } from '../../src/authz/engine.ts';
 import { formatPolicyCsv, lineKey } from '../../src/authz/rules.ts';
 import type { DecisionRequest, PolicyLine } from '../../src/authz/types.ts';
+import { mulberry32 } from '../support/random.ts';
 
-/** mulberry32: a small seeded PRNG, uniform in [0, 1). */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 class Random {
   readonly next: () => number;

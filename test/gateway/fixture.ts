@@ -11,7 +11,6 @@ import { createServer, request as httpRequest, type IncomingHttpHeaders, type In
 import { createServer as createNetServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
 import { importJWK, SignJWT, type JWK, type JWTPayload } from 'jose';
 import Koa from 'koa';
 import type Provider from 'oidc-provider';
@@ -28,23 +27,14 @@ import { createMetrics } from '../../src/observability/metrics.ts';
 import { createProvider } from '../../src/oidc/provider.ts';
 import { ResourceServers } from '../../src/oidc/resource-servers.ts';
 import { MemoryStore } from '../../src/store/index.ts';
+import { LogCapture } from '../support/harness.ts';
+export { LogCapture };
 
 export const ISSUER = 'https://id.fedgate.test';
 export const STORAGE = 'https://storage.demo';
 export const ORCHESTRATOR = 'https://orchestrator.demo';
 export const ML = 'https://ml.demo';
 
-/** Captures log lines. */
-export class LogCapture extends Writable {
-  readonly lines: string[] = [];
-  override _write(chunk: Buffer, _enc: string, done: () => void): void {
-    this.lines.push(...chunk.toString('utf8').split('\n').filter(Boolean));
-    done();
-  }
-  get text(): string {
-    return this.lines.join('\n');
-  }
-}
 
 /** One allow rule: subject or group, domain, path prefix (`*` any), action (`*` any), optional required scope. */
 export interface Rule {
