@@ -95,7 +95,7 @@ export async function createFedgate(config: Config, options: CreateOptions = {})
   if (seededGroups.length) logger.info({ groups: seededGroups }, 'groups seeded from configuration');
   await accounts.ensureMemberIndex();
   await seedAccounts(config, accounts, logger);
-  const policy = new PolicyService({ config, store, logger, accounts, groups });
+  const policy = new PolicyService({ config, store, logger, accounts, groups, audienceExists: (audience) => resourceServers.get(audience) !== undefined });
 
   const keySet = await loadOrCreateKeys(config.keysDir);
   const cookieKeys = await loadOrCreateCookieKeys(config.keysDir);

@@ -46,6 +46,8 @@ export interface PolicyServiceDeps {
   logger: Logger;
   accounts: Accounts;
   groups: Groups;
+  /** Audiences scope rules may name (besides `*`). */
+  audienceExists: (audience: string) => boolean;
 }
 
 /** Filters for listing stored lines. */
@@ -275,6 +277,9 @@ export class PolicyService implements PolicyDecisionPoint {
         continue;
       }
       if (options.references === false) continue;
+      if (line.ptype === 'p' && line.values[1] === SCOPE_DOMAIN && line.values[2] !== '*' && !this.#deps.audienceExists(line.values[2]!)) {
+        problems.push(`${at}: ${line.values[2]} is not the audience of a configured resource server`);
+      }
       const names = line.ptype === 'g' ? [line.values[0]!, line.values[1]!] : line.ptype === 'p' ? [line.values[0]!] : [];
       for (const name of names) {
         const problem = await subjectProblem(name);

@@ -112,6 +112,7 @@ describe('admin API: groups and policies', () => {
       [{ type: 'p', subject: '/nonexistent', domain: 'data', object: '/x', action: 'GET' }, /group \/nonexistent does not exist/],
       [{ type: 'p', subject: 'user:mallory', domain: 'data', object: '/x', action: 'GET' }, /user mallory does not exist/],
       [{ type: 'p', subject: '/cms', domain: 'data', object: '/x', action: 'GET', effect: 'deny', scope: 'storage.read' }, /deny/],
+      [{ type: 'p', subject: '/cms', domain: 'scopes', object: 'https://unknown.example', action: 'storage.read:/x' }, /not the audience of a configured resource server/],
     ];
     for (const [rule, reason] of cases) {
       const res = await call('/policies', { method: 'POST', body: { rules: [{ type: 'p', subject: '/cms', domain: 'data', object: '/ok/**', action: 'GET' }, rule] } });

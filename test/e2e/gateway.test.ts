@@ -1,4 +1,6 @@
 import assert from 'node:assert/strict';
+import { createHash, randomUUID } from 'node:crypto';
+import { exportJWK, generateKeyPair, SignJWT } from 'jose';
 import { after, before, describe, it } from 'node:test';
 import * as oidc from 'openid-client';
 import { authorizationCodeFlow, rawRequest, rp, startServer, startUpstream, type TestServer } from '../support/harness.ts';
@@ -171,6 +173,28 @@ describe('the gateway: /api proxy and /authz decisions', () => {
     assert.equal(big.status, 431);
     assert.equal((await api('/api/nowhere/x', alice)).status, 404);
     assert.equal((await authz('nowhere', 'GET', '/x', alice)).status, 404);
+  });
+
+  it('accepts a DPoP-bound token only with a fresh proof of its key (RFC 9449)', async () => {
+    const keyPair = await generateKeyPair('ES256', { extractable: true });
+    const demoService = await rp(server.issuer, 'demo-service', 'demo-service-secret');
+    const bound = (await oidc.clientCredentialsGrant(demoService, { resource: 'https://orchestrator.demo', scope: 'compute.read' }, { DPoP: oidc.getDPoPHandle(demoService, keyPair) })).access_token;
+    const path = '/api/orchestrator/deployments/1';
+    const proof = async (htm: string, htu: string) => new SignJWT({ htm, htu, jti: randomUUID(), ath: createHash('sha256').update(bound).digest('base64url') })
+      .setProtectedHeader({ typ: 'dpop+jwt', alg: 'ES256', jwk: await exportJWK(keyPair.publicKey) })
+      .setIssuedAt()
+      .sign(keyPair.privateKey);
+    const good = await proof('GET', `${server.issuer}${path}`);
+    const ok = await rawRequest(server.issuer, path, { headers: { authorization: `DPoP ${bound}`, dpop: good } });
+    assert.equal(ok.status, 200, ok.body);
+    assert.equal((JSON.parse(ok.body) as { headers: Record<string, string> }).headers['x-fedgate-client'], 'demo-service');
+    const replayed = await rawRequest(server.issuer, path, { headers: { authorization: `DPoP ${bound}`, dpop: good } });
+    assert.equal(replayed.status, 401, 'a proof is good once');
+    assert.match(String(replayed.headers['www-authenticate']), /^DPoP /);
+    const elsewhere = await rawRequest(server.issuer, path, { headers: { authorization: `DPoP ${bound}`, dpop: await proof('GET', `${server.issuer}/api/orchestrator/other`) } });
+    assert.equal(elsewhere.status, 401, 'a proof is for one URL');
+    const asBearer = await rawRequest(server.issuer, path, { headers: { authorization: `Bearer ${bound}` } });
+    assert.equal(asBearer.status, 401, 'a DPoP-bound token is not a bearer token');
   });
 
   it('counts decisions per service and outcome in /metrics', async () => {

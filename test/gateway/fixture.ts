@@ -243,7 +243,7 @@ export async function startFixture(options: FixtureOptions = {}): Promise<Fixtur
   const audit = new Audit(store, logger, 1000);
   // Token issuance (not exercised here: tests save tokens directly) consults the scope policy; it is built, not started.
   const groups = new Groups(store, accounts);
-  const policy = new PolicyService({ config, store, logger, accounts, groups });
+  const policy = new PolicyService({ config, store, logger, accounts, groups, audienceExists: () => true });
   const provider = createProvider({
     config, store, logger, metrics, audit, accounts, groups, policy, resourceServers: new ResourceServers(config.resourceServers),
     jwks: jwksForProvider(keys), cookieKeys: ['k'.repeat(43)],
