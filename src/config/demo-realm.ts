@@ -35,6 +35,8 @@ export function demoRealm(): Omit<FileConfig, 'users'> & { users: Array<FileConf
       { path: '/ml-users', description: 'Users of the ML service' },
     ],
     trustedProxies: [],
+    saml: { enabled: false },
+    x509: { enabled: false },
     policies: { dir: 'policies', pollSeconds: 5 },
     gateway: {
       // Decision endpoint only (/authz?service=...): the demo has no upstreams to proxy to.

@@ -27,6 +27,8 @@ export interface Environment {
   FEDGATE_CONFIG?: string;
   NODE_ENV?: string;
   LOG_LEVEL?: string;
+  /** Port of the TLS listener for client certificates (overrides x509.mtlsPort). */
+  FEDGATE_MTLS_PORT?: string;
   [name: string]: string | undefined;
 }
 
@@ -112,11 +114,11 @@ export function parseAddressRange(entry: string): { address: string; prefix: num
   return { address, prefix, family: version === 4 ? 'ipv4' : 'ipv6' };
 }
 
-function envPort(value: string | undefined): number | undefined {
+function envPort(value: string | undefined, name = 'PORT'): number | undefined {
   if (value === undefined || value === '') return undefined;
   const port = Number(value);
   if (!Number.isInteger(port) || port < 0 || port > 65535) {
-    throw new ConfigError('environment', [`PORT: must be an integer from 0 to 65535, got ${JSON.stringify(value)}`]);
+    throw new ConfigError('environment', [`${name}: must be an integer from 0 to 65535, got ${JSON.stringify(value)}`]);
   }
   return port;
 }
@@ -178,8 +180,10 @@ export async function loadConfig(env: Environment): Promise<Config> {
   if (!fileConfigSchema.shape.logLevel.safeParse(logLevel).success) {
     throw new ConfigError('environment', [`LOG_LEVEL: must be one of fatal, error, warn, info, debug, trace, silent`]);
   }
+  const mtlsPort = envPort(env.FEDGATE_MTLS_PORT, 'FEDGATE_MTLS_PORT') ?? parsed.data.x509.mtlsPort;
   return {
     ...parsed.data,
+    x509: { ...parsed.data.x509, ...(mtlsPort !== undefined ? { mtlsPort } : {}) },
     issuer,
     port,
     logLevel,

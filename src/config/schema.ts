@@ -1,4 +1,6 @@
 import { z } from 'zod';
+import { samlSchema } from './saml-schema.ts';
+import { x509Schema } from './x509-schema.ts';
 
 /** Token profiles a client or resource server can ask for. */
 export const TOKEN_PROFILES = ['wlcg', 'aarc', 'groups'] as const;
@@ -159,6 +161,8 @@ export const fileConfigSchema = z.object({
     /** Largest request body proxied to an upstream, in bytes (0 = unlimited). */
     maxBodyBytes: z.number().int().min(0).default(0),
   }).strict().prefault({}),
+  saml: samlSchema.prefault({}),
+  x509: x509Schema.prefault({}),
   groups: z.array(z.object({ path: groupPath, description: z.string().optional() }).strict()).default([]),
   clients: z.array(clientSchema).default([]),
   resourceServers: z.array(resourceServerSchema).default([]),
