@@ -5,12 +5,14 @@ import Router from '@koa/router';
 import Koa, { type Context, type Next } from 'koa';
 import compose from 'koa-compose';
 import type Provider from 'oidc-provider';
+import { accountRoutes } from './account/routes.ts';
 import { Accounts } from './accounts/accounts.ts';
 import { Groups } from './accounts/groups.ts';
 import { adminRoutes } from './admin/routes.ts';
 import { PolicyService, PolicyValidationError } from './authz/policy-service.ts';
 import { ConfigError } from './config/index.ts';
 import type { Config } from './config/schema.ts';
+import { federationHooks } from './federation/hooks.ts';
 import { createGateway } from './gateway/index.ts';
 import { sendPage } from './http/page.ts';
 import { interactionRoutes } from './interaction/routes.ts';
@@ -208,7 +210,9 @@ export async function createFedgate(config: Config, options: CreateOptions = {})
     ctx.body = await metrics.registry.metrics();
   });
 
+  const hooks = federationHooks({ store, accounts, provider: () => provider });
   const interaction = interactionRoutes({ config, store, accounts, audit, metrics, provider: () => provider });
+  const account = accountRoutes({ config, accounts, audit, hooks, provider: () => provider, linkOptions: () => [] });
   const admin = adminRoutes({ config, accounts, groups, policy, audit, provider: () => provider });
   // fedgate's own routes and oidc-provider's never overlap, so requests are
   // dispatched by path prefix: the token endpoint's hot path runs no router.
@@ -217,10 +221,12 @@ export async function createFedgate(config: Config, options: CreateOptions = {})
   const opsRoutes = asMiddleware(compose([ops.routes(), ops.allowedMethods()] as Parameters<typeof compose>[0]));
   const interactionRoutesMw = asMiddleware(interaction.routes());
   const adminRoutesMw = asMiddleware(admin.routes());
+  const accountRoutesMw = asMiddleware(account.routes());
   const OPS_PATHS = new Set(['/', '/healthz', '/readyz', '/metrics']);
   app.use(async (ctx, next) => {
     if (OPS_PATHS.has(ctx.path)) return opsRoutes(ctx, next);
     if (ctx.path.startsWith('/interaction/')) return interactionRoutesMw(ctx, next);
+    if (ctx.path === '/account' || ctx.path.startsWith('/account/')) return accountRoutesMw(ctx, next);
     if (ctx.path === '/admin/api' || ctx.path.startsWith('/admin/api/')) return adminRoutesMw(ctx, next);
     if (ctx.path.startsWith('/api/')) return gateway.proxy(ctx, next);
     if (ctx.path === '/authz' || ctx.path.startsWith('/authz/')) return gateway.authz(ctx, next);

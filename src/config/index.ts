@@ -47,6 +47,7 @@ function crossCheck(config: FileConfig): string[] {
   config.clients.forEach((client, i) => {
     const at = `clients.${i}`;
     if (seenClients.has(client.clientId)) problems.push(`${at}.clientId: duplicate client id ${client.clientId}`);
+    if (client.clientId === 'fedgate-account') problems.push(`${at}.clientId: fedgate-account is the built-in client of the account page`);
     seenClients.add(client.clientId);
     const confidentialOnly = client.grantTypes.filter((g) => g === 'client_credentials' || g === 'token_exchange');
     if (!client.clientSecret && confidentialOnly.length) {

@@ -1,10 +1,13 @@
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { bodyParser } from '@koa/bodyparser';
 import Router from '@koa/router';
 import type { Context } from 'koa';
 import type Provider from 'oidc-provider';
 import type { Accounts } from '../accounts/accounts.ts';
 import type { Config } from '../config/schema.ts';
+import { csrfMatches, csrfToken as csrfCookieToken } from '../http/csrf.ts';
+import { takePendingLogin } from '../federation/hooks.ts';
+import { ACCOUNT_CLIENT_ID } from '../oidc/provider.ts';
 import { sendPage } from '../http/page.ts';
 import type { Audit } from '../observability/audit.ts';
 import type { Metrics } from '../observability/metrics.ts';
@@ -19,7 +22,15 @@ export interface InteractionDeps {
   metrics: Metrics;
   /** The current provider (it is rebuilt when signing keys rotate). */
   provider: () => Provider;
+  /**
+   * Other ways to sign in offered on the login page (identity bridges), and
+   * where to go at once when the authorization request names an identity
+   * provider (`idp` hint).
+   */
+  loginOptions?: (uid: string, params: Record<string, unknown>) => { alternatives: Array<{ href: string; label: string }>; redirect?: string | undefined };
 }
+
+
 
 const CSRF_COOKIE = 'fedgate.csrf';
 const SCOPE_DESCRIPTIONS: Record<string, string> = {
@@ -45,23 +56,8 @@ class InteractionError extends Error {
   }
 }
 
-/**
- * Double-submit CSRF token: a random value in an HttpOnly SameSite cookie
- * that each form repeats. Together with the interaction cookie oidc-provider
- * binds to the uid, a cross-site form cannot complete a login or consent.
- */
-function csrfToken(ctx: Context, secure: boolean): string {
-  const existing = ctx.cookies.get(CSRF_COOKIE);
-  if (existing && /^[A-Za-z0-9_-]{43}$/.test(existing)) return existing;
-  const token = randomBytes(32).toString('base64url');
-  ctx.cookies.set(CSRF_COOKIE, token, { httpOnly: true, sameSite: 'lax', secure, path: '/interaction', overwrite: true });
-  return token;
-}
-
 function checkCsrf(ctx: Context, submitted: unknown): void {
-  const cookie = ctx.cookies.get(CSRF_COOKIE);
-  if (typeof submitted !== 'string' || !cookie || submitted.length !== cookie.length
-    || !timingSafeEqual(Buffer.from(submitted), Buffer.from(cookie))) {
+  if (!csrfMatches(ctx, CSRF_COOKIE, submitted)) {
     throw new InteractionError(403, 'invalid_request', 'The form expired or was not sent from this site. Go back to the application and start again.');
   }
 }
@@ -74,6 +70,7 @@ export function interactionRoutes(deps: InteractionDeps): Router {
   const secureCookies = new URL(config.issuer).protocol === 'https:';
   const clientsById = new Map(config.clients.map((c) => [c.clientId, c]));
   const router = new Router({ prefix: '/interaction' });
+  const csrfToken = (ctx: Context) => csrfCookieToken(ctx, { cookie: CSRF_COOKIE, path: '/interaction', secure: secureCookies });
   const form = bodyParser({ enableTypes: ['form'], formLimit: '16kb', encoding: 'utf-8' });
 
   const details = async (ctx: Context): Promise<InteractionDetails> => {
@@ -102,12 +99,14 @@ export function interactionRoutes(deps: InteractionDeps): Router {
 
   const renderLogin = async (ctx: Context, interaction: InteractionDetails, extra: { username?: string; error?: string } = {}, status = 200) => {
     const name = await clientName(String(interaction.params.client_id));
+    const options = deps.loginOptions?.(interaction.uid, interaction.params);
     sendPage(ctx, (nonce) => pages.loginPage({
       nonce,
       action: `/interaction/${interaction.uid}/login`,
       abortAction: `/interaction/${interaction.uid}/abort`,
-      csrfToken: csrfToken(ctx, secureCookies),
+      csrfToken: csrfToken(ctx),
       clientName: name,
+      alternatives: options?.alternatives ?? [],
       ...extra,
     }), status);
   };
@@ -146,11 +145,15 @@ export function interactionRoutes(deps: InteractionDeps): Router {
   router.get('/:uid', async (ctx) => {
     const interaction = await details(ctx);
     ctx.set('Cache-Control', 'no-store');
-    if (interaction.prompt.name === 'login') return renderLogin(ctx, interaction);
+    if (interaction.prompt.name === 'login') {
+      const redirect = deps.loginOptions?.(interaction.uid, interaction.params).redirect;
+      if (redirect) return ctx.redirect(redirect);
+      return renderLogin(ctx, interaction);
+    }
     if (interaction.prompt.name === 'consent') {
       const clientId = String(interaction.params.client_id);
       const staticClient = clientsById.get(clientId);
-      if (staticClient && !staticClient.consentRequired) {
+      if ((staticClient && !staticClient.consentRequired) || clientId === ACCOUNT_CLIENT_ID) {
         const grantId = await grantConsent(interaction);
         return finish(ctx, { consent: { grantId } });
       }
@@ -164,7 +167,7 @@ export function interactionRoutes(deps: InteractionDeps): Router {
         nonce,
         action: `/interaction/${interaction.uid}/confirm`,
         abortAction: `/interaction/${interaction.uid}/abort`,
-        csrfToken: csrfToken(ctx, secureCookies),
+        csrfToken: csrfToken(ctx),
         clientName: name,
         accountName: account?.name ?? account?.username ?? 'your account',
         scopes: oidcScopes.filter((s) => s !== 'offline_access').map((value) => ({ value, description: SCOPE_DESCRIPTIONS[value] ?? value })),
@@ -210,6 +213,18 @@ export function interactionRoutes(deps: InteractionDeps): Router {
     metrics.logins.inc({ method: 'password', outcome: 'success' });
     await audit.record({ type: 'login', actor: account.id, outcome: 'success', ip: ctx.ip, client: clientId, detail: { method: 'password', username: account.username } });
     return finish(ctx, { login: { accountId: account.id, amr: ['pwd'] } }, false);
+  });
+
+  // An identity bridge (SAML, X.509) finished the login; this browser must hold the interaction cookie.
+  router.get('/:uid/federated', async (ctx) => {
+    const interaction = await details(ctx);
+    if (interaction.prompt.name !== 'login') throw new InteractionError(400, 'invalid_request', 'This sign-in request is not waiting for a login.');
+    const pending = await takePendingLogin(store, String(ctx.query.key ?? ''), interaction.uid);
+    if (!pending) throw new InteractionError(400, 'invalid_request', 'This sign-in has expired or was already used. Go back to the application and start again.');
+    const account = await accounts.findById(pending.accountId);
+    if (!account || account.disabled) throw new InteractionError(403, 'access_denied', 'This account cannot sign in.');
+    metrics.logins.inc({ method: pending.amr, outcome: 'success' });
+    return finish(ctx, { login: { accountId: account.id, amr: [pending.amr] } }, false);
   });
 
   router.post('/:uid/confirm', form, async (ctx) => {

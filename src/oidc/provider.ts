@@ -33,6 +33,13 @@ const REGISTERED_GRANTS = new Set<GrantTypeName>(['authorization_code', 'refresh
  */
 export const ADMIN_SCOPE = 'fedgate.admin';
 
+/**
+ * The built-in client of fedgate's own account page (/account): a public
+ * client whose only redirect is the page's callback. It signs the user in to
+ * fedgate itself, so it asks no consent.
+ */
+export const ACCOUNT_CLIENT_ID = 'fedgate-account';
+
 /** Static OIDC scopes; resource server scopes are resolved per request (getResourceServerInfo). */
 export const OIDC_SCOPES = ['openid', 'offline_access', 'profile', 'email', 'groups', 'wlcg.groups', 'eduperson_entitlement', ADMIN_SCOPE];
 /** What a client may ask for of the static scopes when its configuration lists none. */
@@ -101,7 +108,18 @@ export function createProvider(deps: ProviderDeps): Provider {
 
   const configuration: Configuration = {
     adapter: storeAdapterFactory(deps.store),
-    clients: config.clients.map(clientMetadata),
+    clients: [...config.clients.map(clientMetadata), {
+      client_id: ACCOUNT_CLIENT_ID,
+      client_name: 'Your fedgate account',
+      application_type: 'web',
+      grant_types: ['authorization_code'],
+      response_types: ['code'],
+      redirect_uris: [`${config.issuer}/account/callback`],
+      token_endpoint_auth_method: 'none',
+      scope: 'openid',
+    }],
+    // An authorization request may name the identity provider to use (skips the discovery page).
+    extraParams: ['idp'],
     jwks: deps.jwks as Configuration['jwks'],
     cookies: {
       keys: deps.cookieKeys,

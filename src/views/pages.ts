@@ -22,6 +22,24 @@ export interface LoginPageOptions {
   error?: string;
   /** Where the Cancel form posts. */
   abortAction: string;
+  /** Other ways in: links to the identity provider discovery page, certificate login. */
+  alternatives?: Array<{ href: string; label: string }>;
+}
+
+/** Options of {@link accountPage}. */
+export interface AccountPageOptions {
+  nonce: string;
+  csrfToken: string;
+  username: string;
+  name?: string | undefined;
+  groups: string[];
+  identities: Array<{ type: 'saml' | 'x509'; issuer: string; subject: string; linkedAt: number }>;
+  /** Where an unlink form posts. */
+  unlinkAction: string;
+  /** Links that start linking another identity. */
+  linkOptions: Array<{ href: string; label: string }>;
+  /** A message after a change (linked, unlinked). */
+  notice?: string | undefined;
 }
 
 /** An OIDC scope with a human-readable description. */
@@ -138,6 +156,7 @@ export function loginPage({
   username,
   error,
   abortAction,
+  alternatives = [],
 }: LoginPageOptions): string {
   const described = error ? html` aria-describedby="login-error"` : '';
   const body = html`<h1>Sign in</h1>
@@ -151,6 +170,10 @@ ${csrfInput(csrfToken)}
 <input id="password" name="password" type="password" autocomplete="current-password" required${described}${username ? html` autofocus` : ''}>
 <button type="submit">Sign in</button>
 </form>
+${alternatives.length > 0 && html`<h2>Or sign in with</h2>
+<ul class="alternatives">
+${alternatives.map((a) => html`<li><a href="${a.href}">${a.label}</a></li>`)}
+</ul>`}
 <form method="post" action="${abortAction}">
 ${csrfInput(csrfToken)}
 <button type="submit" class="secondary">Cancel</button>
@@ -269,4 +292,27 @@ export function messagePage({ nonce, title, message }: MessagePageOptions): stri
   const body = html`<h1>${title}</h1>
 <p>${message}</p>`;
   return layout({ title, body, nonce });
+}
+
+/** The account page: who you are, your linked identities, link and unlink. */
+export function accountPage({ nonce, csrfToken, username, name, groups, identities, unlinkAction, linkOptions, notice }: AccountPageOptions): string {
+  const body = html`<h1>Your account</h1>
+${notice ? html`<p role="status">${notice}</p>` : ''}
+<p>Signed in as <strong>${name ?? username}</strong> (${username}).</p>
+<h2>Groups</h2>
+${groups.length ? html`<ul>${groups.map((g) => html`<li>${g}</li>`)}</ul>` : html`<p>None.</p>`}
+<h2>Linked identities</h2>
+${identities.length ? html`<ul class="identities">
+${identities.map((i) => html`<li><strong>${i.type === 'saml' ? 'Institution (SAML)' : 'Certificate'}</strong>: ${i.subject}<br><small>${i.type === 'saml' ? 'identity provider' : 'issuer'}: ${i.issuer}</small>
+<form method="post" action="${unlinkAction}">
+${csrfInput(csrfToken)}
+<input type="hidden" name="type" value="${i.type}">
+<input type="hidden" name="issuer" value="${i.issuer}">
+<input type="hidden" name="subject" value="${i.subject}">
+<button type="submit" class="secondary">Unlink</button>
+</form></li>`)}
+</ul>` : html`<p>No identity is linked yet.</p>`}
+${linkOptions.length > 0 && html`<h2>Link another identity</h2>
+<ul>${linkOptions.map((o) => html`<li><a href="${o.href}">${o.label}</a></li>`)}</ul>`}`;
+  return layout({ title: 'Your account', body, nonce });
 }
