@@ -13,6 +13,8 @@ import { PolicyService, PolicyValidationError } from './authz/policy-service.ts'
 import { ConfigError } from './config/index.ts';
 import type { Config } from './config/schema.ts';
 import { federationHooks } from './federation/hooks.ts';
+import { createSamlBridge } from './federation/saml/index.ts';
+import { createX509Bridge } from './federation/x509/index.ts';
 import { createGateway } from './gateway/index.ts';
 import { sendPage } from './http/page.ts';
 import { interactionRoutes } from './interaction/routes.ts';
@@ -35,7 +37,9 @@ export interface Fedgate extends Services {
   provider(): Provider;
   /** Rebuilds the provider with a new key set (what a rotation on disk triggers). */
   reloadKeys(set: KeySet): void;
-  /** Starts the HTTP listener; port 0 picks a free one. */
+  /** The TLS listener for client certificates, when `x509.mtlsPort` is set and listen() ran. */
+  mtlsServer(): Server | undefined;
+  /** Starts the HTTP listener (and the mTLS one when configured); port 0 picks a free one. */
   listen(port?: number, host?: string): Promise<Server>;
   /** Stops accepting requests, finishes in-flight ones, releases the store. */
   close(): Promise<void>;
@@ -101,7 +105,19 @@ export async function createFedgate(config: Config, options: CreateOptions = {})
 
   const keySet = await loadOrCreateKeys(config.keysDir);
   const cookieKeys = await loadOrCreateCookieKeys(config.keysDir);
-  const build = (set: KeySet) => createProvider({ config, store, logger, metrics, audit, accounts, groups, policy, resourceServers, jwks: jwksForProvider(set), cookieKeys });
+  // The identity bridges finish logins through the provider, which they reach lazily (it is rebuilt on key rotation).
+  const hooks = federationHooks({ store, accounts, provider: () => provider });
+  const x509 = await createX509Bridge({ config, logger, audit, accounts, hooks });
+  const saml = await createSamlBridge({ config, store, logger, audit, accounts, groups, hooks });
+  const clientCertificates = config.x509.enabled ? {
+    pem: (ctx: Context) => x509.clientCertificatePem(ctx),
+    authorized: (ctx: Context) => x509.certificateAuthorized(ctx),
+    subjectMatches: (ctx: Context, property: string, expected: string) => x509.certificateSubjectMatches(ctx, property, expected),
+  } : undefined;
+  const build = (set: KeySet) => createProvider({
+    config, store, logger, metrics, audit, accounts, groups, policy, resourceServers, jwks: jwksForProvider(set), cookieKeys,
+    ...(clientCertificates ? { clientCertificates } : {}),
+  });
   let provider = build(keySet);
   let providerMiddleware = compose(provider.middleware as Parameters<typeof compose>[0]);
   let verificationKeys = publicJwks(keySet);
@@ -119,8 +135,12 @@ export async function createFedgate(config: Config, options: CreateOptions = {})
   policy.clientExists = async (clientId) => configuredClients.has(clientId) || !!(await provider.Client.find(clientId).catch(() => undefined));
   try {
     await policy.start();
+    await saml.start();
   } catch (err) {
     stopWatching();
+    await saml.close();
+    await x509.close();
+    await policy.close();
     await store.close();
     if (err instanceof PolicyValidationError) throw new ConfigError(`policies in ${config.policies.dir}`, err.problems);
     throw err;
@@ -210,9 +230,25 @@ export async function createFedgate(config: Config, options: CreateOptions = {})
     ctx.body = await metrics.registry.metrics();
   });
 
-  const hooks = federationHooks({ store, accounts, provider: () => provider });
-  const interaction = interactionRoutes({ config, store, accounts, audit, metrics, provider: () => provider });
-  const account = accountRoutes({ config, accounts, audit, hooks, provider: () => provider, linkOptions: () => [] });
+  const interaction = interactionRoutes({
+    config, store, accounts, audit, metrics, provider: () => provider,
+    loginOptions: (uid, params) => {
+      const alternatives: Array<{ href: string; label: string }> = [];
+      if (saml.enabled) alternatives.push({ href: saml.discoveryUrl({ interaction: uid }), label: 'Your institution (eduGAIN / SAML)' });
+      if (config.x509.enabled) alternatives.push({ href: x509.loginUrl(uid), label: 'Your certificate (X.509)' });
+      // An `idp` hint in the authorization request skips the choice (the discovery page checks it is known).
+      const idp = typeof params.idp === 'string' && params.idp ? params.idp : undefined;
+      const redirect = saml.enabled && idp ? `${saml.discoveryUrl({ interaction: uid })}&idp=${encodeURIComponent(idp)}` : undefined;
+      return { alternatives, redirect };
+    },
+  });
+  const account = accountRoutes({
+    config, accounts, audit, hooks, provider: () => provider,
+    linkOptions: () => [
+      ...(saml.enabled ? [{ href: saml.discoveryUrl({ link: true }), label: 'An institution account (eduGAIN / SAML)' }] : []),
+      ...(config.x509.enabled ? [{ href: x509.linkUrl(), label: 'A certificate (X.509)' }] : []),
+    ],
+  });
   const admin = adminRoutes({ config, accounts, groups, policy, audit, provider: () => provider });
   // fedgate's own routes and oidc-provider's never overlap, so requests are
   // dispatched by path prefix: the token endpoint's hot path runs no router.
@@ -227,6 +263,8 @@ export async function createFedgate(config: Config, options: CreateOptions = {})
     if (OPS_PATHS.has(ctx.path)) return opsRoutes(ctx, next);
     if (ctx.path.startsWith('/interaction/')) return interactionRoutesMw(ctx, next);
     if (ctx.path === '/account' || ctx.path.startsWith('/account/')) return accountRoutesMw(ctx, next);
+    if (ctx.path.startsWith('/saml/')) return saml.routes(ctx, next);
+    if (ctx.path.startsWith('/x509/')) return x509.routes(ctx, next);
     if (ctx.path === '/admin/api' || ctx.path.startsWith('/admin/api/')) return adminRoutesMw(ctx, next);
     if (ctx.path.startsWith('/api/')) return gateway.proxy(ctx, next);
     if (ctx.path === '/authz' || ctx.path.startsWith('/authz/')) return gateway.authz(ctx, next);
@@ -249,9 +287,11 @@ export async function createFedgate(config: Config, options: CreateOptions = {})
   });
 
   let server: Server | undefined;
+  let mtlsServer: Server | undefined;
   return {
     config, app, store, logger, metrics, audit, accounts, groups, policy, resourceServers,
     provider: () => provider,
+    mtlsServer: () => mtlsServer,
     reloadKeys,
     listen(port = config.port, host?: string) {
       return new Promise((resolve, reject) => {
@@ -262,7 +302,13 @@ export async function createFedgate(config: Config, options: CreateOptions = {})
           server!.off('error', reject);
           const address = server!.address() as AddressInfo;
           logger.info({ port: address.port, issuer: config.issuer, store: store.kind }, 'fedgate listening');
-          resolve(server!);
+          if (!config.x509.enabled || config.x509.mtlsPort === undefined) return resolve(server!);
+          // fedgate's own TLS listener asking for client certificates (certificate login, RFC 8705 clients).
+          x509.listen(app.callback(), config.x509.mtlsPort, host).then((tls) => {
+            mtlsServer = tls;
+            logger.info({ port: (tls.address() as AddressInfo).port }, 'fedgate mTLS listener');
+            resolve(server!);
+          }, reject);
         });
       });
     },
@@ -278,6 +324,8 @@ export async function createFedgate(config: Config, options: CreateOptions = {})
         clearTimeout(timer);
       }
       await gateway.close();
+      await saml.close();
+      await x509.close();
       await policy.close();
       await audit.flush();
       await store.close();

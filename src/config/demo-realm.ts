@@ -35,8 +35,8 @@ export function demoRealm(): Omit<FileConfig, 'users'> & { users: Array<FileConf
       { path: '/ml-users', description: 'Users of the ML service' },
     ],
     trustedProxies: [],
-    saml: { enabled: false },
-    x509: { enabled: false },
+    saml: { enabled: false, clockSkewSeconds: 180, requestTtlSeconds: 900, requireSignedAssertions: false, allowSha1Signatures: false, metadata: [], entityIds: { deny: [] }, jit: { default: true, idps: {} }, groupsAtLogin: 'add', attributes: { subject: ['urn:oasis:names:tc:SAML:attribute:subject-id', 'urn:oasis:names:tc:SAML:attribute:pairwise-id', 'urn:oid:1.3.6.1.4.1.5923.1.1.1.13', 'urn:oid:1.3.6.1.4.1.5923.1.1.1.10', 'urn:oid:1.3.6.1.4.1.5923.1.1.1.6'], subjectNameIdFormats: ['urn:oasis:names:tc:SAML:2.0:nameid-format:persistent'], displayName: ['urn:oid:2.16.840.1.113730.3.1.241'], givenName: ['urn:oid:2.5.4.42'], surname: ['urn:oid:2.5.4.4'], email: ['urn:oid:0.9.2342.19200300.100.1.3'], entitlement: ['urn:oid:1.3.6.1.4.1.5923.1.1.1.7'] }, entitlementRules: [], rememberChoiceDays: 180 },
+    x509: { enabled: false, reloadSeconds: 60, headerNames: { clientCert: 'client-cert', clientCertChain: 'client-cert-chain', envoy: 'x-forwarded-client-cert', nginx: 'x-ssl-client-cert' }, jit: false, proxyCertificates: true, crl: { missing: 'accept', expired: 'refuse' } },
     policies: { dir: 'policies', pollSeconds: 5 },
     gateway: {
       // Decision endpoint only (/authz?service=...): the demo has no upstreams to proxy to.

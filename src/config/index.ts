@@ -50,7 +50,14 @@ function crossCheck(config: FileConfig): string[] {
     if (client.clientId === 'fedgate-account') problems.push(`${at}.clientId: fedgate-account is the built-in client of the account page`);
     seenClients.add(client.clientId);
     const confidentialOnly = client.grantTypes.filter((g) => g === 'client_credentials' || g === 'token_exchange');
-    if (!client.clientSecret && confidentialOnly.length) {
+    const method = client.tokenEndpointAuthMethod;
+    const tls = method === 'tls_client_auth' || method === 'self_signed_tls_client_auth';
+    if (tls && !config.x509.enabled) problems.push(`${at}.tokenEndpointAuthMethod: ${method} needs x509.enabled`);
+    if (method === 'tls_client_auth' && !client.tlsClientAuthSubjectDn) problems.push(`${at}.tlsClientAuthSubjectDn: tls_client_auth needs the certificate subject DN`);
+    if (method === 'self_signed_tls_client_auth' && !client.jwks) problems.push(`${at}.jwks: self_signed_tls_client_auth needs the client's certificate as a JWK Set with x5c`);
+    if ((method === 'client_secret_basic' || method === 'client_secret_post') && !client.clientSecret) problems.push(`${at}.clientSecret: ${method} needs a secret`);
+    if (client.certificateBoundAccessTokens && !config.x509.enabled) problems.push(`${at}.certificateBoundAccessTokens: needs x509.enabled`);
+    if (!client.clientSecret && !tls && confidentialOnly.length) {
       problems.push(`${at}.grantTypes: ${confidentialOnly.join(', ')} needs a confidential client (set clientSecret)`);
     }
     if (client.grantTypes.includes('authorization_code') && client.redirectUris.length === 0) {

@@ -54,6 +54,18 @@ export const clientSchema = z.object({
   consentRequired: z.boolean().default(true),
   /** Audience used when the client asks for none (RFC 8707 default resource). */
   defaultAudience: z.string().optional(),
+  /**
+   * How the client authenticates at the token endpoint. Default: client_secret_basic
+   * with a secret, none without. tls_client_auth / self_signed_tls_client_auth
+   * (RFC 8705) need `x509.enabled`.
+   */
+  tokenEndpointAuthMethod: z.enum(['client_secret_basic', 'client_secret_post', 'tls_client_auth', 'self_signed_tls_client_auth', 'none']).optional(),
+  /** tls_client_auth: the certificate subject DN the client must present (RFC 4514 or OpenSSL form). */
+  tlsClientAuthSubjectDn: z.string().min(3).optional(),
+  /** self_signed_tls_client_auth: the client's certificate(s) as a JWK Set with `x5c` (RFC 8705 §2.2). */
+  jwks: z.object({ keys: z.array(z.record(z.string(), z.unknown())).min(1) }).optional(),
+  /** Bind this client's access tokens to its TLS client certificate (`cnf.x5t#S256`, RFC 8705 §3). */
+  certificateBoundAccessTokens: z.boolean().optional(),
 }).strict();
 
 export const resourceServerSchema = z.object({

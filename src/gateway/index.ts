@@ -12,7 +12,7 @@ import type Provider from 'oidc-provider';
 import type { PolicyDecisionPoint } from '../authz/types.ts';
 import type { Services } from '../services.ts';
 import { createAuthzEndpoint } from './authz-endpoint.ts';
-import { createClientCertificateReader } from './client-certificate.ts';
+import { certificateHeaderForms, createClientCertificateReader } from './client-certificate.ts';
 import { createProxy } from './proxy.ts';
 import { ServiceRegistry } from './service-registry.ts';
 import { TokenVerifier, type TokenVerifierStats } from './token-verifier.ts';
@@ -72,7 +72,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
     policyVersion: deps.policyVersion,
     cacheSize: config.gateway.tokenCacheSize,
   });
-  const certificates = createClientCertificateReader({ trustedProxies: config.trustedProxies, logger });
+  const certificates = createClientCertificateReader({ trustedProxies: config.trustedProxies, logger, headerForms: certificateHeaderForms(config.x509.headerNames) });
   const decision = { pdp, audit, metrics: deps.metrics };
   const proxy = createProxy({ config, services, verifier, store, decision, certificates, logger });
   return {

@@ -13,6 +13,12 @@ export interface ProviderDeps extends Services {
   /** Private JWKs, signing key of each algorithm first (src/keys). */
   jwks: { keys: object[] };
   cookieKeys: string[];
+  /** Client certificates of requests (X.509 bridge): enables RFC 8705 mTLS client authentication and certificate-bound tokens. */
+  clientCertificates?: {
+    pem(ctx: KoaContextWithOIDC): string | undefined;
+    authorized(ctx: KoaContextWithOIDC): boolean;
+    subjectMatches(ctx: KoaContextWithOIDC, property: string, expected: string): boolean;
+  };
 }
 
 const GRANT_TYPE_URNS: Record<GrantTypeName, string> = {
@@ -59,7 +65,10 @@ export function clientMetadata(client: ClientConfig): ClientMetadata {
     response_types: client.grantTypes.includes('authorization_code') ? ['code'] : [],
     redirect_uris: client.redirectUris,
     post_logout_redirect_uris: client.postLogoutRedirectUris,
-    token_endpoint_auth_method: client.clientSecret ? 'client_secret_basic' : 'none',
+    token_endpoint_auth_method: client.tokenEndpointAuthMethod ?? (client.clientSecret ? 'client_secret_basic' : 'none'),
+    ...(client.tlsClientAuthSubjectDn ? { tls_client_auth_subject_dn: client.tlsClientAuthSubjectDn } : {}),
+    ...(client.jwks ? { jwks: client.jwks as ClientMetadata['jwks'] } : {}),
+    ...(client.certificateBoundAccessTokens ? { tls_client_certificate_bound_access_tokens: true } : {}),
     // An allow-list of resource scopes only leaves the OIDC scopes unrestricted (an empty `scope` would break the client).
     scope: staticScopes.join(' '),
   };
@@ -118,6 +127,10 @@ export function createProvider(deps: ProviderDeps): Provider {
       token_endpoint_auth_method: 'none',
       scope: 'openid',
     }],
+    clientAuthMethods: [
+      'none', 'client_secret_basic', 'client_secret_post', 'client_secret_jwt', 'private_key_jwt',
+      ...(deps.clientCertificates ? ['tls_client_auth', 'self_signed_tls_client_auth'] as const : []),
+    ],
     // An authorization request may name the identity provider to use (skips the discovery page).
     extraParams: ['idp'],
     jwks: deps.jwks as Configuration['jwks'],
@@ -167,6 +180,16 @@ export function createProvider(deps: ProviderDeps): Provider {
       userinfo: { enabled: true },
       claimsParameter: { enabled: true },
       pushedAuthorizationRequests: { enabled: true },
+      // RFC 8705: tls_client_auth, self_signed_tls_client_auth and cnf.x5t#S256-bound tokens, fed by the X.509 bridge.
+      mTLS: deps.clientCertificates ? {
+        enabled: true,
+        certificateBoundAccessTokens: true,
+        selfSignedTlsClientAuth: true,
+        tlsClientAuth: true,
+        getCertificate: (ctx) => deps.clientCertificates!.pem(ctx),
+        certificateAuthorized: (ctx) => deps.clientCertificates!.authorized(ctx),
+        certificateSubjectMatches: (ctx, property, expected) => deps.clientCertificates!.subjectMatches(ctx, property, expected),
+      } : { enabled: false },
       dPoP: { enabled: true },
       deviceFlow: {
         enabled: true,

@@ -1,0 +1,11 @@
+import { readFileSync } from 'node:fs';
+import { DOMParser } from '@xmldom/xmldom';
+const xml = readFileSync('/tmp/agg.xml', 'utf8');
+const loc = process.argv[2] === 'loc';
+globalThis.gc?.();
+const h0 = process.memoryUsage().heapUsed;
+const t = performance.now();
+const doc = new DOMParser(loc ? { locator: {}, errorHandler: { warning() {}, error() {}, fatalError() {} } } : { errorHandler: { warning() {}, error() {}, fatalError() {} } }).parseFromString(xml, 'text/xml');
+const t1 = performance.now();
+globalThis.gc?.();
+console.log(loc, 'parse ms', (t1 - t).toFixed(0), 'heap delta MB', ((process.memoryUsage().heapUsed - h0)/1e6).toFixed(0), 'rss', (process.memoryUsage().rss/1e6).toFixed(0), 'maxrss', (process.resourceUsage().maxRSS/1024).toFixed(0), !!doc.documentElement);

@@ -1,0 +1,10 @@
+import { readFileSync } from 'node:fs';
+import { parseMetadata } from './src/federation/saml/metadata.ts';
+const m = (l: string) => { const u = process.memoryUsage(); console.log(l, Object.fromEntries(Object.entries(u).map(([k, v]) => [k, Math.round(v / 1e6)])), 'maxRSS', Math.round(process.resourceUsage().maxRSS / 1024)); };
+m('start');
+const xml = readFileSync('/tmp/agg.xml', 'utf8'); const cert = readFileSync('/tmp/fed.pem','utf8');
+m('read');
+const r = parseMetadata(xml, { signingCertificate: cert });
+m('loaded');
+globalThis.gc?.(); m('after gc');
+console.log(r.idps.length);

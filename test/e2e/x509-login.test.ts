@@ -1,0 +1,127 @@
+import assert from 'node:assert/strict';
+import { createHash, X509Certificate } from 'node:crypto';
+import { request as httpsRequest } from 'node:https';
+import { after, before, describe, it } from 'node:test';
+import * as oidc from 'openid-client';
+import { Browser, decodeJwt, formAction, loginThroughPages, pkceAuthorizationUrl, rawRequest, rp, startServer, type TestServer } from '../support/harness.ts';
+import { makeTestPki, type TestPki } from '../federation/x509/fixture.ts';
+
+const PORTAL_REDIRECT = 'http://localhost:3000/callback';
+
+/** An HTTPS request to the mTLS listener presenting a client certificate. */
+function mtls(port: number, path: string, cert: { pem: string; key: string } | undefined, init: { method?: string; headers?: Record<string, string>; body?: string } = {}) {
+  return new Promise<{ status: number; headers: Record<string, string | string[] | undefined>; body: string }>((resolve, reject) => {
+    const req = httpsRequest({
+      host: '127.0.0.1', port, path, method: init.method ?? 'GET', headers: init.headers ?? {},
+      ...(cert ? { cert: cert.pem, key: cert.key } : {}),
+      rejectUnauthorized: false, // fedgate's listener certificate is self-signed in the test
+    }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString('utf8') }));
+    });
+    req.on('error', reject);
+    req.end(init.body);
+  });
+}
+
+/** RFC 9440 Client-Cert: the DER as a structured-field byte sequence. */
+const clientCertHeader = (pem: string) => `:${new X509Certificate(pem).raw.toString('base64')}:`;
+
+/**
+ * Certificate login through the whole of fedgate: linking a certificate on the
+ * account page, signing in with it (behind a trusted proxy's header, and on
+ * fedgate's own mTLS listener), and RFC 8705 clients with certificate-bound
+ * tokens that the gateway checks.
+ */
+describe('X.509 certificate login and mTLS clients', () => {
+  let pki: TestPki;
+  let server: TestServer;
+  let mtlsPort: number;
+
+  before(async () => {
+    pki = await makeTestPki();
+    server = await startServer({
+      configure: (config) => {
+        config.trustedProxies = ['127.0.0.1'];
+        config.x509 = { ...config.x509, enabled: true, trustAnchorsDir: pki.anchors, mtlsPort: 0 };
+        config.clients.push({
+          clientId: 'mtls-robot', name: 'Certificate robot', applicationType: 'web', grantTypes: ['client_credentials'],
+          redirectUris: [], postLogoutRedirectUris: [], consentRequired: false,
+          tokenEndpointAuthMethod: 'tls_client_auth', tlsClientAuthSubjectDn: '/DC=org/DC=fedgate-test/CN=Bob', certificateBoundAccessTokens: true,
+        });
+      },
+    });
+    mtlsPort = (server.fedgate.mtlsServer()!.address() as { port: number }).port;
+  });
+  after(async () => {
+    await server.cleanup();
+    await pki.pki.cleanup();
+  });
+
+  it('links a certificate on the account page and signs in with it', async () => {
+    const browser = new Browser();
+    const first = await browser.request(`${server.issuer}/account`);
+    await browser.request(await loginThroughPages(browser, new URL(first.headers.get('location')!, server.issuer), `${server.issuer}/account/callback`, { username: 'alice', password: 'alice-password' }));
+    const account = await (await browser.request(`${server.issuer}/account`)).text();
+    const link = formAction(account.replace(/<a href="([^"]*\/x509\/link[^"]*)"/, '<form action="$1"'), '/x509/link');
+    // The proxy in front (127.0.0.1, trusted) passes the browser's certificate on.
+    const linkPath = new URL(link, server.issuer);
+    const linked = await browser.request(new URL(`${server.issuer}${linkPath.pathname}${linkPath.search}`), { headers: { 'client-cert': clientCertHeader(pki.alice.pem) } });
+    assert.ok(linked.status < 400, `link answered ${linked.status}: ${(await linked.text()).slice(0, 300)}`);
+    const alice = (await server.fedgate.accounts.findByUsername('alice'))!;
+    assert.equal(alice.identities.length, 1);
+    assert.equal(alice.identities[0]!.type, 'x509');
+
+    // Sign in to the portal with the certificate alone.
+    const portal = await rp(server.issuer, 'demo-portal', 'demo-portal-secret');
+    const { url, verifier } = await pkceAuthorizationUrl(portal, { redirect_uri: PORTAL_REDIRECT, scope: 'openid' });
+    const fresh = new Browser();
+    const loginPage = await fresh.follow(url, () => false);
+    const page = await loginPage.res.text();
+    const certLink = /<a href="([^"]*\/x509\/login\?interaction=[^"]*)"/.exec(page)?.[1]?.replace(/&amp;/g, '&');
+    assert.ok(certLink, 'the login page offers certificate login');
+    const target = new URL(certLink);
+    // Behind the trusted proxy, on the main port: the certificate comes in its header.
+    const signedIn = await fresh.request(new URL(`${server.issuer}${target.pathname}${target.search}`), { headers: { 'client-cert': clientCertHeader(pki.alice.pem) } });
+    assert.equal(signedIn.status, 303, (await signedIn.text()).slice(0, 300));
+    const callback = await loginThroughPages(fresh, new URL(signedIn.headers.get('location')!, server.issuer), PORTAL_REDIRECT, { username: 'unused', password: 'unused' });
+    const tokens = await oidc.authorizationCodeGrant(portal, callback, { pkceCodeVerifier: verifier });
+    assert.equal(decodeJwt(tokens.id_token!).payload.sub, alice.id, 'the certificate reached alice\'s account');
+    assert.ok((await server.fedgate.audit.recent(30)).some((e) => e.type === 'login' && (e.detail as { method?: string })?.method === 'x509'));
+  });
+
+  it('refuses untrusted, revoked, expired and malformed certificates, and headers from untrusted addresses', async () => {
+    const reasonOf = async (headers: Record<string, string>, origin = server.issuer) => {
+      const res = await rawRequest(origin, '/x509/login?interaction=unknown-interaction', { headers });
+      assert.ok(res.status >= 400 && res.status < 500, `${JSON.stringify(headers).slice(0, 60)}: ${res.status}`);
+      assert.doesNotMatch(res.body, /at .*\.ts:\d+/, 'no stack trace');
+      const event = (await server.fedgate.audit.recent(5)).find((e) => e.type === 'login.failed');
+      return (event?.detail as { reason?: string } | undefined)?.reason;
+    };
+    assert.equal(await reasonOf({ 'client-cert': clientCertHeader(pki.mallory.pem) }), 'untrusted');
+    assert.equal(await reasonOf({ 'client-cert': clientCertHeader(pki.revoked.pem) }), 'revoked');
+    assert.equal(await reasonOf({ 'client-cert': clientCertHeader(pki.expired.pem) }), 'expired');
+    assert.equal(await reasonOf({ 'client-cert': ':bm90IGEgY2VydGlmaWNhdGU=:' }), 'malformed');
+  });
+
+  it('serves the mTLS listener: tls_client_auth, certificate-bound tokens, and the gateway checks the binding', async () => {
+    const body = new URLSearchParams({ grant_type: 'client_credentials', client_id: 'mtls-robot', resource: 'https://orchestrator.demo', scope: 'compute.read' }).toString();
+    const headers = { 'content-type': 'application/x-www-form-urlencoded' };
+    const refused = await mtls(mtlsPort, '/token', { pem: pki.alice.pem, key: pki.alice.key }, { method: 'POST', headers, body });
+    assert.equal(refused.status, 401, `another subject DN is not the client: ${refused.body}`);
+    const res = await mtls(mtlsPort, '/token', { pem: pki.bob.pem, key: pki.bob.key }, { method: 'POST', headers, body });
+    assert.equal(res.status, 200, `${res.body}\n${server.logs.lines.filter((l) => /token|cert|client/i.test(l)).slice(-8).join('\n')}`);
+    const token = (JSON.parse(res.body) as { access_token: string }).access_token;
+    const thumbprint = createHash('sha256').update(new X509Certificate(pki.bob.pem).raw).digest('base64url');
+    assert.equal((decodeJwt(token).payload.cnf as Record<string, string>)['x5t#S256'], thumbprint);
+
+    const authz = (cert: { pem: string; key: string } | undefined) => mtls(mtlsPort, '/authz?service=orchestrator', cert, {
+      headers: { authorization: `Bearer ${token}`, 'x-original-method': 'GET', 'x-original-uri': '/deployments/1' },
+    });
+    // The policy has no rule for this client: the binding is checked first (401), then the policy (403).
+    assert.equal((await authz({ pem: pki.alice.pem, key: pki.alice.key })).status, 401, 'another certificate');
+    assert.equal((await authz(undefined)).status, 401, 'no certificate');
+    assert.equal((await authz({ pem: pki.bob.pem, key: pki.bob.key })).status, 403, 'the right certificate passes authentication');
+  });
+});
