@@ -303,7 +303,7 @@ export function samlRoutes(deps: SamlRoutesDeps): Koa.Middleware {
     }
     await audit.record({
       type: 'login', actor: account.id, outcome: 'success', ip: ctx.ip, target: account.id,
-      detail: { method: 'saml', idp, ...(created ? { created: true, username: account.username } : {}), ...(addedGroups.length ? { groupsAdded: addedGroups } : {}), subject: subjectRef(idp, identity.subject) },
+      detail: { method: 'saml', idp, ...(created ? { created: true } : {}), ...(addedGroups.length ? { groupsAdded: addedGroups } : {}), subject: subjectRef(idp, identity.subject) },
     });
   });
 
