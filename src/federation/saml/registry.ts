@@ -132,9 +132,12 @@ export class IdpRegistry {
   }
 
   /** Identity providers offered in discovery, by display name. */
-  providers(): readonly IdpRecord[] {
-    return this.#listed;
+  providers(): IdpRecord[] {
+    return this.#listed.filter(this.#current);
   }
+
+  /** Not past its validUntil (a source's copy is dropped at its next refresh; until then its entries are filtered). */
+  readonly #current = (idp: IdpRecord): boolean => idp.validUntil === undefined || idp.validUntil > this.#now();
 
   /** Number of trusted identity providers (including those hidden from discovery). */
   get size(): number {
@@ -148,11 +151,11 @@ export class IdpRegistry {
    */
   match(query: string): IdpRecord[] {
     const words = normalizeForSearch(query).split(/\s+/).filter(Boolean).slice(0, 8);
-    if (words.length === 0) return [...this.#listed];
+    if (words.length === 0) return this.providers();
     const first: IdpRecord[] = [];
     const rest: IdpRecord[] = [];
     for (const idp of this.#listed) {
-      if (!words.every((w) => idp.searchText.includes(w))) continue;
+      if (!words.every((w) => idp.searchText.includes(w)) || !this.#current(idp)) continue;
       (idp.searchName.startsWith(words[0]!) ? first : rest).push(idp);
     }
     return first.concat(rest);

@@ -109,7 +109,7 @@ export function descendants(root: Node, ns: string, local: string): Element[] {
   while (stack.length) {
     const node = stack.pop()!;
     if (node.nodeType === ELEMENT && (node as Element).localName === local && (node as Element).namespaceURI === ns) out.push(node as Element);
-    for (let c = node.lastChild; c; c = c.previousSibling) if (c.nodeType === ELEMENT || c.nodeType === 9) stack.push(c);
+    for (let c = node.lastChild; c; c = c.previousSibling) if (c.nodeType === ELEMENT) stack.push(c);
   }
   return out;
 }

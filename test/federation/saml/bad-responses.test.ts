@@ -78,6 +78,22 @@ describe('bad SAML responses are refused', () => {
     });
   }
 
+  it('refuses a response signed only as a whole when assertions must be signed (requireSignedAssertions)', async () => {
+    const strict = await startTestbed({ saml: { requireSignedAssertions: true, metadata: [{ file: await tempFile('idp.xml', idp.metadata()), trustUnsigned: true }] } });
+    try {
+      const browser = strict.browser();
+      const strictSp = await spMetadata(strict);
+      const request = await startLogin(strict, browser, idp, { interaction: 'uid-strict' });
+      const answer = await postToAcs(browser, await idp.respond(strictSp, request, { signWith: 'response', attributes: { 'urn:oasis:names:tc:SAML:attribute:subject-id': ['s@uni.example.org'] } }));
+      assert.equal(answer.status, 403);
+      assert.match(answer.text, /<code>signature_invalid<\/code>/);
+      const both = await startLogin(strict, browser, idp, { interaction: 'uid-strict-2' });
+      assert.equal((await postToAcs(browser, await idp.respond(strictSp, both, { signWith: 'both', attributes: { 'urn:oasis:names:tc:SAML:attribute:subject-id': ['s@uni.example.org'] } }))).status, 303);
+    } finally {
+      await strict.close();
+    }
+  });
+
   it('refuses a request to an identity provider not in metadata at /saml/login', async () => {
     const answer = await tb.browser().get(`/saml/login?idp=${encodeURIComponent('https://idp.stranger.example.com/idp')}&interaction=uid-x`);
     assert.equal(answer.status, 400);

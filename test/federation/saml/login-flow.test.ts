@@ -7,6 +7,8 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { parseMetadata } from '../../../src/federation/saml/metadata.ts';
+import { certificateToPem } from '../../../src/federation/saml/xml.ts';
 import { MemoryStore } from '../../../src/store/index.ts';
 import { login, postToAcs, spMetadata, startLogin, tempFile } from './flows.ts';
 import { startTestbed, type Testbed } from './testbed.ts';
@@ -46,6 +48,12 @@ describe('SAML login with a real identity provider', () => {
     assert.match(xml, /WantAssertionsSigned="true"/);
     assert.match(xml, new RegExp(`Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST" Location="${tb.issuer}/saml/acs"`));
     assert.match(xml, /<Signature xmlns="http:\/\/www.w3.org\/2000\/09\/xmldsig#">/);
+    // Its signature verifies with the certificate it publishes (the check identity providers make).
+    const certificate = certificateToPem(/<(?:ds:)?X509Certificate>([^<]+)</.exec(xml)![1]!);
+    const parsed = parseMetadata(xml, { signingCertificate: certificate });
+    assert.equal(parsed.entities, 1);
+    assert.equal(parsed.verified, true);
+    assert.throws(() => parseMetadata(xml.replace('/saml/acs"', '/evil/acs"'), { signingCertificate: certificate }));
   });
 
   it('creates an account just in time, maps name, email and groups, and finishes the login', async () => {
