@@ -114,6 +114,10 @@ describe('SAML login in a browser', () => {
     assert.ok(account, 'a just-in-time account linked to the SAML identity');
     assert.equal(claims.sub, account.id);
     assert.deepEqual(account.groups, ['/cms/production'], 'eduPersonEntitlement mapped to a group');
+    const userinfo = await oidc.fetchUserInfo(portal, tokens.access_token, account.id);
+    assert.equal(userinfo.name, 'Erin Example');
+    assert.equal(userinfo.email, 'erin@testing.example');
+    assert.deepEqual(userinfo.groups, ['/cms', '/cms/production'], 'the token\'s claims carry the mapped groups');
 
     // The discovery page remembers the choice.
     const second = await context.newPage();
