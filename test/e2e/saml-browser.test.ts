@@ -127,6 +127,13 @@ describe('SAML login in a browser', () => {
     await second.waitForURL(/\/saml\/discovery/);
     assert.equal(await second.getByRole('heading', { name: 'Last used' }).count(), 1);
     assert.equal(await second.getByRole('link', { name: 'University of Testing' }).count(), 1);
+
+    // An `idp` hint in the authorization request skips the choice: straight to the identity provider.
+    const hinted = await context.newPage();
+    const withHint = await pkceAuthorizationUrl(portal, { redirect_uri: callbackUrl, scope: 'openid', prompt: 'login', idp: idp.entityID });
+    await hinted.goto(withHint.url.href);
+    await hinted.locator('#continue').waitFor();
+    assert.ok(hinted.url().startsWith(idp.ssoUrl), `at ${hinted.url()}`);
     await context.close();
   });
 });

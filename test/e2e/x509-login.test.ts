@@ -1,9 +1,11 @@
 import assert from 'node:assert/strict';
 import { createHash, X509Certificate } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
 import { request as httpsRequest } from 'node:https';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import * as oidc from 'openid-client';
-import { Browser, decodeJwt, formAction, loginThroughPages, pkceAuthorizationUrl, rawRequest, rp, startServer, type TestServer } from '../support/harness.ts';
+import { authorizationCodeFlow, Browser, decodeJwt, formAction, loginThroughPages, pkceAuthorizationUrl, rawRequest, rp, startServer, type TestServer } from '../support/harness.ts';
 import { makeTestPki, type TestPki } from '../federation/x509/fixture.ts';
 
 const PORTAL_REDIRECT = 'http://localhost:3000/callback';
@@ -25,6 +27,14 @@ function mtls(port: number, path: string, cert: { pem: string; key: string } | u
   });
 }
 
+/** An opaque access token of the demo administrator (admin API). */
+let adminTokenValue: string | undefined;
+async function adminTokenFor(issuer: string): Promise<string> {
+  const portal = await rp(issuer, 'demo-portal', 'demo-portal-secret');
+  adminTokenValue ??= (await authorizationCodeFlow(portal, { redirectUri: PORTAL_REDIRECT, scope: 'openid', username: 'admin', password: 'admin-password' })).access_token;
+  return adminTokenValue;
+}
+
 /** RFC 9440 Client-Cert: the DER as a structured-field byte sequence. */
 const clientCertHeader = (pem: string) => `:${new X509Certificate(pem).raw.toString('base64')}:`;
 
@@ -34,7 +44,16 @@ const clientCertHeader = (pem: string) => `:${new X509Certificate(pem).raw.toStr
  * fedgate's own mTLS listener), and RFC 8705 clients with certificate-bound
  * tokens that the gateway checks.
  */
+/** A self-signed certificate and key made with openssl (the PKI's working directory). */
+async function makeSelfSigned(pki: TestPki): Promise<{ pem: string; key: string }> {
+  const keyFile = join(pki.pki.dir, 'self-signed.key');
+  const certFile = join(pki.pki.dir, 'self-signed.pem');
+  await pki.pki.openssl('req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', keyFile, '-out', certFile, '-days', '2', '-subj', '/CN=self-signed robot');
+  return { pem: await readFile(certFile, 'utf8'), key: await readFile(keyFile, 'utf8') };
+}
+
 describe('X.509 certificate login and mTLS clients', () => {
+  let selfSigned: { pem: string; key: string };
   let pki: TestPki;
   let server: TestServer;
   let mtlsPort: number;
@@ -53,6 +72,8 @@ describe('X.509 certificate login and mTLS clients', () => {
       },
     });
     mtlsPort = (server.fedgate.mtlsServer()!.address() as { port: number }).port;
+    // A self-signed client (RFC 8705 §2.2): registered with its certificate in a JWK Set, through dynamic registration.
+    selfSigned = await makeSelfSigned(pki);
   });
   after(async () => {
     await server.cleanup();
@@ -103,6 +124,25 @@ describe('X.509 certificate login and mTLS clients', () => {
     assert.equal(await reasonOf({ 'client-cert': clientCertHeader(pki.revoked.pem) }), 'revoked');
     assert.equal(await reasonOf({ 'client-cert': clientCertHeader(pki.expired.pem) }), 'expired');
     assert.equal(await reasonOf({ 'client-cert': ':bm90IGEgY2VydGlmaWNhdGU=:' }), 'malformed');
+  });
+
+  it('authenticates a self_signed_tls_client_auth client by its certificate (RFC 8705 §2.2)', async () => {
+    const created = await fetch(`${server.issuer}/admin/api/initial-access-tokens`, { method: 'POST', headers: { authorization: `Bearer ${await adminTokenFor(server.issuer)}` } });
+    const iat = ((await created.json()) as { initial_access_token: string }).initial_access_token;
+    const jwk = { ...(new X509Certificate(selfSigned.pem).publicKey.export({ format: 'jwk' })), x5c: [new X509Certificate(selfSigned.pem).raw.toString('base64')] };
+    const registration = await fetch(`${server.issuer}/reg`, {
+      method: 'POST', headers: { authorization: `Bearer ${iat}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ grant_types: ['client_credentials'], response_types: [], redirect_uris: [], token_endpoint_auth_method: 'self_signed_tls_client_auth', jwks: { keys: [jwk] }, tls_client_certificate_bound_access_tokens: true }),
+    });
+    assert.equal(registration.status, 201, await registration.clone().text());
+    const clientId = ((await registration.json()) as { client_id: string }).client_id;
+    const body = new URLSearchParams({ grant_type: 'client_credentials', client_id: clientId, resource: 'https://orchestrator.demo', scope: 'compute.read' }).toString();
+    const headers = { 'content-type': 'application/x-www-form-urlencoded' };
+    assert.equal((await mtls(mtlsPort, '/token', { pem: pki.bob.pem, key: pki.bob.key }, { method: 'POST', headers, body })).status, 401, 'another certificate');
+    const ok = await mtls(mtlsPort, '/token', selfSigned, { method: 'POST', headers, body });
+    assert.equal(ok.status, 200, ok.body);
+    const cnf = decodeJwt((JSON.parse(ok.body) as { access_token: string }).access_token).payload.cnf as Record<string, string>;
+    assert.equal(cnf['x5t#S256'], createHash('sha256').update(new X509Certificate(selfSigned.pem).raw).digest('base64url'));
   });
 
   it('serves the mTLS listener: tls_client_auth, certificate-bound tokens, and the gateway checks the binding', async () => {
