@@ -8,7 +8,7 @@ import type { Config } from '../config/schema.ts';
 import { csrfMatches, csrfToken as csrfCookieToken } from '../http/csrf.ts';
 import { takePendingLogin } from '../federation/hooks.ts';
 import { ACCOUNT_CLIENT_ID } from '../oidc/provider.ts';
-import { sendPage } from '../http/page.ts';
+import { PageError as InteractionError, sendPage } from '../http/page.ts';
 import type { Audit } from '../observability/audit.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import type { Store } from '../store/store.ts';
@@ -45,16 +45,6 @@ const SCOPE_DESCRIPTIONS: Record<string, string> = {
 
 type InteractionDetails = Awaited<ReturnType<Provider['interactionDetails']>>;
 
-/** A page-level failure: rendered as the error page with its status. */
-class InteractionError extends Error {
-  readonly status: number;
-  readonly error: string;
-  constructor(status: number, error: string, description: string) {
-    super(description);
-    this.status = status;
-    this.error = error;
-  }
-}
 
 function checkCsrf(ctx: Context, submitted: unknown): void {
   if (!csrfMatches(ctx, CSRF_COOKIE, submitted)) {

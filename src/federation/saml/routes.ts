@@ -25,7 +25,7 @@ import compose from 'koa-compose';
 import type { Logger } from 'pino';
 import { AccountError, type Account, type Accounts } from '../../accounts/accounts.ts';
 import type { SamlConfig } from '../../config/saml-schema.ts';
-import { sendPage } from '../../http/page.ts';
+import { PageError, sendPage } from '../../http/page.ts';
 import type { Audit } from '../../observability/audit.ts';
 import type { Store } from '../../store/store.ts';
 import * as pages from '../../views/pages.ts';
@@ -75,16 +75,6 @@ const RANDOM_KEY = /^[A-Za-z0-9_-]{43}$/;
 const UID = /^[A-Za-z0-9_-]{1,128}$/;
 const DISCOVERY_LIMIT = 50;
 
-/** A refusal shown as the error page. */
-class PageError extends Error {
-  readonly status: number;
-  readonly error: string;
-  constructor(status: number, error: string, description: string) {
-    super(description);
-    this.status = status;
-    this.error = error;
-  }
-}
 
 /** What the user reads for each refused response: short, and nothing from the response. */
 const REJECT_MESSAGES: Partial<Record<RejectReason, string>> = {

@@ -300,13 +300,7 @@ function parseRfc4514(input: string): DistinguishedName {
       const ch = input[pos];
       if (ch === undefined || ch === ',' || ch === ';' || ch === '+') break;
       if (ch === '\\') {
-        const next = input.slice(pos + 1, pos + 3);
-        if (HEX2.test(next)) { builder.byte(parseInt(next, 16)); pos += 3; continue; }
-        const escaped = input.codePointAt(pos + 1);
-        if (escaped === undefined) throw new DnSyntaxError('a value ends with \\');
-        const char = String.fromCodePoint(escaped);
-        builder.text(char, true);
-        pos += 1 + char.length;
+        pos += readEscape(input, pos, builder);
         continue;
       }
       const char = String.fromCodePoint(input.codePointAt(pos)!);
@@ -332,6 +326,23 @@ function parseRfc4514(input: string): DistinguishedName {
   }
 }
 
+/**
+ * Reads the escape at `text[at]` (a backslash): `\HH` is a byte, `\c` the
+ * character c (RFC 4514 §3, and OpenSSL's slash form). Returns its length.
+ */
+function readEscape(text: string, at: number, builder: ValueBuilder): number {
+  const next = text.slice(at + 1, at + 3);
+  if (HEX2.test(next)) {
+    builder.byte(parseInt(next, 16));
+    return 3;
+  }
+  const escaped = text.codePointAt(at + 1);
+  if (escaped === undefined) throw new DnSyntaxError('a value ends with \\');
+  const char = String.fromCodePoint(escaped);
+  builder.text(char, true);
+  return 1 + char.length;
+}
+
 /** Unescapes a slash-form value: `\xHH` and `\HH` bytes, `\c` the character c. */
 function unescapeSlashValue(raw: string): string {
   const builder = new ValueBuilder();
@@ -339,13 +350,7 @@ function unescapeSlashValue(raw: string): string {
     if (raw[i] === '\\') {
       const x = /^[xX]([0-9A-Fa-f]{2})/.exec(raw.slice(i + 1, i + 4));
       if (x) { builder.byte(parseInt(x[1]!, 16)); i += 4; continue; }
-      const next = raw.slice(i + 1, i + 3);
-      if (HEX2.test(next)) { builder.byte(parseInt(next, 16)); i += 3; continue; }
-      const escaped = raw.codePointAt(i + 1);
-      if (escaped === undefined) throw new DnSyntaxError('a value ends with \\');
-      const char = String.fromCodePoint(escaped);
-      builder.text(char, true);
-      i += 1 + char.length;
+      i += readEscape(raw, i, builder);
       continue;
     }
     const char = String.fromCodePoint(raw.codePointAt(i)!);
