@@ -5,6 +5,7 @@ import { request as httpsRequest } from 'node:https';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import * as oidc from 'openid-client';
+import { Agent, fetch as undiciFetch } from 'undici';
 import { authorizationCodeFlow, Browser, decodeJwt, formAction, loginThroughPages, pkceAuthorizationUrl, rawRequest, rp, startServer, type TestServer } from '../support/harness.ts';
 import { makeTestPki, type TestPki } from '../federation/x509/fixture.ts';
 
@@ -110,6 +111,29 @@ describe('X.509 certificate login and mTLS clients', () => {
     const tokens = await oidc.authorizationCodeGrant(portal, callback, { pkceCodeVerifier: verifier });
     assert.equal(decodeJwt(tokens.id_token!).payload.sub, alice.id, 'the certificate reached alice\'s account');
     assert.ok((await server.fedgate.audit.recent(30)).some((e) => e.type === 'login' && (e.detail as { method?: string })?.method === 'x509'));
+  });
+
+  it('signs in on fedgate\'s own mTLS listener, which asks the browser for its certificate', async () => {
+    const portal = await rp(server.issuer, 'demo-portal', 'demo-portal-secret');
+    const { url, verifier } = await pkceAuthorizationUrl(portal, { redirect_uri: PORTAL_REDIRECT, scope: 'openid' });
+    const browser = new Browser();
+    const page = await (await browser.follow(url, () => false)).res.text();
+    const certLink = new URL(/<a href="([^"]*\/x509\/login\?interaction=[^"]*)"/.exec(page)![1]!.replace(/&amp;/g, '&'));
+    assert.equal(certLink.protocol, 'https:');
+    assert.equal(Number(certLink.port), mtlsPort, 'the login page links to the mTLS listener');
+    // The TLS handshake carries alice's certificate (a browser's client certificate prompt).
+    const tls = new Agent({ connect: { cert: pki.alice.pem, key: pki.alice.key, rejectUnauthorized: false } });
+    const signedIn = await undiciFetch(certLink, { dispatcher: tls, redirect: 'manual' });
+    assert.equal(signedIn.status, 303, (await signedIn.text()).slice(0, 300));
+    // Back on the issuer's origin, where this browser's interaction cookie proves it started the sign-in.
+    const federated = new URL(signedIn.headers.get('location')!, server.issuer);
+    assert.match(federated.pathname, /^\/interaction\/[^/]+\/federated$/);
+    const parked = new URL(`${server.issuer}${federated.pathname}${federated.search}`);
+    assert.equal((await new Browser().request(parked)).status, 400, 'another browser (no interaction cookie) cannot take the parked login');
+    const callback = await loginThroughPages(browser, parked, PORTAL_REDIRECT, { username: 'unused', password: 'unused' });
+    const tokens = await oidc.authorizationCodeGrant(portal, callback, { pkceCodeVerifier: verifier });
+    assert.equal(decodeJwt(tokens.id_token!).payload.sub, (await server.fedgate.accounts.findByUsername('alice'))!.id);
+    await tls.close();
   });
 
   it('refuses untrusted, revoked, expired and malformed certificates, and headers from untrusted addresses', async () => {
