@@ -2,12 +2,12 @@ import { createHash, randomUUID } from 'node:crypto';
 import { hash as argon2Hash, verify as argon2Verify } from '@node-rs/argon2';
 import type { Store } from '../store/store.ts';
 
-/** An external identity linked to an account (SAML subject, X.509 subject DN). */
+/** An external identity linked to an account (SAML subject, X.509 subject DN, a trusted OIDC issuer's subject). */
 export interface LinkedIdentity {
-  type: 'saml' | 'x509';
-  /** SAML IdP entityID, or the issuing CA's DN for X.509. */
+  type: 'saml' | 'x509' | 'oidc';
+  /** SAML IdP entityID, the issuing CA's DN for X.509, or the `iss` of a trusted token issuer. */
   issuer: string;
-  /** SAML subject identifier, or the normalised certificate subject DN. */
+  /** SAML subject identifier, the normalised certificate subject DN, or the external `sub`. */
   subject: string;
   linkedAt: number;
 }

@@ -11,7 +11,7 @@ import { isPathScope, objectMatch } from './functions.ts';
 import { formatPolicyCsv, hierarchyLines, lineKey, parsePolicyCsv, validateLine } from './rules.ts';
 import { sortLines, StorePolicyAdapter } from './store-adapter.ts';
 import { StoreWatcher, type PolicyChange } from './store-watcher.ts';
-import { ACCESS_DOMAINS, SCOPE_DOMAIN, type Decision, type DecisionRequest, type PolicyDecisionPoint, type PolicyLine } from './types.ts';
+import { ACCESS_DOMAINS, EXCHANGE_BY_DOMAIN, EXCHANGE_DOMAIN, SCOPE_DOMAIN, type Decision, type DecisionRequest, type PolicyDecisionPoint, type PolicyLine } from './types.ts';
 
 /** Set once the policy files have been loaded into the store: from then on the store holds the truth. */
 const SEEDED_KEY = 'policy:seeded';
@@ -102,9 +102,9 @@ export class PolicyService implements PolicyDecisionPoint {
     this.watcher = new StoreWatcher(deps.store);
   }
 
-  /** Policy domains rules may name: the platform services', the configured services' and the scope policy's. */
+  /** Policy domains rules may name: the platform services', the configured services', the scope policy's and token exchange's. */
   domains(): Set<string> {
-    return new Set<string>([...ACCESS_DOMAINS, SCOPE_DOMAIN, ...this.#deps.config.gateway.services.map((s) => s.domain ?? s.name)]);
+    return new Set<string>([...ACCESS_DOMAINS, SCOPE_DOMAIN, EXCHANGE_DOMAIN, EXCHANGE_BY_DOMAIN, ...this.#deps.config.gateway.services.map((s) => s.domain ?? s.name)]);
   }
 
   /** A number that changes with every policy, group, membership or account change this replica has seen. */
@@ -277,7 +277,7 @@ export class PolicyService implements PolicyDecisionPoint {
         continue;
       }
       if (options.references === false) continue;
-      if (line.ptype === 'p' && line.values[1] === SCOPE_DOMAIN && line.values[2] !== '*' && !this.#deps.audienceExists(line.values[2]!)) {
+      if (line.ptype === 'p' && (line.values[1] === SCOPE_DOMAIN || line.values[1] === EXCHANGE_DOMAIN) && line.values[2] !== '*' && !this.#deps.audienceExists(line.values[2]!)) {
         problems.push(`${at}: ${line.values[2]} is not the audience of a configured resource server`);
       }
       const names = line.ptype === 'g' ? [line.values[0]!, line.values[1]!] : line.ptype === 'p' ? [line.values[0]!] : [];

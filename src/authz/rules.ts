@@ -3,7 +3,7 @@
  * import/export, canonical line identities, syntax validation, and the
  * group hierarchy lines fedgate derives from group paths.
  */
-import { SCOPE_DOMAIN, type PolicyLine } from './types.ts';
+import { EXCHANGE_BY_DOMAIN, EXCHANGE_DOMAIN, SCOPE_DOMAIN, type PolicyLine } from './types.ts';
 
 /** Values per line type, as the model declares them. */
 const ARITY: Record<PolicyLine['ptype'], number> = { p: 6, g: 2, g2: 3 };
@@ -199,6 +199,25 @@ function audienceProblem(value: string): string | undefined {
   return `invalid audience ${JSON.stringify(value)}: expected * or an absolute URI`;
 }
 
+/** Exchange modes (RFC 8693 §1.1): with an actor token (delegation) or without (impersonation). */
+export const EXCHANGE_MODES = ['delegate', 'impersonate'] as const;
+/** Actions of the `exchange` domain besides scopes: the modes, a lifetime past the subject token's, refresh tokens. */
+const EXCHANGE_ACTIONS = new Set<string>([...EXCHANGE_MODES, 'outlive', 'offline_access']);
+
+function exchangeByObjectProblem(value: string): string | undefined {
+  if (value === '*' || /^client:[^\s\x00-\x1f\x7f]+$/.test(value)) return undefined;
+  return `invalid object ${JSON.stringify(value)}: in ${EXCHANGE_BY_DOMAIN}, expected client:<id> (the client exchanging) or *`;
+}
+
+function exchangeActionProblem(domain: string, value: string): string | undefined {
+  if (value === '*') return undefined;
+  if (domain === EXCHANGE_BY_DOMAIN) {
+    return (EXCHANGE_MODES as readonly string[]).includes(value) ? undefined : `invalid action ${JSON.stringify(value)}: in ${EXCHANGE_BY_DOMAIN}, expected delegate, impersonate or *`;
+  }
+  if (EXCHANGE_ACTIONS.has(value) || SCOPE_TOKEN.test(value)) return undefined;
+  return `invalid action ${JSON.stringify(value)}: in ${EXCHANGE_DOMAIN}, expected delegate, impersonate, outlive, offline_access, a scope or *`;
+}
+
 function accessActionProblem(value: string): string | undefined {
   if (value === '*' || HTTP_METHODS.has(value) || OPERATION.test(value)) return undefined;
   return `invalid action ${JSON.stringify(value)}: expected *, an HTTP method in upper case (${[...HTTP_METHODS].join(' ')}) or an operation name such as read`;
@@ -240,12 +259,15 @@ export function validateLine(line: PolicyLine, domains: ReadonlySet<string>): st
   }
   const [subject, domain, object, action, effect, scope] = values as [string, string, string, string, string, string];
   const scopes = domain === SCOPE_DOMAIN;
+  const exchange = domain === EXCHANGE_DOMAIN || domain === EXCHANGE_BY_DOMAIN;
+  const objectProblem = domain === EXCHANGE_BY_DOMAIN ? exchangeByObjectProblem : scopes || exchange ? audienceProblem : pathPatternProblem;
   return subjectProblem('subject', subject)
     ?? domainProblem(domain, domains)
-    ?? (scopes ? audienceProblem(object) : pathPatternProblem(object))
-    ?? (scopes
-      ? (SCOPE_TOKEN.test(action) ? undefined : `invalid action ${JSON.stringify(action)}: expected * or a scope (no spaces or quotes)`)
+    ?? objectProblem(object)
+    ?? (exchange ? exchangeActionProblem(domain, action)
+      : scopes ? (SCOPE_TOKEN.test(action) ? undefined : `invalid action ${JSON.stringify(action)}: expected * or a scope (no spaces or quotes)`)
       : accessActionProblem(action))
+    ?? (domain === EXCHANGE_DOMAIN && !subject.startsWith('client:') ? `a rule in ${EXCHANGE_DOMAIN} is about the client that exchanges: its subject must be client:<id>` : undefined)
     ?? (effect === 'allow' || effect === 'deny' ? undefined : `invalid effect ${JSON.stringify(effect)}: expected allow or deny`)
     ?? (scope === '' || SCOPE_TOKEN.test(scope) ? undefined : `invalid required scope ${JSON.stringify(scope)}: expected a scope (no spaces or quotes) or nothing`)
     ?? (effect === 'deny' && scope !== '' ? `a deny rule cannot require a scope (${JSON.stringify(scope)}): it would stop applying to tokens without it` : undefined);

@@ -7,7 +7,17 @@
 /** Policy domains: one per platform service, plus the scope policy. */
 export const ACCESS_DOMAINS = ['orchestrator', 'data', 'ml', 'sync'] as const;
 export const SCOPE_DOMAIN = 'scopes';
-export const DOMAINS = [...ACCESS_DOMAINS, SCOPE_DOMAIN] as const;
+/**
+ * Token exchange (RFC 8693), what a requesting client may obtain:
+ * `p, client:<id>, exchange, <audience|*>, delegate|impersonate|outlive|offline_access|<scope>|*, allow|deny`.
+ */
+export const EXCHANGE_DOMAIN = 'exchange';
+/**
+ * Token exchange, whose tokens a client may exchange:
+ * `p, <group|user:<name>|client:<id>>, exchange-by, <client:<id>|*>, delegate|impersonate|*, allow|deny`.
+ */
+export const EXCHANGE_BY_DOMAIN = 'exchange-by';
+export const DOMAINS = [...ACCESS_DOMAINS, SCOPE_DOMAIN, EXCHANGE_DOMAIN, EXCHANGE_BY_DOMAIN] as const;
 export type Domain = (typeof DOMAINS)[number];
 
 /**

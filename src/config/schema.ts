@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { tokenExchangeSchema } from './exchange-schema.ts';
 import { samlSchema } from './saml-schema.ts';
 import { x509Schema } from './x509-schema.ts';
 
@@ -173,6 +174,8 @@ export const fileConfigSchema = z.object({
     /** Largest request body proxied to an upstream, in bytes (0 = unlimited). */
     maxBodyBytes: z.number().int().min(0).default(0),
   }).strict().prefault({}),
+  /** Token exchange (RFC 8693): trusted external issuers and limits. */
+  tokenExchange: tokenExchangeSchema.prefault({}),
   saml: samlSchema.prefault({}),
   x509: x509Schema.prefault({}),
   groups: z.array(z.object({ path: groupPath, description: z.string().optional() }).strict()).default([]),

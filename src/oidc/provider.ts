@@ -250,7 +250,7 @@ export function createProvider(deps: ProviderDeps): Provider {
           const grantType = ctx.oidc.params?.grant_type === 'client_credentials' ? 'client_credentials' : 'other';
           const accountId = grantType === 'client_credentials' ? undefined : accountIdOf(ctx);
           // The answer depends only on these inputs (and the policy version); services ask the same question thousands of times a second.
-          const memoKey = `${policy.version}\u0000${accountId ?? ''}\u0000${resourceIndicator}\u0000${client.clientId}\u0000${grantType}\u0000${[...candidates].join(' ')}`;
+          const memoKey = `${policy.version}\u0000${resourceServers.version}\u0000${accountId ?? ''}\u0000${resourceIndicator}\u0000${client.clientId}\u0000${grantType}\u0000${[...candidates].join(' ')}`;
           const memo = resourceInfoMemo.get(memoKey);
           if (memo) return memo;
           const clientConfig = clientsById.get(client.clientId);

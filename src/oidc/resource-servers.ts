@@ -80,6 +80,12 @@ export function requestedWlcgGroups(scopes: Iterable<string>): { all: boolean; e
  */
 export class ResourceServers {
   #byAudience = new Map<string, ResourceServerConfig>();
+  #version = 0;
+
+  /** Changes whenever the set of resource servers or any of them changes (answers cached per request shape use it). */
+  get version(): number {
+    return this.#version;
+  }
 
   constructor(servers: readonly ResourceServerConfig[]) {
     for (const rs of servers) this.#byAudience.set(rs.audience, rs);

@@ -33,7 +33,7 @@ export interface AccountPageOptions {
   username: string;
   name?: string | undefined;
   groups: string[];
-  identities: Array<{ type: 'saml' | 'x509'; issuer: string; subject: string; linkedAt: number }>;
+  identities: Array<{ type: 'saml' | 'x509' | 'oidc'; issuer: string; subject: string; linkedAt: number }>;
   /** Where an unlink form posts. */
   unlinkAction: string;
   /** Links that start linking another identity. */
