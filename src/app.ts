@@ -15,7 +15,8 @@ import type { Config } from './config/schema.ts';
 import { federationHooks } from './federation/hooks.ts';
 import { createSamlBridge } from './federation/saml/index.ts';
 import { createX509Bridge } from './federation/x509/index.ts';
-import { createGateway } from './gateway/index.ts';
+import { createMetadataEndpoint, DataSources, PROTECTED_RESOURCE_WELL_KNOWN } from './datasources/index.ts';
+import { createGateway, ServiceRegistry } from './gateway/index.ts';
 import { sendPage } from './http/page.ts';
 import { interactionRoutes } from './interaction/routes.ts';
 import { jwksForProvider, loadOrCreateCookieKeys, loadOrCreateKeys, publicJwks, watchKeys, type KeySet } from './keys/index.ts';
@@ -37,6 +38,8 @@ export interface Fedgate extends Services {
   provider(): Provider;
   /** Rebuilds the provider with a new key set (what a rotation on disk triggers). */
   reloadKeys(set: KeySet): void;
+  /** Data sources (resource servers, gateway services, their policies), changed at run time. */
+  dataSources: DataSources;
   /** The TLS listener for client certificates, when `x509.mtlsPort` is set and listen() ran. */
   mtlsServer(): Server | undefined;
   /** Starts the HTTP listener (and the mTLS one when configured); port 0 picks a free one. */
@@ -96,12 +99,19 @@ export async function createFedgate(config: Config, options: CreateOptions = {})
     logger.info({ account: account.id, grants: revoked }, 'account disabled: grants revoked');
   };
   const resourceServers = new ResourceServers(config.resourceServers);
+  // Configured services plus the data sources onboarded at run time; the gateway looks them up per request.
+  const services = new ServiceRegistry(config);
   const groups = new Groups(store, accounts);
   const seededGroups = await groups.seed(config.groups);
   if (seededGroups.length) logger.info({ groups: seededGroups }, 'groups seeded from configuration');
   await accounts.ensureMemberIndex();
   await seedAccounts(config, accounts, logger);
-  const policy = new PolicyService({ config, store, logger, accounts, groups, audienceExists: (audience) => resourceServers.get(audience) !== undefined });
+  const policy = new PolicyService({
+    config, store, logger, accounts, groups,
+    audienceExists: (audience) => resourceServers.hasAudience(audience),
+    // The policy files may already name the domains of the configuration's data source seeds.
+    serviceDomains: () => [...services.all().map((s) => s.domain), ...config.dataSources.map((ds) => ds.domain ?? ds.name)],
+  });
 
   const keySet = await loadOrCreateKeys(config.keysDir);
   const cookieKeys = await loadOrCreateCookieKeys(config.keysDir);
@@ -131,13 +141,16 @@ export async function createFedgate(config: Config, options: CreateOptions = {})
     onError: (err) => logger.error({ err: { message: err.message } }, 'signing keys file could not be read; keeping the current keys'),
   });
 
+  const dataSources = new DataSources({ config, store, logger, audit, resourceServers, services, policy, groups, provider: () => provider });
   const configuredClients = new Set(config.clients.map((c) => c.clientId));
   policy.clientExists = async (clientId) => configuredClients.has(clientId) || !!(await provider.Client.find(clientId).catch(() => undefined));
   try {
     await policy.start();
+    await dataSources.start();
     await saml.start();
   } catch (err) {
     stopWatching();
+    await dataSources.close();
     await saml.close();
     await x509.close();
     await policy.close();
@@ -154,7 +167,9 @@ export async function createFedgate(config: Config, options: CreateOptions = {})
     policyVersion: () => policy.version,
     jwks: () => verificationKeys,
     provider: () => provider,
+    services,
   });
+  const protectedResourceMetadata = createMetadataEndpoint({ config, dataSources });
 
   // oidc-provider's middleware runs on this app's contexts, so it signs cookies with this app's keys.
   const app = new Koa({ proxy: config.trustProxy, keys: cookieKeys });
@@ -249,7 +264,7 @@ export async function createFedgate(config: Config, options: CreateOptions = {})
       ...(config.x509.enabled ? [{ href: x509.linkUrl(), label: 'A certificate (X.509)' }] : []),
     ],
   });
-  const admin = adminRoutes({ config, accounts, groups, policy, audit, provider: () => provider });
+  const admin = adminRoutes({ config, accounts, groups, policy, audit, provider: () => provider, dataSources });
   // fedgate's own routes and oidc-provider's never overlap, so requests are
   // dispatched by path prefix: the token endpoint's hot path runs no router.
   // Router middleware types ask for router context fields the router itself adds.
@@ -268,6 +283,7 @@ export async function createFedgate(config: Config, options: CreateOptions = {})
     if (ctx.path === '/admin/api' || ctx.path.startsWith('/admin/api/')) return adminRoutesMw(ctx, next);
     if (ctx.path.startsWith('/api/')) return gateway.proxy(ctx, next);
     if (ctx.path === '/authz' || ctx.path.startsWith('/authz/')) return gateway.authz(ctx, next);
+    if (ctx.path === PROTECTED_RESOURCE_WELL_KNOWN || ctx.path.startsWith(`${PROTECTED_RESOURCE_WELL_KNOWN}/`)) return protectedResourceMetadata(ctx, next);
     await providerMiddleware(ctx, next);
     // oidc-provider emits no success events for these routes; audit them from the response.
     const oidcCtx = (ctx as unknown as { oidc?: { route?: string; client?: { clientId: string }; entities: { InitialAccessToken?: { destroy(): Promise<void> } } } }).oidc;
@@ -289,7 +305,7 @@ export async function createFedgate(config: Config, options: CreateOptions = {})
   let server: Server | undefined;
   let mtlsServer: Server | undefined;
   return {
-    config, app, store, logger, metrics, audit, accounts, groups, policy, resourceServers,
+    config, app, store, logger, metrics, audit, accounts, groups, policy, resourceServers, dataSources,
     provider: () => provider,
     mtlsServer: () => mtlsServer,
     reloadKeys,
@@ -326,6 +342,7 @@ export async function createFedgate(config: Config, options: CreateOptions = {})
       await gateway.close();
       await saml.close();
       await x509.close();
+      await dataSources.close();
       await policy.close();
       await audit.flush();
       await store.close();

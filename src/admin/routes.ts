@@ -12,6 +12,8 @@ import { ADMIN_SCOPE } from '../oidc/provider.ts';
 import { groupRoutes } from './groups.ts';
 import { caller, fail, type AdminCaller } from './http.ts';
 import { policyRoutes } from './policies.ts';
+import { resourceServerRoutes } from './resource-servers.ts';
+import type { DataSources } from '../datasources/index.ts';
 
 export interface AdminDeps {
   config: Config;
@@ -20,6 +22,8 @@ export interface AdminDeps {
   policy: PolicyService;
   audit: Audit;
   provider: () => Provider;
+  /** Data sources (`/resource-servers`). */
+  dataSources?: DataSources;
 }
 
 /** Members of this group (or its subgroups) administer fedgate. */
@@ -130,6 +134,10 @@ export function adminRoutes(deps: AdminDeps): Router {
   const policyRouter = policyRoutes({ accounts, policy: deps.policy, audit, json, csv });
   router.use(groupRouter.routes(), groupRouter.allowedMethods());
   router.use(policyRouter.routes(), policyRouter.allowedMethods());
+  if (deps.dataSources) {
+    const resourceServerRouter = resourceServerRoutes({ issuer: config.issuer, dataSources: deps.dataSources, json });
+    router.use(resourceServerRouter.routes(), resourceServerRouter.allowedMethods());
+  }
 
   router.get('/audit', async (ctx) => {
     const limit = Math.min(Math.max(Number.parseInt(String(ctx.query.limit ?? '100'), 10) || 100, 1), 1000);

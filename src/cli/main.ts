@@ -5,6 +5,9 @@ import { hashPassword } from '../accounts/accounts.ts';
 import { ConfigError, loadConfig, type Config } from '../config/index.ts';
 import { createLogger } from '../observability/logger.ts';
 import { loadOrCreateKeys, rotateKeys } from '../keys/index.ts';
+import { DATASOURCE_USAGE, parseDatasourceCommand, runDatasourceCommand, UsageError, type DatasourceCommand } from '../datasources/cli.ts';
+import { readStoredDataSources } from '../datasources/index.ts';
+import { createStore } from '../store/index.ts';
 
 const USAGE = `usage: npm run fedgate -- <command>
 
@@ -17,11 +20,21 @@ const USAGE = `usage: npm run fedgate -- <command>
   accounts disable|enable <username>
                                     disable (revoking its grants) or re-enable an account
   hash-password                     read a password on stdin, print its argon2id hash
-`;
+${DATASOURCE_USAGE}`;
 
-/** Seconds after which no token signed by a retired key can still be valid. */
-function signedTokenHorizon(config: Config): number {
-  const rsTtls = config.resourceServers.map((rs) => rs.accessTokenTtl ?? 0);
+/** Seconds after which no token signed by a retired key can still be valid (data sources in the store included). */
+async function signedTokenHorizon(config: Config): Promise<number> {
+  const rsTtls = [...config.resourceServers, ...config.dataSources].map((rs) => rs.accessTokenTtl ?? 0);
+  if (config.redisUrl) {
+    const store = createStore({ redisUrl: config.redisUrl });
+    try {
+      rsTtls.push(...(await readStoredDataSources(store)).map((ds) => ds.spec.accessTokenTtl ?? 0));
+    } catch (err) {
+      process.stderr.write(`fedgate: warning: the data sources could not be read (${(err as Error).message}); their token lifetimes are not counted (at most 7 days)\n`);
+    } finally {
+      await store.close().catch(() => {});
+    }
+  }
   const clientTtls = config.clients.map((c) => c.accessTokenTtl ?? 0);
   const { accessToken, idToken, clientCredentials } = config.lifetimes;
   // Plus a margin for replicas that have not yet noticed the rotation, and clock skew.
@@ -35,7 +48,20 @@ async function readStdin(): Promise<string> {
 }
 
 async function main(argv: string[]): Promise<number> {
-  const { positionals, values } = parseArgs({ args: argv, allowPositionals: true, options: { ttl: { type: 'string' }, help: { type: 'boolean', short: 'h' } } });
+  // The datasource commands have options of their own.
+  let datasource: DatasourceCommand | undefined;
+  if (argv[0] === 'datasource' && !argv.includes('--help') && !argv.includes('-h')) {
+    try {
+      datasource = parseDatasourceCommand(argv.slice(1));
+    } catch (err) {
+      if (!(err instanceof UsageError)) throw err;
+      process.stderr.write(`fedgate: ${err.message}\n${USAGE}`);
+      return 2;
+    }
+  }
+  const { positionals, values } = datasource
+    ? { positionals: ['datasource'], values: { ttl: undefined, help: false } }
+    : parseArgs({ args: argv, allowPositionals: true, options: { ttl: { type: 'string' }, help: { type: 'boolean', short: 'h' } } });
   const [group, action, arg] = positionals;
   if (values.help || !group) {
     process.stdout.write(USAGE);
@@ -50,7 +76,7 @@ async function main(argv: string[]): Promise<number> {
 
   const config = await loadConfig(process.env);
   if (group === 'keys' && action === 'rotate') {
-    const result = await rotateKeys(config.keysDir, { maxTokenLifetimeSeconds: signedTokenHorizon(config) });
+    const result = await rotateKeys(config.keysDir, { maxTokenLifetimeSeconds: await signedTokenHorizon(config) });
     process.stdout.write(`added: ${result.added.join(', ') || '-'}\nretired: ${result.retired.join(', ') || '-'}\npruned: ${result.pruned.join(', ') || '-'}\n`);
     process.stdout.write('running fedgate instances sharing this keys directory pick the new key up within a few seconds\n');
     return 0;
@@ -66,7 +92,8 @@ async function main(argv: string[]): Promise<number> {
 
   // The remaining commands act on a deployment's store (REDIS_URL).
   if (!config.redisUrl) process.stderr.write('fedgate: warning: REDIS_URL is not set, so this acts on a throw-away in-memory store\n');
-  const fedgate = await createFedgate(config, { logger: createLogger('warn'), watchKeys: false });
+  // Logs go to stderr: stdout carries the command's output (tokens, JSON).
+  const fedgate = await createFedgate(config, { logger: createLogger('warn', process.stderr), watchKeys: false });
   try {
     if (group === 'initial-access-token' && action === 'create') {
       const ttl = values.ttl ? Number(values.ttl) : config.registration.initialAccessTokenTtl;
@@ -76,6 +103,12 @@ async function main(argv: string[]): Promise<number> {
       process.stdout.write(`${token}\n`);
       process.stderr.write(`expires ${new Date(expiresAt * 1000).toISOString()}; register with: curl -X POST ${config.issuer}/reg -H "Authorization: Bearer <token>" -H "Content-Type: application/json" -d '{...}'\n`);
       return 0;
+    }
+    if (datasource) {
+      return await runDatasourceCommand(datasource, fedgate.dataSources, config.issuer, {
+        out: (text) => process.stdout.write(text),
+        err: (text) => process.stderr.write(text),
+      });
     }
     if (group === 'accounts' && (action === 'disable' || action === 'enable') && arg) {
       const account = await fedgate.accounts.findByUsername(arg);

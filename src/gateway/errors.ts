@@ -24,6 +24,8 @@ export abstract class GatewayError extends Error {
   abstract readonly error: string;
   /** The challenge scheme of a 401/403 answer; authenticate() sets it from the request's scheme. */
   scheme: ChallengeScheme = 'Bearer';
+  /** RFC 9728 §5.1: where the protected resource's metadata is, for the challenge (`/api/<name>` sets it). */
+  resourceMetadata: string | undefined;
 
   constructor(description: string) {
     super(description);
@@ -123,6 +125,7 @@ export function challengeFor(err: GatewayError): string | undefined {
     // RFC 6750 §3.1: a request without credentials gets no error code.
     params.push(`error=${quoted(err.error)}`, `error_description=${quoted(err.description)}`);
   }
+  if (err.resourceMetadata) params.push(`resource_metadata=${quoted(err.resourceMetadata)}`);
   return `${err.scheme} ${params.join(', ')}`;
 }
 

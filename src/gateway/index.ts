@@ -28,6 +28,7 @@ export { DPOP_ALGORITHMS, normaliseHtu } from './dpop.ts';
 export * from './errors.ts';
 export { IDENTITY_HEADER_NAMES, identityHeaders, isStrippedHeader, safeHeaderValue } from './identity-headers.ts';
 export { PROXY_PREFIX } from './proxy.ts';
+export { ServiceRegistry, type GatewayService } from './service-registry.ts';
 export { MAX_TARGET_LENGTH, parseRequestTarget, type RequestTarget } from './request-target.ts';
 export { ACCESS_TOKEN_ALGORITHMS, CLOCK_TOLERANCE, type Identity, type TokenBinding, type TokenVerifierStats } from './token-verifier.ts';
 
@@ -40,6 +41,8 @@ export interface GatewayDeps extends Pick<Services, 'config' | 'store' | 'logger
   jwks(): { keys: JWK[] };
   /** The current oidc-provider instance, for opaque token lookups. */
   provider(): Provider;
+  /** The services to enforce for, shared with the data sources that change them at run time; default: `gateway.services` only. */
+  services?: ServiceRegistry;
 }
 
 /** The gateway's two middlewares. */
@@ -50,20 +53,23 @@ export interface Gateway {
   proxy: Koa.Middleware;
   /** Token verification counters (signature checks, cache hits, account reads, opaque lookups). */
   readonly stats: Readonly<TokenVerifierStats>;
+  /** The services it enforces for. */
+  readonly services: ServiceRegistry;
   /** Closes upstream connection pools and drops cached tokens. */
   close(): Promise<void>;
 }
 
 /**
- * Builds the enforcement point from the configuration's `gateway.services`,
- * `trustedProxies`, `gateway.tokenCacheSize` and `gateway.maxBodyBytes`.
+ * Builds the enforcement point from the services (the configuration's
+ * `gateway.services` and the data sources), `trustedProxies`,
+ * `gateway.tokenCacheSize` and `gateway.maxBodyBytes`.
  *
  * @throws Error when `trustedProxies` holds an entry that is not an address or range.
  */
 export function createGateway(deps: GatewayDeps): Gateway {
   const { config, store, audit, pdp } = deps;
   const logger = deps.logger.child({ component: 'gateway' });
-  const services = new ServiceRegistry(config);
+  const services = deps.services ?? new ServiceRegistry(config);
   const verifier = new TokenVerifier({
     issuer: config.issuer,
     accounts: deps.accounts,
@@ -79,6 +85,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
     authz: createAuthzEndpoint({ services, verifier, store, decision, certificates }),
     proxy: proxy.middleware,
     stats: verifier.stats,
+    services,
     async close() {
       await proxy.close();
       verifier.clear();

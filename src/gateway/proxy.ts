@@ -17,7 +17,8 @@ import { Pool } from 'undici';
 import type { Config } from '../config/schema.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { Store } from '../store/store.ts';
-import { authenticate } from './authenticate.ts';
+import { gatewayResource, protectedResourceMetadataUrl } from '../datasources/protected-resource.ts';
+import { authenticate, type Authenticated } from './authenticate.ts';
 import { normaliseAddress, type ClientCertificateReader } from './client-certificate.ts';
 import { authorize, type DecisionDeps } from './decision.ts';
 import { BadGateway, GatewayError, GatewayTimeout, NotFound, PayloadTooLarge, sendError } from './errors.ts';
@@ -37,7 +38,7 @@ const TIMEOUT_CODES = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT'
 const MAX_CONNECT_TIMEOUT_MS = 10_000;
 
 export interface ProxyDeps {
-  config: Pick<Config, 'trustProxy' | 'gateway'>;
+  config: Pick<Config, 'trustProxy' | 'gateway' | 'issuer'>;
   services: ServiceRegistry;
   verifier: TokenVerifier;
   store: Store;
@@ -102,26 +103,43 @@ function limitBody(req: IncomingMessage, max: number, onExceeded: () => void): R
 export function createProxy(deps: ProxyDeps): ReverseProxy {
   const { services, verifier, store, certificates, logger, config } = deps;
   const maxBodyBytes = config.gateway.maxBodyBytes;
-  const upstreams = new Map<string, Upstream>();
+  // Services come and go at run time (data sources): each one's upstream is derived once per service entry.
+  const upstreams = new WeakMap<GatewayService, Upstream | null>();
   const pools = new Map<string, Pool>();
   let closed = false;
 
-  for (const service of services.all()) {
-    if (!service.config.upstream) continue;
-    const url = new URL(service.config.upstream);
-    upstreams.set(service.name, { origin: url.origin, basePath: url.pathname.replace(/\/+$/, ''), timeoutMs: service.config.timeoutSeconds * 1000 });
-  }
+  const upstreamOf = (service: GatewayService): Upstream | undefined => {
+    let upstream = upstreams.get(service);
+    if (upstream === undefined) {
+      const url = service.config.upstream ? new URL(service.config.upstream) : undefined;
+      upstream = url ? { origin: url.origin, basePath: url.pathname.replace(/\/+$/, ''), timeoutMs: service.config.timeoutSeconds * 1000 } : null;
+      upstreams.set(service, upstream);
+    }
+    return upstream ?? undefined;
+  };
 
   const poolFor = (upstream: Upstream): Pool => {
     let pool = pools.get(upstream.origin);
     if (!pool) {
       // One pool per origin, shared by the services behind it; it connects no slower than the quickest of them waits.
-      const timeouts = [...upstreams.values()].filter((u) => u.origin === upstream.origin).map((u) => u.timeoutMs);
-      pool = new Pool(upstream.origin, { connect: { timeout: Math.min(MAX_CONNECT_TIMEOUT_MS, ...timeouts) } });
+      const timeouts = services.all().map(upstreamOf).filter((u) => u?.origin === upstream.origin).map((u) => u!.timeoutMs);
+      pool = new Pool(upstream.origin, { connect: { timeout: Math.min(MAX_CONNECT_TIMEOUT_MS, upstream.timeoutMs, ...timeouts) } });
       pools.set(upstream.origin, pool);
     }
     return pool;
   };
+
+  /** Closes the pools of origins no service proxies to any more (a data source removed or moved). */
+  const prunePools = () => {
+    const used = new Set(services.all().map((s) => upstreamOf(s)?.origin));
+    for (const [origin, pool] of pools) {
+      if (used.has(origin)) continue;
+      pools.delete(origin);
+      // Requests in flight finish first (close waits for them).
+      void pool.close().catch(() => {});
+    }
+  };
+  const stopWatching = services.onChange(prunePools);
 
   /** The client's headers minus hop-by-hop, identity and (unless forwarded) credential headers, plus fedgate's. */
   const forwardHeaders = (ctx: Context, service: GatewayService, identityPairs: ReadonlyArray<readonly [string, string]>): string[] => {
@@ -155,7 +173,7 @@ export function createProxy(deps: ProxyDeps): ReverseProxy {
     const match = /^\/api\/([^/]+)(\/.*)?$/.exec(target.rawPath);
     // The target is valid, so the service segment decodes cleanly.
     const service = match ? services.byName(decodeURIComponent(match[1]!)) : undefined;
-    const upstream = service ? upstreams.get(service.name) : undefined;
+    const upstream = service ? upstreamOf(service) : undefined;
     if (!service || !upstream) throw new NotFound('no such service');
     (ctx as { _matchedRoute?: string })._matchedRoute = `/api/${service.name}`;
     const rest = match![2] ?? '';
@@ -165,14 +183,21 @@ export function createProxy(deps: ProxyDeps): ReverseProxy {
     if (maxBodyBytes > 0 && length !== undefined && Number(length) > maxBodyBytes) throw new PayloadTooLarge('the request body is too large');
 
     const method = ctx.method;
-    const auth = await authenticate(verifier, store, {
-      authorization: ctx.req.headers.authorization,
-      method,
-      url: () => `${ctx.protocol}://${ctx.host}${target.rawPath}`,
-      dpopProofs: () => ctx.req.headersDistinct.dpop ?? [],
-      clientCertificate: () => certificates(ctx.req),
-    }, service.audience);
-    authorize(ctx, deps.decision, auth, service, method, object);
+    let auth: Authenticated;
+    try {
+      auth = await authenticate(verifier, store, {
+        authorization: ctx.req.headers.authorization,
+        method,
+        url: () => `${ctx.protocol}://${ctx.host}${target.rawPath}`,
+        dpopProofs: () => ctx.req.headersDistinct.dpop ?? [],
+        clientCertificate: () => certificates(ctx.req),
+      }, service.audience);
+      authorize(ctx, deps.decision, auth, service, method, object);
+    } catch (err) {
+      // RFC 9728 §5.1: the challenge tells the client where to discover the authorization server and scopes.
+      if (err instanceof GatewayError) err.resourceMetadata = protectedResourceMetadataUrl(gatewayResource(config.issuer, service.name));
+      throw err;
+    }
 
     const hasBody = (length !== undefined && length !== '0') || ctx.req.headers['transfer-encoding'] !== undefined;
     let tooLarge = false;
@@ -243,6 +268,7 @@ export function createProxy(deps: ProxyDeps): ReverseProxy {
     },
     async close() {
       closed = true;
+      stopWatching();
       await Promise.all([...pools.values()].map(async (pool) => {
         const timer = setTimeout(() => void pool.destroy().catch(() => {}), 1000);
         try {

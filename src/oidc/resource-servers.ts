@@ -76,10 +76,15 @@ export function requestedWlcgGroups(scopes: Iterable<string>): { all: boolean; e
 
 /**
  * The registry of resource servers (audiences) fedgate issues access tokens
- * for. Built from configuration; onboarding at run time replaces entries.
+ * for: the configured ones, and the data sources onboarded at run time
+ * (src/datasources), which replace and remove entries while fedgate runs.
+ * Every change raises `version`, which answers cached per request shape
+ * (oidc-provider's getResourceServerInfo memo) include.
  */
 export class ResourceServers {
   #byAudience = new Map<string, ResourceServerConfig>();
+  /** Other resource indicators that name a server (a data source's gateway URL, RFC 9728 `resource`) → its audience. */
+  #aliases = new Map<string, string>();
   #version = 0;
 
   /** Changes whenever the set of resource servers or any of them changes (answers cached per request shape use it). */
@@ -91,12 +96,46 @@ export class ResourceServers {
     for (const rs of servers) this.#byAudience.set(rs.audience, rs);
   }
 
+  /**
+   * The resource server a resource indicator (RFC 8707) names: by its
+   * audience, or by an alias; the token's `aud` is always the audience.
+   */
   get(audience: string): ResourceServerConfig | undefined {
-    return this.#byAudience.get(audience) ?? (audience === WLCG_ANY_AUDIENCE ? WLCG_ANY : undefined);
+    const direct = this.#byAudience.get(audience);
+    if (direct) return direct;
+    const aliased = this.#aliases.get(audience);
+    if (aliased !== undefined) return this.#byAudience.get(aliased);
+    return audience === WLCG_ANY_AUDIENCE ? WLCG_ANY : undefined;
+  }
+
+  /** Whether `audience` is the audience of a resource server (aliases are not audiences: no token carries them). */
+  hasAudience(audience: string): boolean {
+    return this.#byAudience.has(audience) || audience === WLCG_ANY_AUDIENCE;
   }
 
   list(): ResourceServerConfig[] {
     return [...this.#byAudience.values()];
+  }
+
+  /** Adds or replaces the resource server with `rs.audience`. */
+  set(rs: ResourceServerConfig): void {
+    this.#byAudience.set(rs.audience, rs);
+    this.#version += 1;
+  }
+
+  /** Removes a resource server and the aliases naming it; true when there was one. */
+  delete(audience: string): boolean {
+    if (!this.#byAudience.delete(audience)) return false;
+    for (const [alias, target] of this.#aliases) if (target === audience) this.#aliases.delete(alias);
+    this.#version += 1;
+    return true;
+  }
+
+  /** Makes `resource` another name of `audience` (or, with undefined, forgets it). */
+  alias(resource: string, audience: string | undefined): void {
+    if (audience === undefined ? !this.#aliases.delete(resource) : this.#aliases.get(resource) === audience) return;
+    if (audience !== undefined) this.#aliases.set(resource, audience);
+    this.#version += 1;
   }
 
   /**

@@ -158,7 +158,8 @@ describe('/api/<service>: the reverse proxy', () => {
       const before = calls();
       const anonymous = await send(f.url, '/api/data/store/cms/x');
       assert.equal(anonymous.status, 401);
-      assert.equal(anonymous.headers['www-authenticate'], 'Bearer realm="fedgate"');
+      // RFC 9728 §5.1: the challenge names the protected resource's metadata.
+      assert.equal(anonymous.headers['www-authenticate'], 'Bearer realm="fedgate", resource_metadata="https://id.fedgate.test/.well-known/oauth-protected-resource/api/data"');
       const denied = await send(f.url, '/api/data/store/atlas/x', { headers: bearer(await f.sign()) });
       assert.equal(denied.status, 403);
       assert.equal(denied.json().error_description, 'the policy does not allow GET /store/atlas/x');
