@@ -17,10 +17,11 @@ import { readOptions } from './lib/options.ts';
 import { OUTPUT_DIR, RESULTS_FILE } from './lib/paths.ts';
 import type { Benchmark, BenchmarkResult } from './lib/types.ts';
 import { samlMetadata } from './saml-metadata.ts';
+import { tokenExchange } from './token-exchange.ts';
 import { tokenIssuance } from './token-issuance.ts';
 
 /** Every benchmark, in run order; later features append theirs. */
-const BENCHMARKS: Benchmark[] = [tokenIssuance, authzDecisions, authzHttp, samlMetadata];
+const BENCHMARKS: Benchmark[] = [tokenIssuance, authzDecisions, authzHttp, samlMetadata, tokenExchange];
 
 async function main(): Promise<void> {
   const options = readOptions();

@@ -33,7 +33,8 @@ const store = createStore({
   onError: (err) => logger.error({ err: { message: err.message } }, 'store connection error'),
 });
 const fedgate = await createFedgate(config, { store, logger });
-const server = await fedgate.listen(0, '127.0.0.1');
+// BENCH_PORT: a fixed port, for benchmarks whose requests must match the issuer (BENCH_ISSUER).
+const server = await fedgate.listen(Number(process.env.BENCH_PORT ?? 0), '127.0.0.1');
 
 serveUnderBench(server, async () => {
   server.closeAllConnections();

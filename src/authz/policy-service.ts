@@ -7,7 +7,7 @@ import type { Logger } from '../observability/logger.ts';
 import type { Store } from '../store/store.ts';
 import { scopeCovered } from '../oidc/resource-servers.ts';
 import { PolicyEngine } from './engine.ts';
-import { isPathScope, objectMatch } from './functions.ts';
+import { isPathScope, objectMatch, scopeMatch } from './functions.ts';
 import { formatPolicyCsv, hierarchyLines, lineKey, parsePolicyCsv, validateLine } from './rules.ts';
 import { sortLines, StorePolicyAdapter } from './store-adapter.ts';
 import { StoreWatcher, type PolicyChange } from './store-watcher.ts';
@@ -48,6 +48,8 @@ export interface PolicyServiceDeps {
   groups: Groups;
   /** Audiences scope rules may name (besides `*`). */
   audienceExists: (audience: string) => boolean;
+  /** Policy domains of the gateway's services, data sources included (default: `gateway.services`). */
+  serviceDomains?: () => Iterable<string>;
 }
 
 /** Filters for listing stored lines. */
@@ -102,9 +104,10 @@ export class PolicyService implements PolicyDecisionPoint {
     this.watcher = new StoreWatcher(deps.store);
   }
 
-  /** Policy domains rules may name: the platform services', the configured services', the scope policy's and token exchange's. */
+  /** Policy domains rules may name: the platform services', the gateway services' and data sources', the scope policy's and token exchange's. */
   domains(): Set<string> {
-    return new Set<string>([...ACCESS_DOMAINS, SCOPE_DOMAIN, EXCHANGE_DOMAIN, EXCHANGE_BY_DOMAIN, ...this.#deps.config.gateway.services.map((s) => s.domain ?? s.name)]);
+    const services = this.#deps.serviceDomains?.() ?? this.#deps.config.gateway.services.map((s) => s.domain ?? s.name);
+    return new Set<string>([...ACCESS_DOMAINS, SCOPE_DOMAIN, EXCHANGE_DOMAIN, EXCHANGE_BY_DOMAIN, ...services]);
   }
 
   /** A number that changes with every policy, group, membership or account change this replica has seen. */
@@ -215,9 +218,67 @@ export class PolicyService implements PolicyDecisionPoint {
    * scope policy allows (the rest are dropped silently, RFC 6749 §3.3).
    */
   allowedScopes(subject: { username: string; groups: readonly string[] }, audience: string, scopes: readonly string[]): string[] {
-    const request = { subject: `user:${subject.username}`, groups: effectiveGroups(subject.groups), domain: SCOPE_DOMAIN, object: audience, scopes: [] };
+    return this.#allowedScopes({ subject: `user:${subject.username}`, groups: effectiveGroups(subject.groups) }, SCOPE_DOMAIN, audience, scopes);
+  }
+
+  /**
+   * Of `scopes`, those the exchange policy lets client `clientId` carry into
+   * a token for `audience` (RFC 8693 exchanges; domain `exchange`).
+   */
+  allowedExchangeScopes(clientId: string, audience: string, scopes: readonly string[]): string[] {
+    return this.#allowedScopes({ subject: `client:${clientId}` }, EXCHANGE_DOMAIN, audience, scopes);
+  }
+
+  /**
+   * Whether an allow rule naming exactly `action` (not `*`) applies to the
+   * request: privileges that a blanket `*` rule must not confer
+   * (impersonation, a lifetime past the subject token's) need one.
+   */
+  allowedExplicitly(request: DecisionRequest): boolean {
+    const key = `x\u0000${this.engine.version}\u0000${request.subject}\u0000${(request.groups ?? []).join(',')}\u0000${request.domain}\u0000${request.object}\u0000${request.action}\u0000${(request.scopes ?? []).join(' ')}`;
+    const memo = this.#memo.get(key);
+    if (memo !== undefined) return memo as boolean;
+    const answer = this.#allowedExplicitly(request);
+    this.#remember(key, answer);
+    return answer;
+  }
+
+  /** Answers that depend only on their inputs and the policy version (the version is part of every key). */
+  readonly #memo = new Map<string, boolean | string[]>();
+
+  #remember(key: string, value: boolean | string[]): void {
+    if (this.#memo.size >= 10_000) this.#memo.clear();
+    this.#memo.set(key, value);
+  }
+
+  #allowedExplicitly(request: DecisionRequest): boolean {
+    const explanation = this.engine.explain(request).explanation;
+    if (explanation?.outcome !== 'allow') return false;
+    const principals = new Set(explanation.principals ?? [request.subject]);
+    return this.engine.lines().some((l) => l.ptype === 'p' && l.values[1] === request.domain && l.values[3] === request.action
+      && l.values[4] === 'allow' && principals.has(l.values[0]!) && objectMatch(request.object, l.values[2]!)
+      && scopeMatch((request.scopes ?? []).join(' '), l.values[5] ?? '', request.object));
+  }
+
+  /** Whether any rule of `domain` names one of the subject's principals (is the subject known to that policy at all?). */
+  hasRulesFor(request: Pick<DecisionRequest, 'subject' | 'groups'>, domain: string): boolean {
+    const principals = new Set(this.engine.explain({ ...request, domain, object: '*', action: '*' }).explanation?.principals ?? [request.subject]);
+    return this.engine.lines().some((l) => l.ptype === 'p' && l.values[1] === domain && principals.has(l.values[0]!));
+  }
+
+  #allowedScopes(subject: Pick<DecisionRequest, 'subject' | 'groups'>, domain: string, audience: string, scopes: readonly string[]): string[] {
+    const key = `s\u0000${this.engine.version}\u0000${subject.subject}\u0000${(subject.groups ?? []).join(',')}\u0000${domain}\u0000${audience}\u0000${scopes.join(' ')}`;
+    const memo = this.#memo.get(key);
+    if (memo !== undefined) return [...memo as string[]];
+    const answer = this.#computeAllowedScopes(subject, domain, audience, scopes);
+    this.#remember(key, answer);
+    return [...answer];
+  }
+
+  #computeAllowedScopes(subject: Pick<DecisionRequest, 'subject' | 'groups'>, domain: string, audience: string, scopes: readonly string[]): string[] {
+    const request = { ...subject, domain, object: audience, scopes: [] };
     const allowed = scopes.filter((scope) => this.engine.allowed({ ...request, action: scope }));
-    const denies = this.#scopeDenies();
+    const denies = this.#scopeDenies(domain);
     if (!allowed.length || !denies.length) return allowed;
     // The model lets a deny remove its own scope and narrower ones. A wider
     // scope would carry the denied path along (storage.read:/store/atlas
@@ -227,15 +288,17 @@ export class PolicyService implements PolicyDecisionPoint {
     return allowed.filter((scope) => !denies.some((d) => principals.has(d.values[0]!) && objectMatch(audience, d.values[2]!) && scopeCovered(d.values[3]!, [scope])));
   }
 
-  #denyCache: { version: number; lines: PolicyLine[] } | undefined;
+  #denyCache = new Map<string, { version: number; lines: PolicyLine[] }>();
 
-  /** Deny rules of the scope policy on WLCG path scopes, per policy version. */
-  #scopeDenies(): PolicyLine[] {
-    if (this.#denyCache?.version !== this.engine.version) {
-      const lines = this.engine.lines().filter((l) => l.ptype === 'p' && l.values[1] === SCOPE_DOMAIN && l.values[4] === 'deny' && isPathScope(l.values[3]!));
-      this.#denyCache = { version: this.engine.version, lines };
+  /** Deny rules of a scope-granting domain on WLCG path scopes, per policy version. */
+  #scopeDenies(domain: string): PolicyLine[] {
+    let cached = this.#denyCache.get(domain);
+    if (cached?.version !== this.engine.version) {
+      const lines = this.engine.lines().filter((l) => l.ptype === 'p' && l.values[1] === domain && l.values[4] === 'deny' && isPathScope(l.values[3]!));
+      cached = { version: this.engine.version, lines };
+      this.#denyCache.set(domain, cached);
     }
-    return this.#denyCache.lines;
+    return cached.lines;
   }
 
   // Administration.

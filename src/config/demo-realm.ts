@@ -65,7 +65,8 @@ export function demoRealm(): Omit<FileConfig, 'users'> & { users: Array<FileConf
         clientSecret: 'demo-portal-secret',
         name: 'Demo research portal',
         applicationType: 'web',
-        grantTypes: ['authorization_code', 'refresh_token', 'token_exchange'],
+        // client_credentials: its own token is the actor_token when it hands a user's token on (RFC 8693 delegation).
+        grantTypes: ['authorization_code', 'refresh_token', 'token_exchange', 'client_credentials'],
         redirectUris: ['http://localhost:3000/callback', 'http://127.0.0.1:3000/callback'],
         postLogoutRedirectUris: ['http://localhost:3000/', 'http://127.0.0.1:3000/'],
         consentRequired: true,
@@ -106,7 +107,9 @@ export function demoRealm(): Omit<FileConfig, 'users'> & { users: Array<FileConf
         audience: 'https://orchestrator.demo',
         name: 'Demo orchestrator',
         kind: 'compute',
-        scopes: ['compute.read', 'compute.modify', 'compute.create', 'compute.cancel'],
+        // The orchestrator reads input and writes results for the user: its tokens may carry the storage
+        // scopes it exchanges onward (RFC 8693) for storage tokens.
+        scopes: ['compute.read', 'compute.modify', 'compute.create', 'compute.cancel', 'storage.read:/', 'storage.create:/', 'storage.modify:/', 'sync.read', 'sync.write'],
         profile: 'wlcg',
         accessTokenFormat: 'jwt',
         signingAlg: 'ES256',
@@ -130,6 +133,7 @@ export function demoRealm(): Omit<FileConfig, 'users'> & { users: Array<FileConf
         signingAlg: 'ES256',
       },
     ],
+    dataSources: [],
     users: [
       { username: 'alice', password: 'alice-password', name: 'Alice Researcher', email: 'alice@fedgate.demo', groups: ['/cms', '/cms/production'], disabled: false },
       { username: 'bob', password: 'bob-password', name: 'Bob Analyst', email: 'bob@fedgate.demo', groups: ['/atlas', '/ml-users'], disabled: false },

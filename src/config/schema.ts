@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { dataSourcesSchema } from './datasource-schema.ts';
 import { tokenExchangeSchema } from './exchange-schema.ts';
 import { samlSchema } from './saml-schema.ts';
 import { x509Schema } from './x509-schema.ts';
@@ -181,6 +182,8 @@ export const fileConfigSchema = z.object({
   groups: z.array(z.object({ path: groupPath, description: z.string().optional() }).strict()).default([]),
   clients: z.array(clientSchema).default([]),
   resourceServers: z.array(resourceServerSchema).default([]),
+  /** Data sources (resource server + gateway service + default policies), seeded into the store once each (docs/datasources.md). */
+  dataSources: dataSourcesSchema,
   users: z.array(userSchema).default([]),
 }).strict();
 

@@ -94,6 +94,8 @@ interface TokenFacts {
   expiresAt: number;
   cnf: TokenBinding | undefined;
   format: 'jwt' | 'opaque';
+  /** An exchanged JWT (RFC 8693): recorded in the store, and valid only while its record (its grant) lives. */
+  recorded?: boolean;
 }
 
 /** A cached JWT: its facts, and its identity or refusal as of a policy version. */
@@ -206,6 +208,7 @@ export class TokenVerifier {
     const getKey = this.#keySet();
     const entry = this.#cache.get(hash);
     if (entry && entry.facts.expiresAt > Date.now() / 1000) {
+      if (entry.facts.recorded) await this.#checkRecord(token);
       if (entry.version !== this.#options.policyVersion()) {
         const resolved = await this.#resolve(entry.facts);
         entry.version = resolved.version;
@@ -220,6 +223,7 @@ export class TokenVerifier {
     if (entry) this.#cache.delete(hash);
 
     const facts = await this.#verifyJwt(token, getKey);
+    if (facts.recorded) await this.#checkRecord(token);
     const resolved = await this.#resolve(facts);
     // Refusals are cached too: a disabled account's token costs no further signature checks.
     if (facts.expiresAt > Date.now() / 1000) this.#remember(hash, { facts, ...resolved });
@@ -284,7 +288,24 @@ export class TokenVerifier {
       expiresAt: payload.exp,
       cnf: cnf ? binding(cnf.jkt, cnf['x5t#S256']) : undefined,
       format: 'jwt',
+      ...(payload.exchanged === true ? { recorded: true } : {}),
     };
+  }
+
+  /**
+   * An exchanged token is refused once its record is gone: its grant, or
+   * the grant it was exchanged from, was revoked (one store read per
+   * request, as for opaque tokens; the signature stays cached).
+   */
+  async #checkRecord(token: string): Promise<void> {
+    this.stats.opaqueLookups += 1;
+    let record: unknown;
+    try {
+      record = await this.#options.provider().AccessToken.adapter.find(token);
+    } catch {
+      throw new TemporarilyUnavailable('the access token cannot be checked right now');
+    }
+    if (!record) throw new InvalidToken('the access token has been revoked');
   }
 
   async #lookupOpaque(token: string): Promise<TokenFacts> {

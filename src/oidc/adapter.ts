@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { Adapter, AdapterPayload } from 'oidc-provider';
 import type { Store } from '../store/store.ts';
 
@@ -16,6 +17,33 @@ const grantIndexKey = (grantId: string) => `oidc:grant-members:${grantId}`;
 const accountGrantsKey = (accountId: string) => `oidc:account-grants:${accountId}`;
 const userCodeKey = (userCode: string) => `oidc:user-code:${userCode}`;
 const sessionUidKey = (uid: string) => `oidc:session-uid:${uid}`;
+/** Grants made by token exchange from this grant's tokens: revoked with it (RFC 8693 chains). */
+const grantChildrenKey = (grantId: string) => `oidc:grant-children:${grantId}`;
+
+/**
+ * Ids of grants made by token exchange start with this. They stay out of
+ * the account's grant index (which exchanged grants would swell by one per
+ * exchange): they die with the grants they come from, and a disabled
+ * account's tokens are refused wherever they are checked.
+ */
+export const EXCHANGED_GRANT_PREFIX = 'xg-';
+
+/** Three dot-separated parts: a JWS in compact serialisation. */
+function isCompactJws(value: string): boolean {
+  const parts = value.split('.');
+  return parts.length === 3 && parts.every((p) => /^[A-Za-z0-9_-]+$/.test(p));
+}
+
+/**
+ * The id under which a recorded JWT access token is stored: derived from
+ * the whole token, so only someone holding the token can name its record
+ * (never its `jti` alone, which is readable in logs; never the plain hash,
+ * which is a DPoP `ath`). The `.` keeps it from passing for an opaque token
+ * at the gateway.
+ */
+export function jwtRecordId(jws: string): string {
+  return `xjwt.${createHash('sha256').update(`fedgate recorded access token\n${jws}`).digest('base64url')}`;
+}
 
 /** Seconds a whole number of at least 1, as the store wants; undefined means no expiry. */
 function ttlOf(expiresIn: number | undefined): number | undefined {
@@ -27,8 +55,49 @@ function ttlOf(expiresIn: number | undefined): number | undefined {
  * provider context: used when an account is disabled.
  */
 export async function revokeGrant(store: Store, grantId: string): Promise<void> {
+  await deleteGrantArtifacts(store, grantId);
+  await revokeChildGrants(store, grantId);
+}
+
+async function deleteGrantArtifacts(store: Store, grantId: string): Promise<void> {
   const members = await store.setMembers(grantIndexKey(grantId));
   await Promise.all([...members.map((key) => store.delete(key)), store.delete(grantIndexKey(grantId)), store.delete(modelKey('Grant', grantId))]);
+}
+
+/**
+ * Revokes the grants token exchange derived from `grantId`'s tokens, and
+ * theirs in turn: an exchanged token never outlives the grant it came from.
+ */
+async function revokeChildGrants(store: Store, grantId: string, seen = new Set<string>([grantId])): Promise<void> {
+  const children = (await store.setMembers(grantChildrenKey(grantId))).filter((id) => !seen.has(id));
+  await store.delete(grantChildrenKey(grantId));
+  for (const child of children) seen.add(child);
+  await Promise.all(children.map(async (child) => {
+    await deleteGrantArtifacts(store, child);
+    await revokeChildGrants(store, child, seen);
+  }));
+}
+
+/** Records that `childGrantId` was made by exchanging tokens of `parentGrantIds`: it is revoked with any of them. */
+export async function linkChildGrant(store: Store, parentGrantIds: readonly string[], childGrantId: string, ttlSeconds: number): Promise<void> {
+  await Promise.all(parentGrantIds.map((parent) => store.addToSet(grantChildrenKey(parent), childGrantId, ttlOf(ttlSeconds))));
+}
+
+/**
+ * Stores the record of a JWT access token, which oidc-provider does not
+ * store: introspection then finds it by its value, and revoking its grant
+ * deletes it. fedgate does this for exchanged tokens only (their gateway
+ * checks and introspection must see revocations at once).
+ */
+export async function recordJwtAccessToken(store: Store, jws: string, payload: AdapterPayload, ttlSeconds: number): Promise<void> {
+  const id = jwtRecordId(jws);
+  const ttl = ttlOf(ttlSeconds);
+  const key = modelKey('AccessToken', id);
+  await Promise.all([
+    // The record's own id stands in for the token (oidc-provider destroys a found token by its jti).
+    store.set(key, { ...payload, jti: id }, ttl),
+    ...(payload.grantId ? [store.addToSet(grantIndexKey(payload.grantId), key, ttl)] : []),
+  ]);
 }
 
 /** Revokes every grant an account holds; returns how many there were. */
@@ -61,7 +130,7 @@ export class StoreAdapter implements Adapter {
     if (GRANTABLE.has(this.model) && payload.grantId) {
       writes.push(store.addToSet(grantIndexKey(payload.grantId), key, ttl));
     }
-    if (this.model === 'Grant' && payload.accountId) {
+    if (this.model === 'Grant' && payload.accountId && !id.startsWith(EXCHANGED_GRANT_PREFIX)) {
       writes.push(store.addToSet(accountGrantsKey(payload.accountId), id, ttl));
     }
     if (payload.userCode) writes.push(store.set(userCodeKey(payload.userCode), id, ttl));
@@ -70,6 +139,8 @@ export class StoreAdapter implements Adapter {
   }
 
   async find(id: string): Promise<AdapterPayload | undefined> {
+    // A recorded JWT access token (recordJwtAccessToken) is found by the token itself too.
+    if (this.model === 'AccessToken' && isCompactJws(id)) return this.#store.get<AdapterPayload>(modelKey(this.model, jwtRecordId(id)));
     return this.#store.get<AdapterPayload>(modelKey(this.model, id));
   }
 
@@ -93,8 +164,13 @@ export class StoreAdapter implements Adapter {
     const key = modelKey(this.model, id);
     const payload = await this.#store.get<AdapterPayload>(key);
     await this.#store.delete(key);
-    if (!payload) return;
-    const cleanups: Array<Promise<unknown>> = [];
+    // A grant's exchanged descendants go with it, even when the grant itself has already expired.
+    const cascade = this.model === 'Grant' ? revokeChildGrants(this.#store, id) : undefined;
+    if (!payload) {
+      await cascade;
+      return;
+    }
+    const cleanups: Array<Promise<unknown>> = cascade ? [cascade] : [];
     if (GRANTABLE.has(this.model) && payload.grantId) cleanups.push(this.#store.removeFromSet(grantIndexKey(payload.grantId), key));
     if (this.model === 'Grant' && payload.accountId) cleanups.push(this.#store.removeFromSet(accountGrantsKey(payload.accountId), id));
     if (payload.userCode) cleanups.push(this.#store.delete(userCodeKey(payload.userCode)));

@@ -4,6 +4,9 @@ import type { Services } from '../services.ts';
 import { WLCG_ANY_AUDIENCE } from '../config/schema.ts';
 import { sendPage } from '../http/page.ts';
 import * as pages from '../views/pages.ts';
+import { exchangeClaimsFor, pendingExchangeClaims, registerTokenExchange } from '../exchange/grant.ts';
+import { recordedTokenBridge } from '../exchange/recorded-token-bridge.ts';
+import { fromExchange, TOKEN_EXCHANGE_GRANT } from '../exchange/token-types.ts';
 import { storeAdapterFactory } from './adapter.ts';
 import { accountClaims, profileTokenClaims, SCOPE_CLAIMS } from './claims.ts';
 import { isGroupSelectionScope, isWlcgScope, scopeCovered } from './resource-servers.ts';
@@ -26,11 +29,8 @@ const GRANT_TYPE_URNS: Record<GrantTypeName, string> = {
   refresh_token: 'refresh_token',
   device_code: 'urn:ietf:params:oauth:grant-type:device_code',
   client_credentials: 'client_credentials',
-  token_exchange: 'urn:ietf:params:oauth:grant-type:token-exchange',
+  token_exchange: TOKEN_EXCHANGE_GRANT,
 };
-
-/** Grant types this build registers with oidc-provider; others in configuration wait for their feature. */
-const REGISTERED_GRANTS = new Set<GrantTypeName>(['authorization_code', 'refresh_token', 'device_code', 'client_credentials']);
 
 /**
  * A client (client credentials) holding this scope administers fedgate
@@ -53,7 +53,11 @@ const DEFAULT_STATIC_SCOPES = OIDC_SCOPES.filter((s) => s !== ADMIN_SCOPE);
 
 /** oidc-provider client metadata for a configured client. */
 export function clientMetadata(client: ClientConfig): ClientMetadata {
-  const grantTypes = client.grantTypes.filter((g) => REGISTERED_GRANTS.has(g)).map((g) => GRANT_TYPE_URNS[g]);
+  const grantTypes = client.grantTypes.map((g) => GRANT_TYPE_URNS[g]);
+  // Every confidential client reaches the token exchange handler, so that one not allowed it hears
+  // unauthorized_client (RFC 6749 §5.2) rather than a generic invalid_request.
+  const confidential = !!client.clientSecret || client.tokenEndpointAuthMethod === 'tls_client_auth' || client.tokenEndpointAuthMethod === 'self_signed_tls_client_auth';
+  if (confidential && !grantTypes.includes(TOKEN_EXCHANGE_GRANT)) grantTypes.push(TOKEN_EXCHANGE_GRANT);
   const listed = client.scopes?.filter((s) => OIDC_SCOPES.includes(s)) ?? [];
   const staticScopes = listed.length ? listed : DEFAULT_STATIC_SCOPES;
   return {
@@ -280,9 +284,16 @@ export function createProvider(deps: ProviderDeps): Provider {
     extraTokenClaims: async (_ctx, token) => {
       const audience = (token as { resourceServer?: { audience?: string } }).resourceServer?.audience;
       const profile = profileFor(token.clientId, audience);
-      const accountId = (token as { accountId?: string }).accountId;
-      const account = accountId ? await accounts.findById(accountId) : undefined;
-      return profileTokenClaims(profile, account, (token.scope ?? '').split(' ').filter(Boolean), config);
+      const { accountId, gty, grantId } = token as { accountId?: string; gty?: string; grantId?: string };
+      const pending = pendingExchangeClaims.get(token);
+      const [account, exchange] = await Promise.all([
+        pending?.account ?? (accountId ? accounts.findById(accountId) : undefined),
+        // RFC 8693 §4.1: tokens of an exchanged grant carry its actor chain, also when refreshed later.
+        pending ?? (fromExchange(gty) ? exchangeClaimsFor(deps.store, grantId) : undefined),
+      ]);
+      const claims = profileTokenClaims(profile, account, (token.scope ?? '').split(' ').filter(Boolean), config);
+      if (!exchange) return claims;
+      return { ...claims, ...(exchange.act ? { act: exchange.act } : {}), exchanged: true };
     },
     formats: {
       customizers: {
@@ -333,11 +344,19 @@ export function createProvider(deps: ProviderDeps): Provider {
 
   const provider = new Provider(config.issuer, configuration);
   provider.proxy = config.trustProxy;
+  provider.use(recordedTokenBridge([provider.pathFor('introspection'), provider.pathFor('revocation')]));
+  registerTokenExchange(provider, {
+    config, store: deps.store, accounts, policy, resourceServers, audit, logger, jwks: deps.jwks,
+    clientConfig: (clientId) => clientsById.get(clientId),
+    ...(deps.clientCertificates ? { certificate: (ctx: KoaContextWithOIDC) => deps.clientCertificates!.pem(ctx) } : {}),
+  });
 
   const clientIp = (ctx: KoaContextWithOIDC) => ctx.ip;
   provider.on('grant.success', (ctx: KoaContextWithOIDC) => {
     const grantType = String(ctx.oidc.params?.grant_type ?? 'unknown');
     metrics.tokenIssued(grantType);
+    // Exchanges are audited in more detail (token.exchanged) by their handler.
+    if (grantType === TOKEN_EXCHANGE_GRANT) return;
     const entities = ctx.oidc.entities as Record<string, { accountId?: string; scope?: string; resourceServer?: { audience?: string } } | undefined>;
     const token = entities.AccessToken ?? entities.ClientCredentials;
     const accountId = (entities.Account as { accountId?: string } | undefined)?.accountId ?? token?.accountId;

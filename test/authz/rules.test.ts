@@ -138,6 +138,13 @@ describe('validateLine', () => {
     g('/cms/production', '/cms'),
     g2('POST', 'deploy', 'orchestrator'),
     g2('DELETE', 'write', 'scopes'),
+    // Token exchange: what a client may obtain, and whose tokens it may exchange.
+    p('client:portal', 'exchange', 'https://orchestrator.demo', 'delegate', 'allow', ''),
+    p('client:portal', 'exchange', '*', 'impersonate', 'allow', ''),
+    p('client:orchestrator', 'exchange', 'https://storage.demo', 'storage.read:/store/cms', 'allow', ''),
+    p('client:orchestrator', 'exchange', 'https://storage.demo', 'offline_access', 'deny', ''),
+    p('/cms', 'exchange-by', 'client:portal', 'delegate', 'allow', ''),
+    p('client:portal', 'exchange-by', '*', '*', 'allow', ''),
   ];
   for (const line of valid) {
     test(`accepts ${line.ptype}, ${line.values.join(', ')}`, () => {
@@ -162,8 +169,14 @@ describe('validateLine', () => {
     [p('/cms/x y', 'data', '/x', 'read', 'allow', ''), /^invalid subject/],
     [p('*', 'data', '/x', 'read', 'allow', ''), /^invalid subject "\*"/],
     // Domains.
-    [p('/cms', 'storage', '/x', 'read', 'allow', ''), /^unknown domain "storage" \(known: orchestrator, data, ml, sync, scopes\)$/],
+    [p('/cms', 'storage', '/x', 'read', 'allow', ''), /^unknown domain "storage" \(known: orchestrator, data, ml, sync, scopes, exchange, exchange-by\)$/],
     [p('/cms', '', '/x', 'read', 'allow', ''), /^unknown domain ""/],
+    // Token exchange.
+    [p('/cms', 'exchange', 'https://storage.demo', 'delegate', 'allow', ''), /^a rule in exchange is about the client that exchanges: its subject must be client:<id>$/],
+    [p('client:portal', 'exchange', '/store', 'delegate', 'allow', ''), /^invalid audience "\/store": expected \* or an absolute URI$/],
+    [p('client:portal', 'exchange', 'https://a.example', 'with space', 'allow', ''), /^invalid action "with space": in exchange/],
+    [p('/cms', 'exchange-by', 'https://storage.demo', 'delegate', 'allow', ''), /^invalid object "https:\/\/storage\.demo": in exchange-by, expected client:<id>/],
+    [p('/cms', 'exchange-by', 'client:portal', 'storage.read', 'allow', ''), /^invalid action "storage\.read": in exchange-by, expected delegate, impersonate or \*$/],
     // Objects in access domains.
     [p('/cms', 'data', '', 'read', 'allow', ''), /^invalid object pattern "": expected \* or a path pattern starting with \/$/],
     [p('/cms', 'data', 'store/cms', 'read', 'allow', ''), /^invalid object pattern "store\/cms": expected \*/],

@@ -9,7 +9,7 @@ describe('loadConfig', () => {
     assert.equal(config.port, 8080);
     assert.equal(config.issuer, 'http://localhost:8080');
     assert.equal(config.redisUrl, undefined);
-    assert.deepEqual(config.clients.map((c) => c.clientId), ['demo-cli', 'demo-portal', 'demo-service']);
+    assert.deepEqual(config.clients.map((c) => c.clientId), ['demo-cli', 'demo-portal', 'demo-service', 'demo-orchestrator']);
     assert.deepEqual(config.lifetimes.accessToken, 3600);
     assert.deepEqual(config.lifetimes.refreshToken, 30 * 24 * 3600);
   });

@@ -7,7 +7,8 @@ import { decodeJwt, rp, startServer, type TestServer } from '../support/harness.
 describe('client credentials, JWT access tokens, introspection and revocation', () => {
   let server: TestServer;
   let service: oidc.Configuration;
-  let portal: oidc.Configuration;
+  /** A confidential client allowed the authorization code grant only. */
+  let webApp: oidc.Configuration;
   let jwks: ReturnType<typeof createRemoteJWKSet>;
 
   before(async () => {
@@ -15,6 +16,7 @@ describe('client credentials, JWT access tokens, introspection and revocation', 
       redis: true,
       configure: (config) => {
         config.lifetimes.clientCredentials = 600;
+        config.clients.push({ clientId: 'web-app', clientSecret: 'web-app-secret-0123456', applicationType: 'web', grantTypes: ['authorization_code'], redirectUris: ['https://app.example/cb'], postLogoutRedirectUris: [], consentRequired: true });
         config.resourceServers.push({
           audience: 'https://hpc.example', name: 'Legacy HPC gateway', kind: 'compute', scopes: ['compute.create'],
           profile: 'wlcg', accessTokenFormat: 'jwt', signingAlg: 'RS256', accessTokenTtl: 1200,
@@ -22,7 +24,7 @@ describe('client credentials, JWT access tokens, introspection and revocation', 
       },
     });
     service = await rp(server.issuer, 'demo-service', 'demo-service-secret');
-    portal = await rp(server.issuer, 'demo-portal', 'demo-portal-secret');
+    webApp = await rp(server.issuer, 'web-app', 'web-app-secret-0123456');
     jwks = createRemoteJWKSet(new URL(`${server.issuer}/jwks`));
   });
   after(() => server.cleanup());
@@ -73,13 +75,13 @@ describe('client credentials, JWT access tokens, introspection and revocation', 
   it('introspects tokens for a confidential resource server (RFC 7662) and reports revoked ones inactive (RFC 7009)', async () => {
     const tokens = await oidc.clientCredentialsGrant(service, {});
     assert.ok(!tokens.access_token.includes('.'), 'without a resource the token is opaque');
-    const active = await oidc.tokenIntrospection(portal, tokens.access_token);
+    const active = await oidc.tokenIntrospection(webApp, tokens.access_token);
     assert.equal(active.active, true);
     assert.equal(active.client_id, 'demo-service');
     assert.equal(active.token_type, 'Bearer');
 
     await oidc.tokenRevocation(service, tokens.access_token);
-    const revoked = await oidc.tokenIntrospection(portal, tokens.access_token);
+    const revoked = await oidc.tokenIntrospection(webApp, tokens.access_token);
     assert.deepEqual(revoked, { active: false });
     const events = await server.fedgate.audit.recent(20);
     assert.ok(events.some((e) => e.type === 'token.revoked' && e.client === 'demo-service'));
@@ -101,7 +103,7 @@ describe('client credentials, JWT access tokens, introspection and revocation', 
 
   it('refuses client credentials to a client that is not allowed the grant', async () => {
     await assert.rejects(
-      oidc.clientCredentialsGrant(portal, {}),
+      oidc.clientCredentialsGrant(webApp, {}),
       // oidc-provider answers invalid_request (not unauthorized_client) with this description.
       (err: oidc.ResponseBodyError) => err.error === 'invalid_request' && /grant type is not allowed/.test(String(err.error_description)),
     );

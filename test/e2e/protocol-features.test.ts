@@ -24,7 +24,7 @@ describe('discovery, DPoP, PAR, logout and artifact lifetimes', () => {
     }
     assert.deepEqual(meta.code_challenge_methods_supported, ['S256']);
     assert.deepEqual(meta.response_types_supported, ['code']);
-    assert.deepEqual(meta.grant_types_supported?.slice().sort(), ['authorization_code', 'client_credentials', 'refresh_token', 'urn:ietf:params:oauth:grant-type:device_code']);
+    assert.deepEqual(meta.grant_types_supported?.slice().sort(), ['authorization_code', 'client_credentials', 'refresh_token', 'urn:ietf:params:oauth:grant-type:device_code', 'urn:ietf:params:oauth:grant-type:token-exchange']);
     assert.ok(meta.dpop_signing_alg_values_supported?.includes('ES256'));
     assert.ok(meta.scopes_supported?.includes('offline_access'));
   });
