@@ -7,21 +7,11 @@ import { after, before, describe, it } from 'node:test';
 import * as oidc from 'openid-client';
 import type { Config } from '../../src/config/index.ts';
 import { DATA_SOURCE_VERSION_KEY, parseDataSource, type StoredDataSource } from '../../src/datasources/index.ts';
-import { authorizationCodeFlow, decodeJwt, rawRequest, rp, startServer, startUpstream, type TestServer } from '../support/harness.ts';
+import { authorizationCodeFlow, decodeJwt, rawRequest, rp, startServer, within, startUpstream, type TestServer } from '../support/harness.ts';
 
 const PORTAL_REDIRECT = 'http://localhost:3000/callback';
 const AUDIENCE = 'https://storage.partner.test';
 const NAME = 'partner-store';
-
-/** Polls until `check` holds; returns how long it took. */
-async function within(ms: number, check: () => Promise<boolean>): Promise<number> {
-  const start = performance.now();
-  while (performance.now() - start < ms) {
-    if (await check()) return performance.now() - start;
-    await new Promise((r) => setTimeout(r, 10));
-  }
-  throw new Error(`not within ${ms} ms`);
-}
 
 const basic = (id: string, secret: string) => `Basic ${Buffer.from(`${encodeURIComponent(id)}:${encodeURIComponent(secret)}`).toString('base64')}`;
 

@@ -6,19 +6,9 @@ import { randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { POLICY_VERSION_KEY } from '../../src/authz/store-watcher.ts';
 import type { Config } from '../../src/config/index.ts';
-import { authorizationCodeFlow, rawRequest, rp, startServer, type TestServer } from '../support/harness.ts';
+import { authorizationCodeFlow, rawRequest, rp, startServer, within, type TestServer } from '../support/harness.ts';
 
 const PORTAL_REDIRECT = 'http://localhost:3000/callback';
-
-/** Polls until `check` holds; returns how long it took. */
-async function within(ms: number, check: () => Promise<boolean>): Promise<number> {
-  const start = performance.now();
-  while (performance.now() - start < ms) {
-    if (await check()) return performance.now() - start;
-    await new Promise((r) => setTimeout(r, 10));
-  }
-  throw new Error(`not within ${ms} ms`);
-}
 
 /**
  * Two fedgate instances sharing one Redis (and one keys directory, as
