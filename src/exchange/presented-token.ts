@@ -11,6 +11,7 @@ import type Provider from 'oidc-provider';
 import type { Account, Accounts } from '../accounts/accounts.ts';
 import type { Store } from '../store/store.ts';
 import { toPublicJwk } from '../keys/index.ts';
+import { grantsOf, isCompactJws } from '../oidc/adapter.ts';
 import { ExternalTokenError, type TrustedIssuers } from './trusted-issuers.ts';
 import { fromExchange, type TokenTypeName } from './token-types.ts';
 
@@ -79,11 +80,6 @@ function actorClaim(value: unknown, depth = 0): ActorClaim | undefined {
   return claim;
 }
 
-function isJws(value: string): boolean {
-  const parts = value.split('.');
-  return parts.length === 3 && parts.every((p) => p.length > 0 && /^[A-Za-z0-9_-]+$/.test(p));
-}
-
 const OPAQUE = /^[A-Za-z0-9_-]{16,512}$/;
 
 /** Verified JWT payloads kept per provider instance: a service exchanges the same user's token, with its same own token, many times. */
@@ -112,10 +108,10 @@ export class PresentedTokens {
   async resolve(value: string, declared: TokenTypeName, clientId: string): Promise<PresentedToken> {
     if (typeof value !== 'string' || value.length > 16_384) throw new UnusableToken('the token is malformed');
     if (declared === 'refresh_token') {
-      if (isJws(value)) throw new TokenTypeMismatch('a JWT was presented as a refresh token');
+      if (isCompactJws(value)) throw new TokenTypeMismatch('a JWT was presented as a refresh token');
       return this.#refreshToken(value, clientId);
     }
-    if (!isJws(value)) {
+    if (!isCompactJws(value)) {
       if (declared !== 'access_token') throw new TokenTypeMismatch(`an opaque token was presented as ${declared === 'jwt' ? 'a JWT' : 'an ID token'}`);
       return this.#opaqueAccessToken(value);
     }
@@ -184,17 +180,6 @@ export class PresentedTokens {
     return account;
   }
 
-  /** Live grants of `accountId` with `clientId`: what a JWT (which names no grant) was issued from. */
-  async #grantsOf(accountId: string, clientId: string): Promise<Array<{ id: string; offlineAccess: boolean; exp: number }>> {
-    const { store } = this.#options;
-    const ids = await store.setMembers(`oidc:account-grants:${accountId}`);
-    const grants = await Promise.all(ids.map(async (id) => ({ id, grant: await store.get<{ clientId?: string; accountId?: string; exp?: number; openid?: { scope?: string } }>(`oidc:Grant:${id}`) })));
-    const now = Date.now() / 1000;
-    return grants
-      .filter(({ grant }) => grant && grant.clientId === clientId && grant.accountId === accountId && (grant.exp ?? Infinity) > now)
-      .map(({ id, grant }) => ({ id, offlineAccess: scopeList(grant!.openid?.scope).includes('offline_access'), exp: grant!.exp ?? Infinity }));
-  }
-
   async #grant(grantId: string | undefined): Promise<{ offlineAccess: boolean } | undefined> {
     if (!grantId) return undefined;
     const grant = await this.#options.provider.Grant.find(grantId).catch(() => undefined);
@@ -241,7 +226,7 @@ export class PresentedTokens {
     }
     // oidc-provider sets sub to the client id exactly for tokens a client got for itself (client credentials).
     if (payload.sub === clientId) return { ...base, grantIds: [], offlineAccess: false, ...actors };
-    const [account, grants] = await Promise.all([this.#options.accounts.findById(payload.sub), this.#grantsOf(payload.sub, clientId)]);
+    const [account, grants] = await Promise.all([this.#options.accounts.findById(payload.sub), grantsOf(this.#options.store, payload.sub, clientId)]);
     if (!account) throw new UnusableToken('the account behind the token no longer exists');
     if (account.disabled) throw new UnusableToken('the account behind the token is disabled');
     if (!grants.length) throw new UnusableToken('the grant behind the token has been revoked');
@@ -255,19 +240,13 @@ export class PresentedTokens {
     const clientId = typeof payload.azp === 'string' ? payload.azp : audience.length === 1 ? audience[0] : undefined;
     if (!clientId || typeof payload.sub !== 'string' || typeof payload.exp !== 'number') throw new UnusableToken('the ID token lacks required claims');
     const account = await this.#account(payload.sub);
-    const grants = await this.#grantsOf(account.id, clientId);
+    const grants = await grantsOf(this.#options.store, account.id, clientId);
     if (!grants.length) throw new UnusableToken('the grant behind the ID token has been revoked');
     // An ID token states no scopes: what the user granted that client stands in for them.
-    const scopes = new Set<string>();
-    for (const id of grants.map((g) => g.id)) {
-      const grant = await this.#options.provider.Grant.find(id).catch(() => undefined);
-      if (!grant) continue;
-      for (const s of scopeList(grant.getOIDCScope())) scopes.add(s);
-      for (const resource of Object.keys(grant.resources ?? {})) for (const s of scopeList(grant.getResourceScope(resource))) scopes.add(s);
-    }
+    const scopes = [...new Set(grants.flatMap((g) => g.scopes))];
     const act = actorClaim(payload.act);
     return {
-      type: 'id_token', origin: 'fedgate', iss: this.#options.issuer, sub: payload.sub, account, clientId, scopes: [...scopes], exp: payload.exp,
+      type: 'id_token', origin: 'fedgate', iss: this.#options.issuer, sub: payload.sub, account, clientId, scopes, exp: payload.exp,
       grantIds: grants.map((g) => g.id), offlineAccess: grants.every((g) => g.offlineAccess), ...(act ? { act } : {}),
     };
   }

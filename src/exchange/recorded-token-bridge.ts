@@ -13,14 +13,14 @@
 import { decodeJwt } from 'jose';
 import type { Context, Next } from 'koa';
 import { parse, stringify } from 'node:querystring';
-import { jwtRecordId } from '../oidc/adapter.ts';
+import { isCompactJws, jwtRecordId } from '../oidc/adapter.ts';
 
 /** oidc-provider's own body limit for these endpoints. */
 const LIMIT = 56 * 1024;
 
 /** A request body `token` that names a recorded (exchanged) JWT access token, else undefined. */
 function recordedToken(value: unknown): string | undefined {
-  if (typeof value !== 'string' || value.split('.').length !== 3) return undefined;
+  if (typeof value !== 'string' || !isCompactJws(value)) return undefined;
   try {
     return decodeJwt(value).exchanged === true ? value : undefined;
   } catch {

@@ -29,7 +29,7 @@ const grantChildrenKey = (grantId: string) => `oidc:grant-children:${grantId}`;
 export const EXCHANGED_GRANT_PREFIX = 'xg-';
 
 /** Three dot-separated parts: a JWS in compact serialisation. */
-function isCompactJws(value: string): boolean {
+export function isCompactJws(value: string): boolean {
   const parts = value.split('.');
   return parts.length === 3 && parts.every((p) => /^[A-Za-z0-9_-]+$/.test(p));
 }
@@ -98,6 +98,30 @@ export async function recordJwtAccessToken(store: Store, jws: string, payload: A
     store.set(key, { ...payload, jti: id }, ttl),
     ...(payload.grantId ? [store.addToSet(grantIndexKey(payload.grantId), key, ttl)] : []),
   ]);
+}
+
+/** A live grant of an account, as stored: its OIDC scopes and per-resource scopes flattened. */
+export interface StoredGrant {
+  id: string;
+  scopes: string[];
+  offlineAccess: boolean;
+  exp: number;
+}
+
+/** The live grants `accountId` holds with `clientId` (read without a provider context). */
+export async function grantsOf(store: Store, accountId: string, clientId: string): Promise<StoredGrant[]> {
+  type Payload = { clientId?: string; accountId?: string; exp?: number; openid?: { scope?: string }; resources?: Record<string, string> };
+  const ids = await store.setMembers(accountGrantsKey(accountId));
+  const grants = await Promise.all(ids.map(async (id) => ({ id, grant: await store.get<Payload>(modelKey('Grant', id)) })));
+  const now = Date.now() / 1000;
+  const out: StoredGrant[] = [];
+  for (const { id, grant } of grants) {
+    if (!grant || grant.clientId !== clientId || grant.accountId !== accountId || (grant.exp ?? Infinity) <= now) continue;
+    const oidc = (grant.openid?.scope ?? '').split(' ').filter(Boolean);
+    const resources = Object.values(grant.resources ?? {}).flatMap((scope) => String(scope).split(' ').filter(Boolean));
+    out.push({ id, scopes: [...new Set([...oidc, ...resources])], offlineAccess: oidc.includes('offline_access'), exp: grant.exp ?? Infinity });
+  }
+  return out;
 }
 
 /** Revokes every grant an account holds; returns how many there were. */

@@ -1,13 +1,9 @@
 import assert from 'node:assert/strict';
-import { randomBytes, randomUUID } from 'node:crypto';
-import { mkdtemp } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { randomUUID } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import * as oidc from 'openid-client';
-import type { Config } from '../../src/config/index.ts';
 import { DATA_SOURCE_VERSION_KEY, parseDataSource, type StoredDataSource } from '../../src/datasources/index.ts';
-import { authorizationCodeFlow, decodeJwt, rawRequest, rp, startServer, within, startUpstream, type TestServer } from '../support/harness.ts';
+import { authorizationCodeFlow, decodeJwt, rawRequest, rp, startReplicas, within, startUpstream, type TestServer } from '../support/harness.ts';
 
 const PORTAL_REDIRECT = 'http://localhost:3000/callback';
 const AUDIENCE = 'https://storage.partner.test';
@@ -33,11 +29,7 @@ describe('data sources across replicas', () => {
 
   before(async () => {
     upstream = await startUpstream();
-    const keysDir = await mkdtemp(join(tmpdir(), 'fedgate-keys-'));
-    const redisPrefix = `fedgate-test-${randomBytes(6).toString('hex')}:`;
-    const configure = (config: Config) => { config.policies.pollSeconds = 0.5; };
-    a = await startServer({ redis: true, redisPrefix, keysDir, configure });
-    b = await startServer({ redis: true, redisPrefix, keysDir, configure, env: { ISSUER: a.issuer } });
+    [a, b] = await startReplicas();
     const portal = await rp(a.issuer, 'demo-portal', 'demo-portal-secret');
     adminToken = (await authorizationCodeFlow(portal, { redirectUri: PORTAL_REDIRECT, scope: 'openid', username: 'admin', password: 'admin-password' })).access_token;
     aliceAny = (await authorizationCodeFlow(portal, { redirectUri: PORTAL_REDIRECT, scope: 'openid storage.read:/store/cms', username: 'alice', password: 'alice-password' })).access_token;

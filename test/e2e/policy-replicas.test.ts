@@ -1,12 +1,7 @@
 import assert from 'node:assert/strict';
-import { mkdtemp } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { POLICY_VERSION_KEY } from '../../src/authz/store-watcher.ts';
-import type { Config } from '../../src/config/index.ts';
-import { authorizationCodeFlow, rawRequest, rp, startServer, within, type TestServer } from '../support/harness.ts';
+import { authorizationCodeFlow, rawRequest, rp, startReplicas, within, type TestServer } from '../support/harness.ts';
 
 const PORTAL_REDIRECT = 'http://localhost:3000/callback';
 
@@ -22,12 +17,7 @@ describe('policy changes across replicas', () => {
   let bobOrchestrator: string;
 
   before(async () => {
-    const keysDir = await mkdtemp(join(tmpdir(), 'fedgate-keys-'));
-    const redisPrefix = `fedgate-test-${randomBytes(6).toString('hex')}:`;
-    const configure = (config: Config) => { config.policies.pollSeconds = 0.5; };
-    a = await startServer({ redis: true, redisPrefix, keysDir, configure });
-    // Replicas share the public issuer URL, as they do behind a load balancer.
-    b = await startServer({ redis: true, redisPrefix, keysDir, configure, env: { ISSUER: a.issuer } });
+    [a, b] = await startReplicas();
     const portal = await rp(a.issuer, 'demo-portal', 'demo-portal-secret');
     adminToken = (await authorizationCodeFlow(portal, { redirectUri: PORTAL_REDIRECT, scope: 'openid', username: 'admin', password: 'admin-password' })).access_token;
     bobOrchestrator = (await authorizationCodeFlow(portal, {

@@ -328,3 +328,17 @@ export async function within(ms: number, check: () => Promise<boolean>): Promise
   }
   throw new Error(`not within ${ms} ms`);
 }
+
+/**
+ * Two fedgate replicas sharing one Redis key prefix and keys directory, and
+ * the public issuer URL (as behind a load balancer); they check the store
+ * versions every 0.5 s.
+ */
+export async function startReplicas(): Promise<[TestServer, TestServer]> {
+  const keysDir = await mkdtemp(join(tmpdir(), 'fedgate-keys-'));
+  const redisPrefix = `fedgate-test-${randomBytes(6).toString('hex')}:`;
+  const configure = (config: Config) => { config.policies.pollSeconds = 0.5; };
+  const a = await startServer({ redis: true, redisPrefix, keysDir, configure });
+  const b = await startServer({ redis: true, redisPrefix, keysDir, configure, env: { ISSUER: a.issuer } });
+  return [a, b];
+}
