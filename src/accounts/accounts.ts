@@ -58,17 +58,28 @@ const MEMBER_INDEX_BUILT = 'group-members-indexed';
 const identityKey = (type: string, issuer: string, subject: string) =>
   `account-identity:${type}:${createHash('sha256').update(`${issuer}\n${subject}`).digest('base64url')}`;
 
+/** Effective groups by direct groups (a pure function, asked several times per token issued); callers get copies. */
+const effectiveGroupsMemo = new Map<string, string[]>();
+const EFFECTIVE_GROUPS_MEMO_SIZE = 10_000;
+
 /**
  * `/cms/production` implies `/cms`: every ancestor of a direct group is an
  * effective group. Sorted, without duplicates.
  */
 export function effectiveGroups(groups: readonly string[]): string[] {
-  const all = new Set<string>();
-  for (const group of groups) {
-    const parts = group.split('/').filter(Boolean);
-    for (let i = 1; i <= parts.length; i += 1) all.add(`/${parts.slice(0, i).join('/')}`);
+  const key = groups.join('\n');
+  let known = effectiveGroupsMemo.get(key);
+  if (!known) {
+    const all = new Set<string>();
+    for (const group of groups) {
+      const parts = group.split('/').filter(Boolean);
+      for (let i = 1; i <= parts.length; i += 1) all.add(`/${parts.slice(0, i).join('/')}`);
+    }
+    known = [...all].sort();
+    if (effectiveGroupsMemo.size >= EFFECTIVE_GROUPS_MEMO_SIZE) effectiveGroupsMemo.clear();
+    effectiveGroupsMemo.set(key, known);
   }
-  return [...all].sort();
+  return [...known];
 }
 
 /** argon2id with the library defaults (OWASP's minimum: m=19 MiB, t=2, p=1). */

@@ -25,6 +25,14 @@ import { TrustedIssuers } from './trusted-issuers.ts';
 /** Request parameters of the grant (RFC 8693 §2.1); `audience` and `resource` may repeat. */
 const PARAMETERS = ['audience', 'resource', 'scope', 'requested_token_type', 'subject_token', 'subject_token_type', 'actor_token', 'actor_token_type'];
 const REPEATABLE = ['audience', 'resource'];
+type Mode = 'delegate' | 'impersonate';
+interface Decision {
+  granted: readonly string[];
+  dropped: readonly string[];
+  outlive: boolean;
+}
+/** Exchange decisions remembered per replica. */
+const DECISION_CACHE_SIZE = 10_000;
 /** Exchanged grants remembered for reuse per replica. */
 const CHILD_GRANT_CACHE_SIZE = 10_000;
 /** Scopes about the user rather than a resource server: they go into ID tokens, never into an exchanged access token's scope. */
@@ -40,12 +48,19 @@ export interface ExchangeClaims {
 }
 
 /**
- * Claims of access tokens being issued by an exchange right now, by token
- * object: `extraTokenClaims` (src/oidc/provider.ts) adds them without a
- * store read. Tokens refreshed later from an exchanged grant read the
- * stored record instead ({@link exchangeClaimsFor}).
+ * Where the claims of an access token being issued by an exchange right now
+ * sit on the token object: `extraTokenClaims` (src/oidc/provider.ts) adds
+ * them without a store read. (A property rather than a WeakMap: no
+ * ephemeron for the garbage collector to trace per token.) Tokens refreshed
+ * later from an exchanged grant read the stored record instead
+ * ({@link exchangeClaimsFor}).
  */
-export const pendingExchangeClaims = new WeakMap<object, ExchangeClaims>();
+const PENDING_CLAIMS = Symbol('fedgate.exchangeClaims');
+
+/** The exchange claims set on `token` while it is issued by an exchange. */
+export function pendingExchangeClaims(token: object): ExchangeClaims | undefined {
+  return (token as { [PENDING_CLAIMS]?: ExchangeClaims })[PENDING_CLAIMS];
+}
 
 /** The stored record of an exchanged grant. */
 interface ExchangeRecord {
@@ -133,7 +148,7 @@ export function registerTokenExchange(provider: Provider, deps: TokenExchangeDep
   }
 
   /** Is this client allowed to exchange into `audience` in `mode`? (domain `exchange`, and `exchange-by` for the subject) */
-  function authorize(clientId: string, subject: PresentedToken & { account: Account }, audience: string | undefined, mode: 'delegate' | 'impersonate'): void {
+  function authorize(clientId: string, subject: PresentedToken & { account: Account }, audience: string | undefined, mode: Mode): void {
     const asClient = { subject: `client:${clientId}`, domain: EXCHANGE_DOMAIN, object: audience ?? '*', scopes: [] as string[] };
     const modeAllowed = (m: string) => policy.allowed({ ...asClient, action: m }) && (m !== 'impersonate' || policy.allowedExplicitly({ ...asClient, action: m }));
     // An ID token (no audience but the client itself, no scopes) needs only that the client exchanges, and may exchange this subject's tokens.
@@ -159,6 +174,56 @@ export function registerTokenExchange(provider: Provider, deps: TokenExchangeDep
     if (denied || !allowed.includes(true)) {
       throw new errors.UnauthorizedClient('the client is not allowed to exchange this subject\'s tokens');
     }
+  }
+
+  /**
+   * What an exchange may carry: whether the client may exchange this
+   * subject's tokens for `rs` in `mode` (throws if not), the scopes granted
+   * and dropped, and whether the new token may outlive the subject token.
+   */
+  function decideNow(clientId: string, clientConfig: ClientConfig | undefined, subject: PresentedToken & { account: Account }, rs: ResourceServerConfig | undefined, mode: Mode, scopeParam: string | undefined): Decision {
+    authorize(clientId, subject, rs?.audience, mode);
+    // Scopes: only what the subject token had (RFC 8693 §5: no up-scoping), narrowed by the request and every policy.
+    const explicit = scopeParam === undefined ? undefined : scopeParam.split(' ').filter(Boolean);
+    const held = subject.scopes.filter((s) => !OIDC_ONLY.has(s));
+    const asked = (explicit ?? held).filter((s) => !OIDC_ONLY.has(s));
+    const notHeld = asked.filter((s) => !scopeCovered(s, held));
+    if (explicit && notHeld.length) throw new errors.InvalidScope(`the subject token does not hold ${notHeld.join(' ')}`, notHeld.join(' '));
+    const audience = rs?.audience ?? config.issuer;
+    let granted = rs ? resourceServers.acceptedScopes(rs, asked) : [];
+    if (clientConfig?.scopes) granted = granted.filter((s) => scopeCovered(s, clientConfig.scopes!));
+    const governed = granted.filter((s) => !isGroupSelectionScope(s));
+    const byExchange = new Set(policy.allowedExchangeScopes(clientId, audience, governed));
+    const byScopePolicy = new Set(policy.allowedScopes(subject.account, audience, governed));
+    granted = granted.filter((s) => isGroupSelectionScope(s) || (byExchange.has(s) && byScopePolicy.has(s)));
+    const dropped = asked.filter((s) => !granted.includes(s));
+    if (explicit && asked.length && !granted.length) throw new errors.InvalidScope('none of the requested scopes may be granted for this audience', asked.join(' '));
+    // Lifetime: never past the subject token, unless the exchange policy says `outlive`.
+    const outliveRequest = { subject: `client:${clientId}`, domain: EXCHANGE_DOMAIN, object: audience, action: 'outlive', scopes: [] };
+    const outlive = policy.allowed(outliveRequest) && policy.allowedExplicitly(outliveRequest);
+    return { granted: Object.freeze(granted), dropped: Object.freeze(dropped), outlive };
+  }
+
+  /**
+   * Decisions already made, by everything they depend on: the policy and
+   * resource server versions (raised by every change this replica sees),
+   * the client, the audience, the mode, the user with their groups, the
+   * subject token's client and scopes, and the scope asked for. Only
+   * allowed exchanges are remembered; a refusal is decided afresh.
+   */
+  const decisions = new Map<string, Decision>();
+
+  function decide(clientId: string, clientConfig: ClientConfig | undefined, subject: PresentedToken & { account: Account }, rs: ResourceServerConfig | undefined, mode: Mode, scopeParam: string | undefined): Decision {
+    if (!rs) return decideNow(clientId, clientConfig, subject, rs, mode, scopeParam);
+    const key = `${policy.version}\u0000${resourceServers.version}\u0000${clientId}\u0000${rs.audience}\u0000${mode}\u0000${subject.account.username}\u0000${subject.account.groups.join(',')}`
+      + `\u0000${subject.origin === 'fedgate' ? subject.clientId ?? '' : '\u0001'}\u0000${scopeParam ?? '\u0001'}\u0000${subject.scopes.join(' ')}`;
+    let decision = decisions.get(key);
+    if (!decision) {
+      decision = decideNow(clientId, clientConfig, subject, rs, mode, scopeParam);
+      if (decisions.size >= DECISION_CACHE_SIZE) decisions.clear();
+      decisions.set(key, decision);
+    }
+    return decision;
   }
 
   async function handler(ctx: KoaContextWithOIDC): Promise<void> {
@@ -199,27 +264,8 @@ export function registerTokenExchange(provider: Provider, deps: TokenExchangeDep
 
     const subjectPrincipal = subject as PresentedToken & { account: Account };
     const rs = requested === 'id_token' ? undefined : target(ctx, clientConfig);
-    authorize(clientId, subjectPrincipal, rs?.audience, mode);
-
-    // Scopes: only what the subject token had (RFC 8693 §5: no up-scoping), narrowed by the request and every policy.
-    const explicit = typeof params.scope === 'string' ? params.scope.split(' ').filter(Boolean) : undefined;
-    const held = subject.scopes.filter((s) => !OIDC_ONLY.has(s));
-    const asked = (explicit ?? held).filter((s) => !OIDC_ONLY.has(s));
-    const notHeld = asked.filter((s) => !scopeCovered(s, held));
-    if (explicit && notHeld.length) throw new errors.InvalidScope(`the subject token does not hold ${notHeld.join(' ')}`, notHeld.join(' '));
     const audience = rs?.audience ?? config.issuer;
-    let granted = rs ? resourceServers.acceptedScopes(rs, asked) : [];
-    if (clientConfig?.scopes) granted = granted.filter((s) => scopeCovered(s, clientConfig.scopes!));
-    const governed = granted.filter((s) => !isGroupSelectionScope(s));
-    const byExchange = new Set(policy.allowedExchangeScopes(clientId, audience, governed));
-    const byScopePolicy = new Set(policy.allowedScopes(account, audience, governed));
-    granted = granted.filter((s) => isGroupSelectionScope(s) || (byExchange.has(s) && byScopePolicy.has(s)));
-    const dropped = asked.filter((s) => !granted.includes(s));
-    if (explicit && asked.length && !granted.length) throw new errors.InvalidScope('none of the requested scopes may be granted for this audience', asked.join(' '));
-
-    // Lifetime: never past the subject token, unless the exchange policy says `outlive`.
-    const outliveRequest = { subject: `client:${clientId}`, domain: EXCHANGE_DOMAIN, object: audience, action: 'outlive', scopes: [] };
-    const outlive = policy.allowed(outliveRequest) && policy.allowedExplicitly(outliveRequest);
+    const { granted, dropped, outlive } = decide(clientId, clientConfig, subjectPrincipal, rs, mode, typeof params.scope === 'string' ? params.scope : undefined);
     const cap = (ttl: number) => (outlive ? ttl : Math.min(ttl, subject.exp - now()));
     if (subject.exp - now() <= 0) throw invalidGrant('subject_token: the token has expired');
 
@@ -238,8 +284,10 @@ export function registerTokenExchange(provider: Provider, deps: TokenExchangeDep
     const idTtl = cap(lifetimes.idToken);
     // Access tokens share a grant while the subject token lives (a service exchanging the same user's token again reuses it).
     const grantTtl = wantsRefresh ? refreshTtl : requested === 'id_token' ? idTtl : outlive ? accessTtl : Math.max(accessTtl, subject.exp - now());
+    const scope = granted.join(' ');
     const reuseKey = requested === 'access_token' || requested === 'jwt'
-      ? JSON.stringify([account.id, clientId, [...subject.grantIds].sort(), subject.iss, act ?? null, audience, granted, subject.offlineAccess])
+      ? `${account.id}\u0000${clientId}\u0000${subject.grantIds.length > 1 ? [...subject.grantIds].sort().join(' ') : subject.grantIds[0] ?? ''}\u0000${subject.iss}`
+        + `\u0000${act ? JSON.stringify(act) : ''}\u0000${audience}\u0000${scope}\u0000${subject.offlineAccess}`
       : undefined;
     const reusable = reuseKey ? childGrants.get(reuseKey) : undefined;
     let grantId: string;
@@ -250,22 +298,25 @@ export function registerTokenExchange(provider: Provider, deps: TokenExchangeDep
       // A grant of its own for the client, tied to the subject's grant(s); offline_access passes on, for a later hop's refresh token.
       const grant = new provider.Grant({ accountId: account.id, clientId });
       grant.jti = `${EXCHANGED_GRANT_PREFIX}${randomBytes(32).toString('base64url')}`;
-      if (rs && granted.length) grant.addResourceScope(rs.audience, granted.join(' '));
+      if (rs && granted.length) grant.addResourceScope(rs.audience, scope);
       grant.addOIDCScope(subject.offlineAccess ? 'openid offline_access' : 'openid');
       grant.exp = now() + grantTtl;
       grantId = await grant.save();
       const record: ExchangeRecord = { ...(act ? { act } : {}), subject: { iss: subject.iss, sub: subject.sub, ...(subject.clientId ? { client: subject.clientId } : {}) } };
-      await Promise.all([
+      const [, linked] = await Promise.all([
         store.set(exchangeRecordKey(grantId), record, grantTtl),
         linkChildGrant(store, subject.grantIds, grantId, grantTtl),
       ]);
+      if (!linked) {
+        // The subject's grant was revoked while this exchange ran: nothing may come of it.
+        await Promise.all([grant.destroy(), store.delete(exchangeRecordKey(grantId))]);
+        throw invalidGrant('subject_token: the grant behind the token has been revoked');
+      }
       if (reuseKey) {
         if (childGrants.size >= CHILD_GRANT_CACHE_SIZE) childGrants.delete(childGrants.keys().next().value!);
         childGrants.set(reuseKey, { id: grantId, exp: grant.exp });
       }
     }
-    const claims: ExchangeClaims = { ...(act ? { act } : {}), exchanged: true };
-
     let issued: string;
     let expiresIn: number;
     let tokenType = 'N_A';
@@ -275,14 +326,14 @@ export function registerTokenExchange(provider: Provider, deps: TokenExchangeDep
       const at = new provider.AccessToken({ accountId: account.id, client, grantId, gty: TOKEN_EXCHANGE_GRANT, expiresIn: accessTtl });
       at.resourceServer = new provider.ResourceServer(rs!.audience, {
         audience: rs!.audience,
-        scope: granted.join(' '),
+        scope,
         accessTokenTTL: accessTtl,
         accessTokenFormat: format,
         ...(format === 'jwt' ? { jwt: { sign: { alg: rs!.signingAlg } } } : {}),
       });
-      at.scope = granted.join(' ') || undefined;
+      at.scope = scope || undefined;
       if (cert && client.tlsClientCertificateBoundAccessTokens) at.setThumbprint('x5t', cert);
-      pendingExchangeClaims.set(at, { ...claims, account });
+      (at as unknown as { [PENDING_CLAIMS]: ExchangeClaims })[PENDING_CLAIMS] = { ...(act ? { act } : {}), exchanged: true, account };
       ctx.oidc.entity('AccessToken', at);
       issued = await at.save();
       if (format === 'jwt') {
@@ -317,7 +368,7 @@ export function registerTokenExchange(provider: Provider, deps: TokenExchangeDep
       issued_token_type: TOKEN_TYPE_URNS[requested],
       token_type: tokenType,
       expires_in: expiresIn,
-      ...(granted.length && requested !== 'id_token' ? { scope: [...(wantsRefresh ? ['offline_access'] : []), ...granted].join(' ') } : {}),
+      ...(granted.length && requested !== 'id_token' ? { scope: wantsRefresh ? `offline_access ${scope}` : scope } : {}),
     };
     ctx.state.tokenExchange = { subject: account.id, act, audience: rs?.audience, granted, dropped, requested, mode };
     void audit.record({

@@ -5,13 +5,12 @@
  * issuers, each resolved to who it speaks for, what it carries, and the
  * grants it belongs to (so that exchanged tokens die with them).
  */
-import { createHash } from 'node:crypto';
 import { createLocalJWKSet, decodeJwt, decodeProtectedHeader, errors as joseErrors, jwtVerify, type JWK, type JWTPayload } from 'jose';
 import type Provider from 'oidc-provider';
 import type { Account, Accounts } from '../accounts/accounts.ts';
 import type { Store } from '../store/store.ts';
 import { toPublicJwk } from '../keys/index.ts';
-import { grantsOf, isCompactJws } from '../oidc/adapter.ts';
+import { grantsOf, isCompactJws, type StoredGrant } from '../oidc/adapter.ts';
 import { ExternalTokenError, type TrustedIssuers } from './trusted-issuers.ts';
 import { fromExchange, type TokenTypeName } from './token-types.ts';
 
@@ -82,6 +81,13 @@ function actorClaim(value: unknown, depth = 0): ActorClaim | undefined {
 
 const OPAQUE = /^[A-Za-z0-9_-]{16,512}$/;
 
+/** A JWT as decoded, and as verified once its signature has been checked. */
+interface SeenToken {
+  header: ReturnType<typeof decodeProtectedHeader>;
+  claims: JWTPayload;
+  verified?: JWTPayload;
+}
+
 /** Verified JWT payloads kept per provider instance: a service exchanges the same user's token, with its same own token, many times. */
 const VERIFIED_CACHE_SIZE = 10_000;
 
@@ -89,10 +95,14 @@ const VERIFIED_CACHE_SIZE = 10_000;
 export class PresentedTokens {
   readonly #options: PresentedTokenOptions;
   readonly #keys: ReturnType<typeof createLocalJWKSet>;
-  /** Signature checks already made, by SHA-256 of the token (what the token says; its grant and account are re-read every time). */
-  readonly #verified = new Map<string, JWTPayload>();
-  /** Decoded (not verified) header and claims, by SHA-256 of the token. */
-  readonly #decoded = new Map<string, { header: ReturnType<typeof decodeProtectedHeader>; claims: JWTPayload }>();
+  /**
+   * Tokens already seen, by their whole value: decoded header and claims,
+   * and the payload once its signature has been checked (what the token
+   * says; its grant and account are re-read every time). Keyed by the token
+   * itself rather than a digest of it: a Map lookup on the string is exact
+   * and costs less than hashing it.
+   */
+  readonly #seen = new Map<string, SeenToken>();
 
   constructor(options: PresentedTokenOptions) {
     this.#options = options;
@@ -115,16 +125,15 @@ export class PresentedTokens {
       if (declared !== 'access_token') throw new TokenTypeMismatch(`an opaque token was presented as ${declared === 'jwt' ? 'a JWT' : 'an ID token'}`);
       return this.#opaqueAccessToken(value);
     }
-    const hash = createHash('sha256').update(value).digest('base64url');
-    let decoded = this.#decoded.get(hash);
+    let decoded = this.#seen.get(value);
     if (!decoded) {
       try {
         decoded = { header: decodeProtectedHeader(value), claims: decodeJwt(value) };
       } catch {
         throw new UnusableToken('the token is malformed');
       }
-      if (this.#decoded.size >= VERIFIED_CACHE_SIZE) this.#decoded.delete(this.#decoded.keys().next().value!);
-      this.#decoded.set(hash, decoded);
+      if (this.#seen.size >= VERIFIED_CACHE_SIZE) this.#seen.delete(this.#seen.keys().next().value!);
+      this.#seen.set(value, decoded);
     }
     const { header, claims } = decoded;
     const isAccessToken = typeof header.typ === 'string' && header.typ.toLowerCase().replace(/^application\//, '') === 'at+jwt';
@@ -133,12 +142,12 @@ export class PresentedTokens {
     }
     if (declared === 'id_token' && isAccessToken) throw new TokenTypeMismatch('an access token was presented as an ID token');
     if (claims.iss === this.#options.issuer) {
-      if (isAccessToken) return this.#jwtAccessToken(value, hash);
+      if (isAccessToken) return this.#jwtAccessToken(value, decoded);
       // Of fedgate's other JWTs only ID tokens are exchangeable (not logout tokens, signed introspection or userinfo responses).
       if (header.typ !== undefined && header.typ.toUpperCase() !== 'JWT') {
         throw new UnusableToken('the token is neither an access token nor an ID token of this issuer');
       }
-      return this.#idToken(value, hash);
+      return this.#idToken(value, decoded);
     }
     if (typeof claims.iss !== 'string' || !this.#options.trustedIssuers.has(claims.iss)) {
       throw new UnusableToken('the token was issued by an issuer this server does not trust');
@@ -146,15 +155,13 @@ export class PresentedTokens {
     return this.#external(value, claims.iss, declared);
   }
 
-  async #verifyOwn(value: string, hash: string, typ: string | undefined): Promise<JWTPayload> {
-    const key = `${typ ?? ''}\u0000${hash}`;
-    const cached = this.#verified.get(key);
+  /** `seen`'s payload, its signature checked once (against `typ`, as the token's header says which it is). */
+  async #verifyOwn(value: string, seen: SeenToken, typ: string | undefined): Promise<JWTPayload> {
+    const cached = seen.verified;
     if (cached && (cached.exp ?? 0) + CLOCK_TOLERANCE > Date.now() / 1000) return cached;
-    if (cached) this.#verified.delete(key);
-    const payload = await this.#verifySignature(value, typ);
-    if (this.#verified.size >= VERIFIED_CACHE_SIZE) this.#verified.delete(this.#verified.keys().next().value!);
-    this.#verified.set(key, payload);
-    return payload;
+    seen.verified = undefined;
+    seen.verified = await this.#verifySignature(value, typ);
+    return seen.verified;
   }
 
   async #verifySignature(value: string, typ: string | undefined): Promise<JWTPayload> {
@@ -171,6 +178,17 @@ export class PresentedTokens {
       if (err instanceof joseErrors.JWTExpired) throw new UnusableToken('the token has expired');
       throw new UnusableToken('the token is invalid (signature, issuer or claims)');
     }
+  }
+
+  /** Grant ids last found per user and client: read in the same round trip as the user's grant index next time. */
+  readonly #lastGrants = new Map<string, readonly string[]>();
+
+  async #grantsOf(accountId: string, clientId: string): Promise<StoredGrant[]> {
+    const key = `${accountId}\u0000${clientId}`;
+    const grants = await grantsOf(this.#options.store, accountId, clientId, this.#lastGrants.get(key));
+    if (this.#lastGrants.size >= VERIFIED_CACHE_SIZE) this.#lastGrants.delete(this.#lastGrants.keys().next().value!);
+    this.#lastGrants.set(key, grants.map((g) => g.id));
+    return grants;
   }
 
   async #account(id: string): Promise<Account> {
@@ -208,8 +226,8 @@ export class PresentedTokens {
     };
   }
 
-  async #jwtAccessToken(value: string, hash: string): Promise<PresentedToken> {
-    const payload = await this.#verifyOwn(value, hash, 'at+jwt');
+  async #jwtAccessToken(value: string, seen: SeenToken): Promise<PresentedToken> {
+    const payload = await this.#verifyOwn(value, seen, 'at+jwt');
     const clientId = payload.client_id;
     if (typeof clientId !== 'string' || typeof payload.sub !== 'string' || typeof payload.exp !== 'number') throw new UnusableToken('the token lacks required claims');
     const base = { type: 'access_token' as const, origin: 'fedgate' as const, iss: this.#options.issuer, sub: payload.sub, clientId, scopes: scopeList(payload.scope), exp: payload.exp };
@@ -226,7 +244,7 @@ export class PresentedTokens {
     }
     // oidc-provider sets sub to the client id exactly for tokens a client got for itself (client credentials).
     if (payload.sub === clientId) return { ...base, grantIds: [], offlineAccess: false, ...actors };
-    const [account, grants] = await Promise.all([this.#options.accounts.findById(payload.sub), grantsOf(this.#options.store, payload.sub, clientId)]);
+    const [account, grants] = await Promise.all([this.#options.accounts.findById(payload.sub), this.#grantsOf(payload.sub, clientId)]);
     if (!account) throw new UnusableToken('the account behind the token no longer exists');
     if (account.disabled) throw new UnusableToken('the account behind the token is disabled');
     if (!grants.length) throw new UnusableToken('the grant behind the token has been revoked');
@@ -234,13 +252,13 @@ export class PresentedTokens {
     return { ...base, account, grantIds: grants.map((g) => g.id), offlineAccess: grants.every((g) => g.offlineAccess), ...actors };
   }
 
-  async #idToken(value: string, hash: string): Promise<PresentedToken> {
-    const payload = await this.#verifyOwn(value, hash, undefined);
+  async #idToken(value: string, seen: SeenToken): Promise<PresentedToken> {
+    const payload = await this.#verifyOwn(value, seen, undefined);
     const audience = typeof payload.aud === 'string' ? [payload.aud] : Array.isArray(payload.aud) ? payload.aud : [];
     const clientId = typeof payload.azp === 'string' ? payload.azp : audience.length === 1 ? audience[0] : undefined;
     if (!clientId || typeof payload.sub !== 'string' || typeof payload.exp !== 'number') throw new UnusableToken('the ID token lacks required claims');
     const account = await this.#account(payload.sub);
-    const grants = await grantsOf(this.#options.store, account.id, clientId);
+    const grants = await this.#grantsOf(account.id, clientId);
     if (!grants.length) throw new UnusableToken('the grant behind the ID token has been revoked');
     // An ID token states no scopes: what the user granted that client stands in for them.
     const scopes = [...new Set(grants.flatMap((g) => g.scopes))];

@@ -13,9 +13,10 @@ export type TokenTypeName = keyof typeof TOKEN_TYPE_URNS;
 
 /** The short name of a token type URN, or undefined for one fedgate does not handle (SAML assertions among them). */
 export function tokenTypeName(urn: unknown): TokenTypeName | undefined {
-  for (const [name, value] of Object.entries(TOKEN_TYPE_URNS)) if (value === urn) return name as TokenTypeName;
-  return undefined;
+  return typeof urn === 'string' ? NAMES_BY_URN.get(urn) : undefined;
 }
+
+const NAMES_BY_URN = new Map(Object.entries(TOKEN_TYPE_URNS).map(([name, urn]) => [urn as string, name as TokenTypeName]));
 
 /** Is `gty` (oidc-provider's space-separated grant history of a token) one that began with a token exchange? */
 export function fromExchange(gty: unknown): boolean {

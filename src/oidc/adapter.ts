@@ -78,9 +78,17 @@ async function revokeChildGrants(store: Store, grantId: string, seen = new Set<s
   }));
 }
 
-/** Records that `childGrantId` was made by exchanging tokens of `parentGrantIds`: it is revoked with any of them. */
-export async function linkChildGrant(store: Store, parentGrantIds: readonly string[], childGrantId: string, ttlSeconds: number): Promise<void> {
+/**
+ * Records that `childGrantId` was made by exchanging tokens of
+ * `parentGrantIds`: it is revoked with any of them. Resolves false when a
+ * parent is gone by then (revoked while the exchange ran): a revocation
+ * deletes the grant before it reads the children, so a parent still there
+ * after the link will find this child when it is revoked.
+ */
+export async function linkChildGrant(store: Store, parentGrantIds: readonly string[], childGrantId: string, ttlSeconds: number): Promise<boolean> {
   await Promise.all(parentGrantIds.map((parent) => store.addToSet(grantChildrenKey(parent), childGrantId, ttlOf(ttlSeconds))));
+  const parents = await Promise.all(parentGrantIds.map((parent) => store.get(modelKey('Grant', parent))));
+  return parents.every((parent) => parent !== undefined);
 }
 
 /**
@@ -108,11 +116,24 @@ export interface StoredGrant {
   exp: number;
 }
 
-/** The live grants `accountId` holds with `clientId` (read without a provider context). */
-export async function grantsOf(store: Store, accountId: string, clientId: string): Promise<StoredGrant[]> {
+/**
+ * The live grants `accountId` holds with `clientId` (read without a provider
+ * context). `expected` are grant ids the caller saw last time: they are read
+ * right behind the account's grant index, in the same round trip, and used
+ * only if the index lists them; any other listed grant is read after.
+ */
+export async function grantsOf(store: Store, accountId: string, clientId: string, expected: readonly string[] = []): Promise<StoredGrant[]> {
   type Payload = { clientId?: string; accountId?: string; exp?: number; openid?: { scope?: string }; resources?: Record<string, string> };
-  const ids = await store.setMembers(accountGrantsKey(accountId));
-  const grants = await Promise.all(ids.map(async (id) => ({ id, grant: await store.get<Payload>(modelKey('Grant', id)) })));
+  const listed = store.setMembers(accountGrantsKey(accountId));
+  // Sent in the same tick, right behind the index read (on one Redis connection, in the same pipeline).
+  const early = expected.map((id) => store.get<Payload>(modelKey('Grant', id)));
+  // Reads of grants the index no longer lists are not awaited: they must not reject unhandled.
+  for (const read of early) read.catch(() => {});
+  const ids = await listed;
+  const grants = await Promise.all(ids.map(async (id) => {
+    const i = expected.indexOf(id);
+    return { id, grant: await (i === -1 ? store.get<Payload>(modelKey('Grant', id)) : early[i]!) };
+  }));
   const now = Date.now() / 1000;
   const out: StoredGrant[] = [];
   for (const { id, grant } of grants) {

@@ -285,7 +285,7 @@ export function createProvider(deps: ProviderDeps): Provider {
       const audience = (token as { resourceServer?: { audience?: string } }).resourceServer?.audience;
       const profile = profileFor(token.clientId, audience);
       const { accountId, gty, grantId } = token as { accountId?: string; gty?: string; grantId?: string };
-      const pending = pendingExchangeClaims.get(token);
+      const pending = pendingExchangeClaims(token);
       const [account, exchange] = await Promise.all([
         pending?.account ?? (accountId ? accounts.findById(accountId) : undefined),
         // RFC 8693 §4.1: tokens of an exchanged grant carry its actor chain, also when refreshed later.
