@@ -64,10 +64,12 @@ export function resourceServerRoutes(deps: ResourceServerRoutesDeps): Router {
       throw err;
     }
   };
-  // JSON bodies only: anything else would reach validation as an empty record.
+  // JSON bodies only: anything else would reach validation as an empty record. A PATCH may say what it is (RFC 7396 §4).
   const needsJson = (ctx: Context): boolean => {
-    if (ctx.is('application/json')) return true;
-    fail(ctx, 415, 'invalid_request', 'send the data source as application/json');
+    if (ctx.is('application/json') || (ctx.method === 'PATCH' && ctx.is('application/merge-patch+json'))) return true;
+    fail(ctx, 415, 'invalid_request', ctx.method === 'PATCH'
+      ? 'send the patch as application/merge-patch+json or application/json'
+      : 'send the data source as application/json');
     return false;
   };
 

@@ -56,7 +56,8 @@ const accountView = (a: Account) => ({
 export function adminRoutes(deps: AdminDeps): Router {
   const { accounts, audit, config } = deps;
   const router = new Router({ prefix: '/admin/api' });
-  const json = bodyParser({ enableTypes: ['json'], jsonLimit: '5mb', encoding: 'utf-8', parsedMethods: ['POST', 'PUT', 'PATCH', 'DELETE'] });
+  // extendTypes is merged into the default list index by index (lodash.merge), so application/json is named again.
+  const json = bodyParser({ enableTypes: ['json'], extendTypes: { json: ['application/json', 'application/merge-patch+json'] }, jsonLimit: '5mb', encoding: 'utf-8', parsedMethods: ['POST', 'PUT', 'PATCH', 'DELETE'] });
 
   const adminClients = new Set(config.clients.filter((c) => c.scopes?.includes(ADMIN_SCOPE)).map((c) => c.clientId));
   /** The caller behind a bearer token, or a reason to refuse it. */

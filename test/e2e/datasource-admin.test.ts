@@ -153,9 +153,17 @@ describe('admin API: /admin/api/resource-servers', () => {
     assert.equal(put.body.resource_server.displayName, 'Partner HPC');
     assert.deepEqual(put.body.added, []);
     assert.deepEqual(put.body.removed, []);
-    // A merge patch removes a field with null.
-    const patched = await admin('/resource-servers/hpc', 'PATCH', { upstream: null });
+    // A merge patch (sent as what it is, RFC 7396 §4) removes a field with null.
+    const patchResponse = await fetch(`${server.issuer}/admin/api/resource-servers/hpc`, {
+      method: 'PATCH', headers: { authorization: `Bearer ${adminToken}`, 'content-type': 'application/merge-patch+json' }, body: JSON.stringify({ upstream: null }),
+    });
+    assert.equal(patchResponse.status, 200);
+    const patched = { body: await patchResponse.json() as any };
     assert.equal(patched.body.resource_server.upstream, undefined);
+    const patchAsText = await fetch(`${server.issuer}/admin/api/resource-servers/hpc`, {
+      method: 'PATCH', headers: { authorization: `Bearer ${adminToken}`, 'content-type': 'text/plain' }, body: '{"displayName":"x"}',
+    });
+    assert.equal(patchAsText.status, 415);
     assert.equal((await rawRequest(server.issuer, '/api/hpc/jobs', { headers: { authorization: `Bearer ${access}` } })).status, 404, 'no upstream, no route');
     assert.equal((await admin('/resource-servers/hpc', 'DELETE')).status, 204);
     assert.equal((await admin('/resource-servers/hpc', 'DELETE')).status, 404);
