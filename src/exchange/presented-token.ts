@@ -96,11 +96,12 @@ export class PresentedTokens {
   readonly #options: PresentedTokenOptions;
   readonly #keys: ReturnType<typeof createLocalJWKSet>;
   /**
-   * Tokens already seen, by their whole value: decoded header and claims,
-   * and the payload once its signature has been checked (what the token
-   * says; its grant and account are re-read every time). Keyed by the token
-   * itself rather than a digest of it: a Map lookup on the string is exact
-   * and costs less than hashing it.
+   * fedgate's own JWTs whose signature has been checked, by their whole
+   * value: decoded header and claims, and the verified payload (what the
+   * token says; its grant and account are re-read every time). Only
+   * verified tokens get in, so the cache holds nothing but tokens this
+   * server issued. Keyed by the token itself rather than a digest of it: a
+   * Map lookup on the string is exact and costs less than hashing it.
    */
   readonly #seen = new Map<string, SeenToken>();
 
@@ -132,8 +133,6 @@ export class PresentedTokens {
       } catch {
         throw new UnusableToken('the token is malformed');
       }
-      if (this.#seen.size >= VERIFIED_CACHE_SIZE) this.#seen.delete(this.#seen.keys().next().value!);
-      this.#seen.set(value, decoded);
     }
     const { header, claims } = decoded;
     const isAccessToken = typeof header.typ === 'string' && header.typ.toLowerCase().replace(/^application\//, '') === 'at+jwt';
@@ -159,9 +158,11 @@ export class PresentedTokens {
   async #verifyOwn(value: string, seen: SeenToken, typ: string | undefined): Promise<JWTPayload> {
     const cached = seen.verified;
     if (cached && (cached.exp ?? 0) + CLOCK_TOLERANCE > Date.now() / 1000) return cached;
-    seen.verified = undefined;
-    seen.verified = await this.#verifySignature(value, typ);
-    return seen.verified;
+    if (cached) this.#seen.delete(value);
+    const verified = await this.#verifySignature(value, typ);
+    if (this.#seen.size >= VERIFIED_CACHE_SIZE) this.#seen.delete(this.#seen.keys().next().value!);
+    this.#seen.set(value, { ...seen, verified });
+    return verified;
   }
 
   async #verifySignature(value: string, typ: string | undefined): Promise<JWTPayload> {
