@@ -31,33 +31,39 @@ function recordedToken(value: unknown): string | undefined {
 /** The middleware, for `provider.use()`: acts on POSTs to `paths` only. */
 export function recordedTokenBridge(paths: readonly string[]): (ctx: Context, next: Next) => Promise<void> {
   const wanted = new Set(paths);
-  return async (ctx, next) => {
+  // Every request to oidc-provider passes here: those it leaves alone go on without an async frame of their own.
+  return (ctx, next) => {
     if (ctx.method !== 'POST' || !wanted.has(ctx.path) || !ctx.is('application/x-www-form-urlencoded') || !ctx.req.readable) return next();
-    const length = ctx.request.length;
-    if (length !== undefined && length > LIMIT) return next();
-    const chunks: Buffer[] = [];
-    let received = 0;
-    for await (const chunk of ctx.req.iterator({ destroyOnReturn: false })) {
-      received += (chunk as Buffer).length;
-      if (received > LIMIT) break;
-      chunks.push(chunk as Buffer);
-    }
-    let body = Buffer.concat(chunks);
-    if (received <= LIMIT) {
-      const params = parse(body.toString('utf8'));
-      const token = recordedToken(params.token);
-      if (token) {
-        params.token = jwtRecordId(token);
-        body = Buffer.from(stringify(params), 'utf8');
-      }
-    }
-    // Hand oidc-provider the (possibly rewritten) body as the request stream it reads.
-    ctx.req.headers['content-length'] = String(body.length);
-    Object.defineProperty(ctx.req, 'readable', { value: true, configurable: true });
-    Object.defineProperty(ctx.req, 'iterator', {
-      configurable: true,
-      value: () => (async function* replay() { yield body; })(),
-    });
-    return next();
+    return bridge(ctx, next);
   };
+}
+
+/** Reads the form body, swaps a recorded JWT for its record id, and replays the body to oidc-provider. */
+async function bridge(ctx: Context, next: Next): Promise<void> {
+  const length = ctx.request.length;
+  if (length !== undefined && length > LIMIT) return next();
+  const chunks: Buffer[] = [];
+  let received = 0;
+  for await (const chunk of ctx.req.iterator({ destroyOnReturn: false })) {
+    received += (chunk as Buffer).length;
+    if (received > LIMIT) break;
+    chunks.push(chunk as Buffer);
+  }
+  let body = Buffer.concat(chunks);
+  if (received <= LIMIT) {
+    const params = parse(body.toString('utf8'));
+    const token = recordedToken(params.token);
+    if (token) {
+      params.token = jwtRecordId(token);
+      body = Buffer.from(stringify(params), 'utf8');
+    }
+  }
+  // Hand oidc-provider the (possibly rewritten) body as the request stream it reads.
+  ctx.req.headers['content-length'] = String(body.length);
+  Object.defineProperty(ctx.req, 'readable', { value: true, configurable: true });
+  Object.defineProperty(ctx.req, 'iterator', {
+    configurable: true,
+    value: () => (async function* replay() { yield body; })(),
+  });
+  return next();
 }

@@ -281,19 +281,24 @@ export function createProvider(deps: ProviderDeps): Provider {
         },
       },
     },
-    extraTokenClaims: async (_ctx, token) => {
+    extraTokenClaims: (_ctx, token) => {
       const audience = (token as { resourceServer?: { audience?: string } }).resourceServer?.audience;
       const profile = profileFor(token.clientId, audience);
       const { accountId, gty, grantId } = token as { accountId?: string; gty?: string; grantId?: string };
       const pending = pendingExchangeClaims(token);
-      const [account, exchange] = await Promise.all([
-        pending?.account ?? (accountId ? accounts.findById(accountId) : undefined),
-        // RFC 8693 §4.1: tokens of an exchanged grant carry its actor chain, also when refreshed later.
-        pending ?? (fromExchange(gty) ? exchangeClaimsFor(deps.store, grantId) : undefined),
-      ]);
-      const claims = profileTokenClaims(profile, account, (token.scope ?? '').split(' ').filter(Boolean), config);
-      if (!exchange) return claims;
-      return { ...claims, ...(exchange.act ? { act: exchange.act } : {}), exchanged: true };
+      const scopes = () => (token.scope ?? '').split(' ').filter(Boolean);
+      // A client's own token (client credentials) needs no store read: answered without a promise.
+      if (!pending && !accountId && !fromExchange(gty)) return profileTokenClaims(profile, undefined, scopes(), config);
+      return (async () => {
+        const [account, exchange] = await Promise.all([
+          pending?.account ?? (accountId ? accounts.findById(accountId) : undefined),
+          // RFC 8693 §4.1: tokens of an exchanged grant carry its actor chain, also when refreshed later.
+          pending ?? (fromExchange(gty) ? exchangeClaimsFor(deps.store, grantId) : undefined),
+        ]);
+        const claims = profileTokenClaims(profile, account, scopes(), config);
+        if (!exchange) return claims;
+        return { ...claims, ...(exchange.act ? { act: exchange.act } : {}), exchanged: true };
+      })();
     },
     formats: {
       customizers: {
