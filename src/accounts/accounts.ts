@@ -1,6 +1,7 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { hash as argon2Hash, verify as argon2Verify } from '@node-rs/argon2';
 import type { Store } from '../store/store.ts';
+import { BoundedMap } from '../util/bounded-map.ts';
 
 /** An external identity linked to an account (SAML subject, X.509 subject DN, a trusted OIDC issuer's subject). */
 export interface LinkedIdentity {
@@ -59,8 +60,7 @@ const identityKey = (type: string, issuer: string, subject: string) =>
   `account-identity:${type}:${createHash('sha256').update(`${issuer}\n${subject}`).digest('base64url')}`;
 
 /** Effective groups by direct groups (a pure function, asked several times per token issued); callers get copies. */
-const effectiveGroupsMemo = new Map<string, string[]>();
-const EFFECTIVE_GROUPS_MEMO_SIZE = 10_000;
+const effectiveGroupsMemo = new BoundedMap<string, string[]>(10_000);
 
 /**
  * `/cms/production` implies `/cms`: every ancestor of a direct group is an
@@ -76,7 +76,6 @@ export function effectiveGroups(groups: readonly string[]): string[] {
       for (let i = 1; i <= parts.length; i += 1) all.add(`/${parts.slice(0, i).join('/')}`);
     }
     known = [...all].sort();
-    if (effectiveGroupsMemo.size >= EFFECTIVE_GROUPS_MEMO_SIZE) effectiveGroupsMemo.clear();
     effectiveGroupsMemo.set(key, known);
   }
   return [...known];

@@ -21,6 +21,7 @@ import type { Services } from '../services.ts';
 import { exchangeRecordKey, PresentedTokens, TokenTypeMismatch, UnusableToken, type ActorClaim, type PresentedToken } from './presented-token.ts';
 import { TOKEN_EXCHANGE_GRANT, TOKEN_TYPE_URNS, tokenTypeName, type TokenTypeName } from './token-types.ts';
 import { TrustedIssuers } from './trusted-issuers.ts';
+import { BoundedMap } from '../util/bounded-map.ts';
 
 /** Request parameters of the grant (RFC 8693 §2.1); `audience` and `resource` may repeat. */
 const PARAMETERS = ['audience', 'resource', 'scope', 'requested_token_type', 'subject_token', 'subject_token_type', 'actor_token', 'actor_token_type'];
@@ -120,7 +121,7 @@ export function registerTokenExchange(provider: Provider, deps: TokenExchangeDep
     accounts,
   });
   /** Grants of recent access token exchanges, by everything that made them (see the handler). */
-  const childGrants = new Map<string, { id: string; exp: number }>();
+  const childGrants = new BoundedMap<string, { id: string; exp: number }>(CHILD_GRANT_CACHE_SIZE);
   const tokens = new PresentedTokens({ issuer: config.issuer, store, accounts, provider, jwks: deps.jwks, trustedIssuers });
 
   async function present(value: string, typeParam: unknown, role: 'subject' | 'actor', clientId: string): Promise<PresentedToken> {
@@ -211,7 +212,7 @@ export function registerTokenExchange(provider: Provider, deps: TokenExchangeDep
    * subject token's client and scopes, and the scope asked for. Only
    * allowed exchanges are remembered; a refusal is decided afresh.
    */
-  const decisions = new Map<string, Decision>();
+  const decisions = new BoundedMap<string, Decision>(DECISION_CACHE_SIZE);
 
   function decide(clientId: string, clientConfig: ClientConfig | undefined, subject: PresentedToken & { account: Account }, rs: ResourceServerConfig | undefined, mode: Mode, scopeParam: string | undefined): Decision {
     if (!rs) return decideNow(clientId, clientConfig, subject, rs, mode, scopeParam);
@@ -220,7 +221,6 @@ export function registerTokenExchange(provider: Provider, deps: TokenExchangeDep
     let decision = decisions.get(key);
     if (!decision) {
       decision = decideNow(clientId, clientConfig, subject, rs, mode, scopeParam);
-      if (decisions.size >= DECISION_CACHE_SIZE) decisions.clear();
       decisions.set(key, decision);
     }
     return decision;
@@ -313,7 +313,6 @@ export function registerTokenExchange(provider: Provider, deps: TokenExchangeDep
         throw invalidGrant('subject_token: the grant behind the token has been revoked');
       }
       if (reuseKey) {
-        if (childGrants.size >= CHILD_GRANT_CACHE_SIZE) childGrants.delete(childGrants.keys().next().value!);
         childGrants.set(reuseKey, { id: grantId, exp: grant.exp });
       }
     }

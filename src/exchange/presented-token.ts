@@ -10,6 +10,7 @@ import type Provider from 'oidc-provider';
 import type { Account, Accounts } from '../accounts/accounts.ts';
 import type { Store } from '../store/store.ts';
 import { toPublicJwk } from '../keys/index.ts';
+import { BoundedMap } from '../util/bounded-map.ts';
 import { grantsOf, isCompactJws, type StoredGrant } from '../oidc/adapter.ts';
 import { ExternalTokenError, type TrustedIssuers } from './trusted-issuers.ts';
 import { fromExchange, type TokenTypeName } from './token-types.ts';
@@ -88,7 +89,7 @@ interface SeenToken {
   verified?: JWTPayload;
 }
 
-/** Verified JWT payloads kept per provider instance: a service exchanges the same user's token, with its same own token, many times. */
+/** Verified JWTs (and users' grant ids) kept per provider instance: a service exchanges the same user's token, with its same own token, many times. */
 const VERIFIED_CACHE_SIZE = 10_000;
 
 /** Resolves presented tokens; one per provider instance (its keys). */
@@ -103,7 +104,7 @@ export class PresentedTokens {
    * server issued. Keyed by the token itself rather than a digest of it: a
    * Map lookup on the string is exact and costs less than hashing it.
    */
-  readonly #seen = new Map<string, SeenToken>();
+  readonly #seen = new BoundedMap<string, SeenToken>(VERIFIED_CACHE_SIZE);
 
   constructor(options: PresentedTokenOptions) {
     this.#options = options;
@@ -160,7 +161,6 @@ export class PresentedTokens {
     if (cached && (cached.exp ?? 0) + CLOCK_TOLERANCE > Date.now() / 1000) return cached;
     if (cached) this.#seen.delete(value);
     const verified = await this.#verifySignature(value, typ);
-    if (this.#seen.size >= VERIFIED_CACHE_SIZE) this.#seen.delete(this.#seen.keys().next().value!);
     this.#seen.set(value, { ...seen, verified });
     return verified;
   }
@@ -182,12 +182,11 @@ export class PresentedTokens {
   }
 
   /** Grant ids last found per user and client: read in the same round trip as the user's grant index next time. */
-  readonly #lastGrants = new Map<string, readonly string[]>();
+  readonly #lastGrants = new BoundedMap<string, readonly string[]>(VERIFIED_CACHE_SIZE);
 
   async #grantsOf(accountId: string, clientId: string): Promise<StoredGrant[]> {
     const key = `${accountId}\u0000${clientId}`;
     const grants = await grantsOf(this.#options.store, accountId, clientId, this.#lastGrants.get(key));
-    if (this.#lastGrants.size >= VERIFIED_CACHE_SIZE) this.#lastGrants.delete(this.#lastGrants.keys().next().value!);
     this.#lastGrants.set(key, grants.map((g) => g.id));
     return grants;
   }

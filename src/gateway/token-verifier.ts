@@ -15,6 +15,7 @@ import type Provider from 'oidc-provider';
 import { effectiveGroups, type Account, type Accounts } from '../accounts/accounts.ts';
 import { WLCG_ANY_AUDIENCE, type ResourceServerConfig } from '../config/schema.ts';
 import { toPublicJwk } from '../keys/index.ts';
+import { BoundedMap } from '../util/bounded-map.ts';
 import { InvalidToken, TemporarilyUnavailable } from './errors.ts';
 
 /** Accepted clock skew for `exp` and `nbf`, in seconds. */
@@ -170,13 +171,14 @@ function binding(jkt: unknown, x5t: unknown): TokenBinding | undefined {
 export class TokenVerifier {
   readonly stats: TokenVerifierStats = { signatureVerifications: 0, cacheHits: 0, accountReads: 0, opaqueLookups: 0 };
   readonly #options: TokenVerifierOptions;
-  readonly #cache = new Map<string, CacheEntry>();
+  readonly #cache: BoundedMap<string, CacheEntry>;
   #jwksObject: object | undefined;
   #kids: string[] = [];
   #getKey: ReturnType<typeof createLocalJWKSet> | undefined;
 
   constructor(options: TokenVerifierOptions) {
     this.#options = options;
+    this.#cache = new BoundedMap(options.cacheSize);
   }
 
   /** Number of cached JWTs. */
@@ -226,17 +228,9 @@ export class TokenVerifier {
     if (facts.recorded) await this.#checkRecord(token);
     const resolved = await this.#resolve(facts);
     // Refusals are cached too: a disabled account's token costs no further signature checks.
-    if (facts.expiresAt > Date.now() / 1000) this.#remember(hash, { facts, ...resolved });
+    if (facts.expiresAt > Date.now() / 1000) this.#cache.set(hash, { facts, ...resolved });
     if (!resolved.identity) throw new InvalidToken(resolved.refusal!);
     return { identity: resolved.identity, tokenHash: hash };
-  }
-
-  #remember(hash: string, entry: CacheEntry): void {
-    const max = this.#options.cacheSize;
-    if (max <= 0) return;
-    // Maps iterate in insertion order: the first key is the oldest entry.
-    while (this.#cache.size >= max) this.#cache.delete(this.#cache.keys().next().value!);
-    this.#cache.set(hash, entry);
   }
 
   /**
