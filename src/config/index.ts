@@ -29,6 +29,10 @@ export interface Environment {
   LOG_LEVEL?: string;
   /** Port of the TLS listener for client certificates (overrides x509.mtlsPort). */
   FEDGATE_MTLS_PORT?: string;
+  /** Trust X-Forwarded-* headers (`true`/`false`, `1`/`0`; overrides trustProxy). */
+  FEDGATE_TRUST_PROXY?: string;
+  /** Comma-separated IPs or CIDR ranges of trusted proxies (overrides trustedProxies). */
+  FEDGATE_TRUSTED_PROXIES?: string;
   [name: string]: string | undefined;
 }
 
@@ -131,6 +135,19 @@ function envPort(value: string | undefined, name = 'PORT'): number | undefined {
   return port;
 }
 
+function envBoolean(value: string | undefined, name: string): boolean | undefined {
+  if (value === undefined || value === '') return undefined;
+  const lower = value.trim().toLowerCase();
+  if (lower === 'true' || lower === '1' || lower === 'yes') return true;
+  if (lower === 'false' || lower === '0' || lower === 'no') return false;
+  throw new ConfigError('environment', [`${name}: must be true or false, got ${JSON.stringify(value)}`]);
+}
+
+function envList(value: string | undefined): string[] | undefined {
+  if (value === undefined) return undefined;
+  return value.split(',').map((entry) => entry.trim()).filter(Boolean);
+}
+
 function envIssuer(value: string | undefined): string | undefined {
   if (value === undefined || value === '') return undefined;
   const url = URL.parse(value);
@@ -143,7 +160,8 @@ function envIssuer(value: string | undefined): string | undefined {
 /**
  * Reads and validates the configuration once, at boot: the YAML file named by
  * FEDGATE_CONFIG or, without it (and outside production), the demo realm.
- * Environment variables override the file (PORT, ISSUER, REDIS_URL, LOG_LEVEL).
+ * Environment variables override the file (PORT, ISSUER, REDIS_URL, LOG_LEVEL,
+ * FEDGATE_MTLS_PORT, FEDGATE_TRUST_PROXY, FEDGATE_TRUSTED_PROXIES).
  *
  * @throws ConfigError with one line per problem.
  */
@@ -177,7 +195,12 @@ export async function loadConfig(env: Environment): Promise<Config> {
   }
 
   const users = demo ? (raw as ReturnType<typeof demoRealm>).users : undefined;
-  const parsed = fileConfigSchema.safeParse(demo ? { ...(raw as object), users: users!.map(({ password: _p, ...u }) => u) } : raw);
+  // Behind a TLS-terminating proxy the demo realm (which has no file to edit) needs these too.
+  const trustProxy = envBoolean(env.FEDGATE_TRUST_PROXY, 'FEDGATE_TRUST_PROXY');
+  const trustedProxies = envList(env.FEDGATE_TRUSTED_PROXIES);
+  const fromEnv = { ...(trustProxy !== undefined ? { trustProxy } : {}), ...(trustedProxies !== undefined ? { trustedProxies } : {}) };
+  const withEnv = typeof raw === 'object' && raw !== null && !Array.isArray(raw) ? { ...raw, ...fromEnv } : raw;
+  const parsed = fileConfigSchema.safeParse(demo ? { ...(withEnv as object), users: users!.map(({ password: _p, ...u }) => u) } : withEnv);
   if (!parsed.success) throw new ConfigError(source, formatIssues(parsed.error.issues));
   const problems = crossCheck(parsed.data);
   if (problems.length) throw new ConfigError(source, problems);
