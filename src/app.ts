@@ -309,7 +309,7 @@ export async function createFedgate(config: Config, options: CreateOptions = {})
     provider: () => provider,
     mtlsServer: () => mtlsServer,
     reloadKeys,
-    listen(port = config.port, host?: string) {
+    listen(port = config.port, host = config.host) {
       return new Promise((resolve, reject) => {
         server = createServer({ maxHeaderSize: 16 * 1024, requestTimeout: 30_000, headersTimeout: 10_000 }, app.callback());
         server.keepAliveTimeout = 65_000;
@@ -317,7 +317,7 @@ export async function createFedgate(config: Config, options: CreateOptions = {})
         server.listen(port, host, () => {
           server!.off('error', reject);
           const address = server!.address() as AddressInfo;
-          logger.info({ port: address.port, issuer: config.issuer, store: store.kind }, 'fedgate listening');
+          logger.info({ host: address.address, port: address.port, issuer: config.issuer, store: store.kind }, 'fedgate listening');
           if (!config.x509.enabled || config.x509.mtlsPort === undefined) return resolve(server!);
           // fedgate's own TLS listener asking for client certificates (certificate login, RFC 8705 clients).
           x509.listen(app.callback(), config.x509.mtlsPort, host).then((tls) => {

@@ -1,6 +1,7 @@
 import { createFedgate } from './app.ts';
 import { ConfigError, loadConfig } from './config/index.ts';
 import { demoBanner } from './config/banner.ts';
+import { probeRedis, StoreProbeError } from './store/index.ts';
 
 /** Starts fedgate: configuration, then the listener, then signals. */
 async function main(): Promise<void> {
@@ -13,6 +14,15 @@ async function main(): Promise<void> {
       process.exit(2);
     }
     throw err;
+  }
+  if (config.redisUrl) {
+    try {
+      await probeRedis(config.redisUrl);
+    } catch (err) {
+      if (!(err instanceof StoreProbeError)) throw err;
+      process.stderr.write(`fedgate: ${err.message}\n`);
+      process.exit(err.kind === 'configuration' ? 2 : 1);
+    }
   }
   let fedgate;
   try {

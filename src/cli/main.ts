@@ -7,7 +7,7 @@ import { createLogger } from '../observability/logger.ts';
 import { loadOrCreateKeys, rotateKeys } from '../keys/index.ts';
 import { DATASOURCE_USAGE, parseDatasourceCommand, runDatasourceCommand, UsageError, type DatasourceCommand } from '../datasources/cli.ts';
 import { readStoredDataSources } from '../datasources/index.ts';
-import { createStore } from '../store/index.ts';
+import { createStore, probeRedis, StoreProbeError } from '../store/index.ts';
 
 const USAGE = `usage: npm run fedgate -- <command>
 
@@ -91,7 +91,22 @@ async function main(argv: string[]): Promise<number> {
   }
 
   // The remaining commands act on a deployment's store (REDIS_URL).
-  if (!config.redisUrl) process.stderr.write('fedgate: warning: REDIS_URL is not set, so this acts on a throw-away in-memory store\n');
+  const storeCommand = datasource !== undefined
+    || (group === 'initial-access-token' && action === 'create')
+    || (group === 'accounts' && (action === 'disable' || action === 'enable') && arg !== undefined);
+  if (!storeCommand) { process.stderr.write(USAGE); return 2; }
+  if (!config.redisUrl) {
+    // An in-memory store would be thrown away on exit: the command would change nothing anyone sees.
+    process.stderr.write(`fedgate: no store is configured: '${argv.slice(0, 2).join(' ')}' acts on the deployment's store; set REDIS_URL (or redisUrl in the FEDGATE_CONFIG file) to its Redis\n`);
+    return 2;
+  }
+  try {
+    await probeRedis(config.redisUrl);
+  } catch (err) {
+    if (!(err instanceof StoreProbeError)) throw err;
+    process.stderr.write(`fedgate: ${err.message}\n`);
+    return err.kind === 'configuration' ? 2 : 1;
+  }
   // Logs go to stderr: stdout carries the command's output (tokens, JSON).
   const fedgate = await createFedgate(config, { logger: createLogger('warn', process.stderr), watchKeys: false });
   try {

@@ -22,6 +22,8 @@ export class ConfigError extends Error {
 /** The environment variables fedgate reads; nothing else in fedgate reads process.env. */
 export interface Environment {
   PORT?: string;
+  /** Listen address (overrides `host`); the demo realm defaults to 127.0.0.1. */
+  HOST?: string;
   ISSUER?: string;
   REDIS_URL?: string;
   FEDGATE_CONFIG?: string;
@@ -211,12 +213,14 @@ export async function loadConfig(env: Environment): Promise<Config> {
   if (!fileConfigSchema.shape.logLevel.safeParse(logLevel).success) {
     throw new ConfigError('environment', [`LOG_LEVEL: must be one of fatal, error, warn, info, debug, trace, silent`]);
   }
+  const host = env.HOST || parsed.data.host || (demo ? '127.0.0.1' : undefined);
   const mtlsPort = envPort(env.FEDGATE_MTLS_PORT, 'FEDGATE_MTLS_PORT') ?? parsed.data.x509.mtlsPort;
   return {
     ...parsed.data,
     x509: { ...parsed.data.x509, ...(mtlsPort !== undefined ? { mtlsPort } : {}) },
     issuer,
     port,
+    host,
     logLevel,
     redisUrl: env.REDIS_URL || parsed.data.redisUrl || undefined,
     production,

@@ -162,6 +162,8 @@ export const fileConfigSchema = z.object({
    * other address are ignored.
    */
   trustedProxies: z.array(z.string().min(1)).default([]),
+  /** Address to listen on (IP address or host name); default: every interface. The HOST variable overrides it. */
+  host: z.string().min(1).optional(),
   policies: z.object({
     /** Directory of policy CSV files that seed the store on first start. */
     dir: z.string().default('policies'),
@@ -198,6 +200,12 @@ export type Lifetimes = z.infer<typeof lifetimesSchema>;
 export interface Config extends Omit<FileConfig, 'users'> {
   issuer: string;
   port: number;
+  /**
+   * Address the HTTP (and mTLS) listeners bind to; undefined = every
+   * interface. HOST overrides `host`; the demo realm defaults to 127.0.0.1
+   * (its credentials are public), a configuration file to every interface.
+   */
+  host: string | undefined;
   redisUrl: string | undefined;
   production: boolean;
   /** True when running the built-in demo realm. */

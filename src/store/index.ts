@@ -7,6 +7,7 @@ export { MemoryStore } from './memory-store.ts';
 export type { MemoryStoreOptions } from './memory-store.ts';
 export { RedisStore } from './redis-store.ts';
 export type { RedisStoreOptions } from './redis-store.ts';
+export { probeRedis, redactRedisUrl, StoreProbeError } from './probe.ts';
 
 /** Options of {@link createStore}. */
 export interface CreateStoreOptions {

@@ -346,7 +346,8 @@ function connect(options: RedisStoreOptions): Redis | Cluster {
   }
 }
 
-interface ParsedUrl {
+/** A Redis URL split into its parts (see {@link RedisStoreOptions.url}). */
+export interface ParsedUrl {
   scheme: 'redis' | 'rediss' | 'redis-sentinel' | 'redis-cluster';
   username: string | undefined;
   password: string | undefined;
@@ -355,8 +356,13 @@ interface ParsedUrl {
   path: string;
 }
 
-// WHATWG URL cannot hold a comma-separated host list, so the URL is split by hand.
-function parseUrl(raw: string): ParsedUrl {
+/**
+ * Splits a Redis URL of the forms of {@link RedisStoreOptions.url}.
+ * WHATWG URL cannot hold a comma-separated host list, so the URL is split by hand.
+ *
+ * @throws TypeError when the URL is not one of those forms.
+ */
+export function parseUrl(raw: string): ParsedUrl {
   const match = /^([a-z-]+):\/\/(?:([^@/]*)@)?([^/?#]+)(?:\/([^?#]*))?(?:[?#].*)?$/i.exec(raw);
   const scheme = match?.[1]?.toLowerCase();
   if (match === null || (scheme !== 'redis' && scheme !== 'rediss' && scheme !== 'redis-sentinel' && scheme !== 'redis-cluster')) {
