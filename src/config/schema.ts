@@ -205,7 +205,7 @@ export interface Config extends Omit<FileConfig, 'users'> {
    * interface. HOST overrides `host`; the demo realm defaults to 127.0.0.1
    * (its credentials are public), a configuration file to every interface.
    */
-  host: string | undefined;
+  host?: string | undefined;
   redisUrl: string | undefined;
   production: boolean;
   /** True when running the built-in demo realm. */
