@@ -86,6 +86,7 @@ export async function createFedgate(config: Config, options: CreateOptions = {})
   const logger = options.logger ?? createLogger(config.logLevel);
   const store = options.store ?? createStore({
     ...(config.redisUrl ? { redisUrl: config.redisUrl } : {}),
+    deadlineMs: config.store.deadlineMs,
     onError: (err) => logger.error({ err: { message: err.message } }, 'store connection error'),
   });
   if (store.kind === 'memory') {

@@ -26,7 +26,7 @@ ${DATASOURCE_USAGE}`;
 async function signedTokenHorizon(config: Config): Promise<number> {
   const rsTtls = [...config.resourceServers, ...config.dataSources].map((rs) => rs.accessTokenTtl ?? 0);
   if (config.redisUrl) {
-    const store = createStore({ redisUrl: config.redisUrl });
+    const store = createStore({ redisUrl: config.redisUrl, deadlineMs: config.store.deadlineMs });
     try {
       rsTtls.push(...(await readStoredDataSources(store)).map((ds) => ds.spec.accessTokenTtl ?? 0));
     } catch (err) {

@@ -25,6 +25,7 @@ export function demoRealm(): Omit<FileConfig, 'users'> & { users: Array<FileConf
     },
     aarc: { entitlementNamespace: 'urn:geant:fedgate.demo', groupAuthority: 'fedgate.demo' },
     login: { maxFailures: 5, lockoutSeconds: 300 },
+    store: { deadlineMs: 2000, retryAfterSeconds: 5 },
     audit: { maxEvents: 100_000 },
     registration: { enabled: true, initialAccessTokenTtl: 24 * 3600 },
     groups: [

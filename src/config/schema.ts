@@ -147,6 +147,16 @@ export const fileConfigSchema = z.object({
     maxFailures: z.number().int().positive().default(5),
     lockoutSeconds: seconds.default(300),
   }).strict().prefault({}),
+  store: z.object({
+    /**
+     * Deadline of every store (Redis) call in milliseconds. A call Redis has
+     * not answered by then fails, and the request answers 503; while Redis
+     * stays unavailable, later calls fail at once.
+     */
+    deadlineMs: z.number().int().min(50).max(60_000).default(2000),
+    /** Seconds clients are asked to wait (`Retry-After`) before retrying a request the unavailable store failed. */
+    retryAfterSeconds: z.number().int().min(1).max(3600).default(5),
+  }).strict().prefault({}),
   audit: z.object({
     /** Approximate number of audit events kept in the Redis stream. */
     maxEvents: z.number().int().positive().default(100_000),

@@ -6,6 +6,7 @@ export type { Store } from './store.ts';
 export { MemoryStore } from './memory-store.ts';
 export type { MemoryStoreOptions } from './memory-store.ts';
 export { RedisStore } from './redis-store.ts';
+export { StoreUnavailable, isStoreUnavailable } from './errors.ts';
 export type { RedisStoreOptions } from './redis-store.ts';
 export { probeRedis, redactRedisUrl, StoreProbeError } from './probe.ts';
 
@@ -17,6 +18,8 @@ export interface CreateStoreOptions {
   keyPrefix?: string;
   /** Receives connection errors and errors thrown by subscribers. */
   onError?: (err: Error) => void;
+  /** Deadline of every Redis call in milliseconds (see {@link RedisStoreOptions.deadlineMs}). */
+  deadlineMs?: number;
 }
 
 /**
@@ -29,6 +32,7 @@ export function createStore(options: CreateStoreOptions): Store {
       url: options.redisUrl,
       ...(options.keyPrefix === undefined ? {} : { keyPrefix: options.keyPrefix }),
       ...(options.onError === undefined ? {} : { onError: options.onError }),
+      ...(options.deadlineMs === undefined ? {} : { deadlineMs: options.deadlineMs }),
     });
   }
   return new MemoryStore(options.onError === undefined ? {} : { onError: options.onError });

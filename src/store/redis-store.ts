@@ -1,5 +1,6 @@
 import { Redis, Cluster } from 'ioredis';
 import type { ClusterNode, RedisOptions } from 'ioredis';
+import { StoreUnavailable } from './errors.ts';
 import type { Store } from './store.ts';
 import { assertPositiveInteger, encode } from './values.ts';
 
@@ -17,6 +18,11 @@ export interface RedisStoreOptions {
   keyPrefix?: string;
   /** How long to wait for a connection to be established; ioredis's default otherwise. */
   connectTimeoutMs?: number;
+  /**
+   * The deadline of every call, in milliseconds (default 2000): a call that
+   * Redis has not answered by then rejects with {@link StoreUnavailable}.
+   */
+  deadlineMs?: number;
   /** Receives connection errors and errors thrown by subscribers; default no-op. */
   onError?: (err: Error) => void;
 }
@@ -86,7 +92,15 @@ interface Subscription {
 }
 
 const DEFAULT_KEY_PREFIX = 'fedgate:';
-const PING_TIMEOUT_MS = 2000;
+/** Default of {@link RedisStoreOptions.deadlineMs}. */
+export const DEFAULT_DEADLINE_MS = 2000;
+/** While the store is marked unavailable, how often it is asked whether it is back. */
+const PROBE_INTERVAL_MS = 250;
+/**
+ * Error replies that mean "not now" rather than "wrong command" (a replica
+ * loading its data set, a failover, a Cluster resharding).
+ */
+const TRANSIENT_REPLY = /^(LOADING|BUSY|MASTERDOWN|READONLY|CLUSTERDOWN|TRYAGAIN|NOREPLICAS)\b/;
 // Few enough that calls fail within a second or so while Redis is down
 // instead of queueing forever; reconnecting itself never stops.
 const MAX_RETRIES_PER_REQUEST = 2;
@@ -100,6 +114,15 @@ const MAX_RECONNECT_DELAY_MS = 1000;
  * the key already contains a `{` (the caller chose its tag); every command
  * and script touches a single key, so everything runs on Cluster. Values
  * are JSON. Concurrent calls are auto-pipelined into one round trip.
+ *
+ * Failing fast: every command carries a deadline (ioredis `commandTimeout`,
+ * which also runs while a command waits in the offline queue), and every
+ * method goes through {@link RedisStore.#guard}, which turns a timeout or a
+ * lost connection into {@link StoreUnavailable}. The first such failure marks
+ * the store unavailable: later calls fail at once instead of each waiting
+ * out the deadline (a request with several calls would otherwise wait
+ * several deadlines), until a probing PING or a reconnect shows Redis is
+ * back. So no request waits longer than one deadline for the store.
  */
 export class RedisStore implements Store {
   readonly kind = 'redis' as const;
@@ -110,69 +133,77 @@ export class RedisStore implements Store {
   #subscriber: Subscriber | undefined;
   #closed = false;
   readonly #subscriptions = new Map<string, Subscription>();
+  readonly #deadlineMs: number;
+  /** Set while Redis is known not to answer: calls fail at once. */
+  #unavailable: StoreUnavailable | undefined;
+  #probe: NodeJS.Timeout | undefined;
 
   constructor(options: RedisStoreOptions) {
     this.#prefix = options.keyPrefix ?? DEFAULT_KEY_PREFIX;
     this.#onError = options.onError ?? (() => {});
-    this.#client = connect(options) as Client;
+    this.#deadlineMs = options.deadlineMs ?? DEFAULT_DEADLINE_MS;
+    assertPositiveInteger(this.#deadlineMs, 'deadlineMs');
+    this.#client = connect(options, this.#deadlineMs) as Client;
     // Without a listener ioredis reports errors as unhandled; the process must survive an outage.
     this.#client.on('error', (err: Error) => this.#onError(err));
+    this.#client.on('ready', () => this.#markAvailable());
   }
 
   async get<T = unknown>(key: string): Promise<T | undefined> {
-    const raw = await this.#client.get(this.#key(key));
+    const raw = await this.#guard(() => this.#client.get(this.#key(key)));
     return raw === null ? undefined : (JSON.parse(raw) as T);
   }
 
   async set(key: string, value: unknown, ttlSeconds?: number): Promise<void> {
     const encoded = encode(value);
     if (ttlSeconds === undefined) {
-      await this.#client.set(this.#key(key), encoded);
+      await this.#guard(() => this.#client.set(this.#key(key), encoded));
     } else {
       assertPositiveInteger(ttlSeconds, 'ttlSeconds');
-      await this.#client.set(this.#key(key), encoded, 'EX', ttlSeconds);
+      await this.#guard(() => this.#client.set(this.#key(key), encoded, 'EX', ttlSeconds));
     }
   }
 
   async setIfAbsent(key: string, value: unknown, ttlSeconds?: number): Promise<boolean> {
     const encoded = encode(value);
     if (ttlSeconds === undefined) {
-      return (await this.#client.set(this.#key(key), encoded, 'NX')) === 'OK';
+      return (await this.#guard(() => this.#client.set(this.#key(key), encoded, 'NX'))) === 'OK';
     }
     assertPositiveInteger(ttlSeconds, 'ttlSeconds');
-    return (await this.#client.set(this.#key(key), encoded, 'EX', ttlSeconds, 'NX')) === 'OK';
+    return (await this.#guard(() => this.#client.set(this.#key(key), encoded, 'EX', ttlSeconds, 'NX'))) === 'OK';
   }
 
   async replace(key: string, value: unknown): Promise<boolean> {
-    return (await this.#client.set(this.#key(key), encode(value), 'KEEPTTL', 'XX')) === 'OK';
+    const encoded = encode(value);
+    return (await this.#guard(() => this.#client.set(this.#key(key), encoded, 'KEEPTTL', 'XX'))) === 'OK';
   }
 
   async delete(key: string): Promise<boolean> {
-    return (await this.#client.del(this.#key(key))) > 0;
+    return (await this.#guard(() => this.#client.del(this.#key(key)))) > 0;
   }
 
   async ttl(key: string): Promise<number | undefined> {
-    const ttl = await this.#client.ttl(this.#key(key));
+    const ttl = await this.#guard(() => this.#client.ttl(this.#key(key)));
     return ttl === -2 ? undefined : ttl;
   }
 
   async addToSet(key: string, member: string, ttlSeconds?: number): Promise<void> {
     if (ttlSeconds !== undefined) assertPositiveInteger(ttlSeconds, 'ttlSeconds');
-    await this.#client.fedgateAddToSet(this.#key(key), member, ttlSeconds === undefined ? '' : String(ttlSeconds));
+    await this.#guard(() => this.#client.fedgateAddToSet(this.#key(key), member, ttlSeconds === undefined ? '' : String(ttlSeconds)));
   }
 
   async removeFromSet(key: string, member: string): Promise<void> {
-    await this.#client.srem(this.#key(key), member);
+    await this.#guard(() => this.#client.srem(this.#key(key), member));
   }
 
   async setMembers(key: string): Promise<string[]> {
-    return this.#client.smembers(this.#key(key));
+    return this.#guard(() => this.#client.smembers(this.#key(key)));
   }
 
   async increment(key: string, ttlSeconds?: number): Promise<number> {
-    if (ttlSeconds === undefined) return this.#client.incr(this.#key(key));
+    if (ttlSeconds === undefined) return this.#guard(() => this.#client.incr(this.#key(key)));
     assertPositiveInteger(ttlSeconds, 'ttlSeconds');
-    return Number(await this.#client.fedgateIncrement(this.#key(key), ttlSeconds));
+    return Number(await this.#guard(() => this.#client.fedgateIncrement(this.#key(key), ttlSeconds)));
   }
 
   async appendToStream(key: string, entries: ReadonlyArray<Record<string, string>>, maxLength: number): Promise<string[]> {
@@ -185,12 +216,12 @@ export class RedisStore implements Store {
     }
     if (entries.length === 0) throw new TypeError('a stream entry needs at least one field');
     // `~` lets Redis trim whole macro nodes only, which is far cheaper than an exact cap.
-    return this.#client.fedgateAppendToStream(this.#key(key), ...args);
+    return this.#guard(() => this.#client.fedgateAppendToStream(this.#key(key), ...args));
   }
 
   async readStream(key: string, count: number): Promise<Array<{ id: string; fields: Record<string, string> }>> {
     assertPositiveInteger(count, 'count');
-    const entries = await this.#client.xrevrange(this.#key(key), '+', '-', 'COUNT', count);
+    const entries = await this.#guard(() => this.#client.xrevrange(this.#key(key), '+', '-', 'COUNT', count));
     return entries.map(([id, flat]) => {
       const fields: Record<string, string> = {};
       for (let i = 0; i + 1 < flat.length; i += 2) fields[flat[i]!] = flat[i + 1]!;
@@ -199,7 +230,7 @@ export class RedisStore implements Store {
   }
 
   async publish(channel: string, message: string): Promise<void> {
-    await this.#client.publish(this.#prefix + channel, message);
+    await this.#guard(() => this.#client.publish(this.#prefix + channel, message));
   }
 
   async subscribe(channel: string, handler: (message: string) => void): Promise<() => Promise<void>> {
@@ -209,7 +240,7 @@ export class RedisStore implements Store {
     if (subscription === undefined) {
       const created: Subscription = {
         handlers: new Set(),
-        ready: subscriber.subscribe(name).then(() => undefined),
+        ready: this.#guard(() => subscriber.subscribe(name)).then(() => undefined),
       };
       created.ready.catch(() => {
         if (this.#subscriptions.get(name) === created) this.#subscriptions.delete(name);
@@ -234,29 +265,69 @@ export class RedisStore implements Store {
       current.handlers.delete(listener);
       if (current.handlers.size > 0 || this.#subscriptions.get(name) !== current) return;
       this.#subscriptions.delete(name);
-      await subscriber.unsubscribe(name);
+      await this.#guard(() => subscriber.unsubscribe(name));
     };
   }
 
   async ping(): Promise<void> {
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`Redis did not answer PING within ${PING_TIMEOUT_MS} ms`)), PING_TIMEOUT_MS);
-    });
-    try {
-      await Promise.race([this.#client.ping(), timeout]);
-    } finally {
-      clearTimeout(timer);
-    }
+    await this.#guard(() => this.#client.ping());
   }
 
   async close(): Promise<void> {
     this.#closed = true;
+    clearTimeout(this.#probe);
+    this.#probe = undefined;
     this.#subscriptions.clear();
     const connections: Subscriber[] = [this.#client];
     if (this.#subscriber !== undefined) connections.push(this.#subscriber);
     this.#subscriber = undefined;
     await Promise.all(connections.map(closeConnection));
+  }
+
+  /**
+   * Runs one call against Redis: fails at once while Redis is known to be
+   * unavailable, and turns timeouts and connection failures into
+   * {@link StoreUnavailable} (marking the store unavailable). Every method
+   * that talks to Redis goes through here.
+   */
+  #guard<T>(call: () => Promise<T>): Promise<T> {
+    if (this.#unavailable !== undefined) return Promise.reject(this.#unavailable);
+    return call().catch((err: unknown) => {
+      if (!isUnavailability(err)) throw err;
+      throw this.#markUnavailable(err as Error);
+    });
+  }
+
+  #markUnavailable(cause: Error): StoreUnavailable {
+    const err = new StoreUnavailable(cause.message === 'Command timed out'
+      ? `the store did not answer within ${this.#deadlineMs} ms`
+      : 'the store cannot be reached', { cause });
+    if (this.#closed) return err;
+    if (this.#unavailable === undefined) {
+      this.#unavailable = new StoreUnavailable('the store is unavailable', { cause });
+      this.#onError(err);
+      this.#scheduleProbe();
+    }
+    return err;
+  }
+
+  #markAvailable(): void {
+    clearTimeout(this.#probe);
+    this.#probe = undefined;
+    this.#unavailable = undefined;
+  }
+
+  /** Asks Redis (PING, with the same deadline) whether it answers again. */
+  #scheduleProbe(): void {
+    clearTimeout(this.#probe);
+    this.#probe = setTimeout(() => {
+      this.#probe = undefined;
+      this.#client.ping().then(
+        () => this.#markAvailable(),
+        () => { if (!this.#closed && this.#unavailable !== undefined) this.#scheduleProbe(); },
+      );
+    }, PROBE_INTERVAL_MS);
+    this.#probe.unref();
   }
 
   #key(key: string): string {
@@ -289,8 +360,19 @@ export class RedisStore implements Store {
   }
 }
 
+/**
+ * True when an ioredis failure means Redis did not answer (timeout, no
+ * connection, transient refusal), false for errors of the call itself
+ * (a wrong type, a script error), which stay as they are.
+ */
+function isUnavailability(err: unknown): boolean {
+  if (!(err instanceof Error)) return false;
+  if (err.name === 'ReplyError') return TRANSIENT_REPLY.test(err.message);
+  return !(err instanceof TypeError || err instanceof RangeError || err instanceof SyntaxError);
+}
+
 /** Creates the ioredis client for the URL forms of {@link RedisStoreOptions.url}. */
-function connect(options: RedisStoreOptions): Redis | Cluster {
+function connect(options: RedisStoreOptions, deadlineMs: number): Redis | Cluster {
   const common = {
     enableAutoPipelining: true,
     lazyConnect: false,
@@ -304,6 +386,8 @@ function connect(options: RedisStoreOptions): Redis | Cluster {
     // ioredis keeps a socket-destroy timer of this length alive even when the
     // socket is already gone (closing during an outage), delaying process exit.
     disconnectTimeout: 500,
+    // The deadline of each command, also while it waits in the offline queue for a reconnect.
+    commandTimeout: deadlineMs,
     ...(options.connectTimeoutMs === undefined ? {} : { connectTimeout: options.connectTimeoutMs }),
   };
   const url = parseUrl(options.url);

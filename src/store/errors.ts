@@ -1,0 +1,24 @@
+/**
+ * The store could not answer: it did not reply within the deadline, the
+ * connection is down, or it refused for a transient reason (loading,
+ * failover). The outcome of the call is unknown: a write may still be
+ * applied once the store answers again. Callers must never read it as
+ * "absent" or "invalid"; the HTTP layers answer 503 with `Retry-After`
+ * (src/http/unavailable.ts).
+ */
+export class StoreUnavailable extends Error {
+  readonly code = 'ERR_FEDGATE_STORE_UNAVAILABLE';
+
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'StoreUnavailable';
+  }
+}
+
+/** True for a {@link StoreUnavailable}, also when it is the `cause` of another error (a library wrapping it). */
+export function isStoreUnavailable(err: unknown): boolean {
+  for (let current = err, depth = 0; current instanceof Error && depth < 4; current = current.cause, depth += 1) {
+    if (current instanceof StoreUnavailable) return true;
+  }
+  return false;
+}
