@@ -3,8 +3,9 @@
 #
 #   docker build -t fedgate .
 #   docker run -p 8080:8080 -e FEDGATE_CONFIG=/etc/fedgate/fedgate.yaml \
-#     -e REDIS_URL=redis://redis:6379 -e ISSUER=https://aai.example.org \
-#     -v "$PWD/fedgate.yaml:/etc/fedgate/fedgate.yaml:ro" -v fedgate-keys:/app/keys fedgate
+#     -e REDIS_URL=redis://redis:6379 \
+#     -v "$PWD/fedgate.yaml:/etc/fedgate/fedgate.yaml:ro" \
+#     -v "$PWD/fedgate-policies:/etc/fedgate/policies:ro" -v fedgate-keys:/app/keys fedgate
 #
 # NODE_ENV=production: fedgate refuses to start without FEDGATE_CONFIG (it never
 # runs the public demo realm in a container). See docker-compose.yml.
@@ -20,8 +21,10 @@ RUN npm ci --omit=dev --no-audit --no-fund \
   && npm cache clean --force
 
 COPY src ./src
-# policies/ may not exist yet (later feature); the wildcard lets the copy match nothing.
-COPY policie[s] ./policies/
+# policies/ holds the Casbin model (read by the decision engine) and the demo
+# realm's policy seed; a deployment seeds its own (policies.dir, see
+# docs/example-policies and docker-compose.yml).
+COPY policies ./policies/
 
 # keys/ holds the signing and cookie keys: generated at first start, rotated
 # with `npm run keys -- rotate`. Mount a volume here, shared by every replica;

@@ -153,6 +153,13 @@ export class PolicyService implements PolicyDecisionPoint {
     await this.adapter.addLines(lines);
     await this.watcher.announce('reload');
     logger.info({ dir: config.policies.dir, lines: lines.length }, 'policy seeded from files');
+    // The warnings above may run to pages; the verdict goes last, in one line an operator cannot miss.
+    const inapplicable = new Set(unknown.map((p) => /^rule (\d+) /.exec(p)?.[1])).size;
+    if (lines.length > 0 && inapplicable === lines.length) {
+      logger.warn({ dir: config.policies.dir, lines: lines.length }, `none of the ${lines.length} policy lines seeded from ${config.policies.dir} applies to this configuration (each names a group, user, client or audience it does not have): no user gets resource scopes and the gateway allows nothing; point policies.dir at a policy directory written for this deployment`);
+    } else if (inapplicable > 0) {
+      logger.warn({ dir: config.policies.dir, lines: lines.length, inapplicable }, `${inapplicable} of the ${lines.length} policy lines seeded from ${config.policies.dir} name a group, user, client or audience this configuration does not have`);
+    }
   }
 
   /** Loads the stored policy and the group hierarchy again. */

@@ -140,7 +140,7 @@ function normaliseIp(ip: string): string | undefined {
 }
 
 /**
- * Assembles the bridge: loads the trust anchors (when
+ * Assembles the bridge: loads the trust anchors (when enabled and
  * `x509.trustAnchorsDir` is set) and starts polling them.
  *
  * @throws Error when the trust anchor directory cannot be read, or
@@ -150,7 +150,8 @@ export async function createX509Bridge(deps: X509BridgeDeps): Promise<X509Bridge
   const { config, audit, accounts, hooks } = deps;
   const options = config.x509;
   const logger = deps.logger.child({ component: 'x509' });
-  const trust = options.trustAnchorsDir
+  // A disabled bridge reads no directory: an example configuration may name one this host does not have.
+  const trust = options.enabled && options.trustAnchorsDir
     ? await TrustStore.open({ dir: options.trustAnchorsDir, logger, reloadSeconds: options.reloadSeconds })
     : undefined;
   if (options.enabled && trust && trust.snapshot.anchors.length === 0) {
