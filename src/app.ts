@@ -19,7 +19,8 @@ import { createMetadataEndpoint, DataSources, PROTECTED_RESOURCE_WELL_KNOWN } fr
 import { createGateway, ServiceRegistry } from './gateway/index.ts';
 import { sendPage } from './http/page.ts';
 import { interactionRoutes } from './interaction/routes.ts';
-import { jwksForProvider, loadOrCreateCookieKeys, loadOrCreateKeys, publicJwks, watchKeys, type KeySet } from './keys/index.ts';
+import { jwksForProvider, loadOrCreateCookieKeys, loadOrCreateKeys, maintainKeys, nextKeyChange, publicJwks, watchKeys, type KeySet } from './keys/index.ts';
+import { signedTokenHorizon } from './config/lifetimes.ts';
 import { Audit } from './observability/audit.ts';
 import { createLogger, type Logger } from './observability/logger.ts';
 import { createMetrics } from './observability/metrics.ts';
@@ -129,28 +130,67 @@ export async function createFedgate(config: Config, options: CreateOptions = {})
     config, store, logger, metrics, audit, accounts, groups, policy, resourceServers, jwks: jwksForProvider(set), cookieKeys,
     ...(clientCertificates ? { clientCertificates } : {}),
   });
+  let currentKeys = keySet;
   let provider = build(keySet);
   let providerMiddleware = compose(provider.middleware as Parameters<typeof compose>[0]);
   let verificationKeys = publicJwks(keySet);
+  // A scheduled rotation changes which key signs at a set time, with no change on disk: rebuild then.
+  let keyChangeTimer: NodeJS.Timeout | undefined;
+  const armKeyChange = (set: KeySet) => {
+    clearTimeout(keyChangeTimer);
+    const now = Date.now() / 1000;
+    const next = nextKeyChange(set, Math.floor(now));
+    if (next === undefined) return;
+    // setTimeout holds at most ~24.8 days; a longer wait re-arms on the way.
+    const delay = Math.min(Math.max(0, (next - now) * 1000) + 50, 2 ** 31 - 1);
+    keyChangeTimer = setTimeout(() => reloadKeys(currentKeys), delay);
+    keyChangeTimer.unref();
+  };
   const reloadKeys = (set: KeySet) => {
+    currentKeys = set;
     provider = build(set);
     verificationKeys = publicJwks(set);
     providerMiddleware = compose(provider.middleware as Parameters<typeof compose>[0]);
-    logger.info({ kids: set.keys.filter((k) => !k.retiredAt).map((k) => k.jwk.kid) }, 'signing keys reloaded');
+    armKeyChange(set);
+    const signing = jwksForProvider(set).keys;
+    logger.info({ signing: ['ES256', 'RS256'].map((alg) => signing.find((k) => k.alg === alg)?.kid), published: set.keys.length }, 'signing keys loaded');
   };
+  armKeyChange(keySet);
   const stopWatching = options.watchKeys === false ? () => {} : watchKeys(config.keysDir, reloadKeys, {
     onError: (err) => logger.error({ err: { message: err.message } }, 'signing keys file could not be read; keeping the current keys'),
   });
+  // Each replica checks the rotation schedule hourly; the keys lock and the file decide, so only one rotates.
+  const maintain = async () => {
+    try {
+      const result = await maintainKeys(config.keysDir, {
+        rotationIntervalSeconds: config.keys.rotationIntervalSeconds,
+        prepublishSeconds: config.keys.prepublishSeconds,
+        maxTokenLifetimeSeconds: signedTokenHorizon(config, resourceServers.list().map((rs) => rs.accessTokenTtl ?? 0)),
+      });
+      if (result) logger.info({ ...result, activatesAt: new Date(result.activatesAt * 1000).toISOString() }, result.added.length ? 'signing key rotation scheduled' : 'expired signing keys pruned');
+    } catch (err) {
+      logger.error({ err: { message: (err as Error).message } }, 'scheduled signing key maintenance failed');
+    }
+  };
+  const scheduleRotation = options.watchKeys !== false && config.keys.rotationIntervalSeconds > 0;
+  const maintainTimer = scheduleRotation ? setInterval(() => void maintain(), 3600_000) : undefined;
+  maintainTimer?.unref();
+  if (scheduleRotation) void maintain();
 
   const dataSources = new DataSources({ config, store, logger, audit, resourceServers, services, policy, groups, provider: () => provider });
   const configuredClients = new Set(config.clients.map((c) => c.clientId));
   policy.clientExists = async (clientId) => configuredClients.has(clientId) || !!(await provider.Client.find(clientId).catch(() => undefined));
+  const stopKeyTimers = () => {
+    stopWatching();
+    clearTimeout(keyChangeTimer);
+    clearInterval(maintainTimer);
+  };
   try {
     await policy.start();
     await dataSources.start();
     await saml.start();
   } catch (err) {
-    stopWatching();
+    stopKeyTimers();
     await dataSources.close();
     await saml.close();
     await x509.close();
@@ -300,6 +340,10 @@ export async function createFedgate(config: Config, options: CreateOptions = {})
       await audit.record({ type: 'client.deleted', actor: `client:${clientId}`, outcome: 'success', ip: ctx.ip, client: clientId, target: clientId });
     } else if (oidcCtx?.route === 'revocation' && ctx.status === 200) {
       await audit.record({ type: 'token.revoked', actor: `client:${clientId}`, outcome: 'success', ip: ctx.ip, client: clientId });
+    } else if (oidcCtx?.route === 'jwks' && ctx.status === 200) {
+      // WLCG profile §4.2 and §4.3.1: the issuer advertises how long its keys may be cached (the public key
+      // cache refresh); a cache may keep using them while fedgate is unreachable for the cache expiration (RFC 5861).
+      ctx.set('Cache-Control', `public, max-age=${config.keys.jwksMaxAgeSeconds}, stale-if-error=${config.keys.prepublishSeconds}`);
     }
   });
 
@@ -330,7 +374,7 @@ export async function createFedgate(config: Config, options: CreateOptions = {})
       });
     },
     async close() {
-      stopWatching();
+      stopKeyTimers();
       if (server) {
         const closing = new Promise<void>((resolve) => server!.close(() => resolve()));
         server.closeIdleConnections();

@@ -3,16 +3,20 @@ import { createFedgate } from '../app.ts';
 import { createInitialAccessToken } from '../admin/routes.ts';
 import { hashPassword } from '../accounts/accounts.ts';
 import { ConfigError, loadConfig, type Config } from '../config/index.ts';
+import { signedTokenHorizon } from '../config/lifetimes.ts';
 import { createLogger } from '../observability/logger.ts';
-import { loadOrCreateKeys, rotateKeys } from '../keys/index.ts';
+import { keyState, loadOrCreateKeys, rotateKeys, RotationPendingError } from '../keys/index.ts';
 import { DATASOURCE_USAGE, parseDatasourceCommand, runDatasourceCommand, UsageError, type DatasourceCommand } from '../datasources/cli.ts';
 import { readStoredDataSources } from '../datasources/index.ts';
 import { createStore, probeRedis, StoreProbeError } from '../store/index.ts';
 
 const USAGE = `usage: npm run fedgate -- <command>
 
-  keys rotate                       publish a new signing key and sign with it; keep the old
-                                    one in the JWKS until every token it signed has expired
+  keys rotate [--now]               publish new signing keys; they sign once keys.prepublishSeconds
+                                    (default 2 days) have passed, so resource servers caching the
+                                    JWKS know them; the old keys stay in the JWKS until every
+                                    token they signed has expired. --now: sign with them at once
+                                    (after a key compromise; says what it breaks)
   keys list                         show signing keys (kid, algorithm, state, dates)
   initial-access-token create [--ttl SECONDS]
                                     create a token that allows one dynamic client registration
@@ -22,23 +26,20 @@ const USAGE = `usage: npm run fedgate -- <command>
   hash-password                     read a password on stdin, print its argon2id hash
 ${DATASOURCE_USAGE}`;
 
-/** Seconds after which no token signed by a retired key can still be valid (data sources in the store included). */
-async function signedTokenHorizon(config: Config): Promise<number> {
-  const rsTtls = [...config.resourceServers, ...config.dataSources].map((rs) => rs.accessTokenTtl ?? 0);
+/** Seconds after which no token signed by a retired key can be valid (data sources in the store included). */
+async function storedTokenHorizon(config: Config): Promise<number> {
+  const stored: number[] = [];
   if (config.redisUrl) {
     const store = createStore({ redisUrl: config.redisUrl, deadlineMs: config.store.deadlineMs });
     try {
-      rsTtls.push(...(await readStoredDataSources(store)).map((ds) => ds.spec.accessTokenTtl ?? 0));
+      stored.push(...(await readStoredDataSources(store)).map((ds) => ds.spec.accessTokenTtl ?? 0));
     } catch (err) {
       process.stderr.write(`fedgate: warning: the data sources could not be read (${(err as Error).message}); their token lifetimes are not counted (at most 7 days)\n`);
     } finally {
       await store.close().catch(() => {});
     }
   }
-  const clientTtls = config.clients.map((c) => c.accessTokenTtl ?? 0);
-  const { accessToken, idToken, clientCredentials } = config.lifetimes;
-  // Plus a margin for replicas that have not yet noticed the rotation, and clock skew.
-  return Math.max(accessToken, idToken, clientCredentials, ...rsTtls, ...clientTtls) + 300;
+  return signedTokenHorizon(config, stored);
 }
 
 async function readStdin(): Promise<string> {
@@ -60,8 +61,8 @@ async function main(argv: string[]): Promise<number> {
     }
   }
   const { positionals, values } = datasource
-    ? { positionals: ['datasource'], values: { ttl: undefined, help: false } }
-    : parseArgs({ args: argv, allowPositionals: true, options: { ttl: { type: 'string' }, help: { type: 'boolean', short: 'h' } } });
+    ? { positionals: ['datasource'], values: { ttl: undefined, now: false, help: false } }
+    : parseArgs({ args: argv, allowPositionals: true, options: { ttl: { type: 'string' }, now: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } } });
   const [group, action, arg] = positionals;
   if (values.help || !group) {
     process.stdout.write(USAGE);
@@ -76,15 +77,48 @@ async function main(argv: string[]): Promise<number> {
 
   const config = await loadConfig(process.env);
   if (group === 'keys' && action === 'rotate') {
-    const result = await rotateKeys(config.keysDir, { maxTokenLifetimeSeconds: await signedTokenHorizon(config) });
+    const immediate = values.now === true;
+    const { prepublishSeconds, jwksMaxAgeSeconds } = config.keys;
+    let result;
+    try {
+      result = await rotateKeys(config.keysDir, {
+        maxTokenLifetimeSeconds: await storedTokenHorizon(config),
+        prepublishSeconds: immediate ? 0 : prepublishSeconds,
+      });
+    } catch (err) {
+      if (!(err instanceof RotationPendingError)) throw err;
+      process.stderr.write(`fedgate: ${err.message}; \`keys rotate --now\` replaces it at once\n`);
+      return 1;
+    }
+    const when = new Date(result.activatesAt * 1000).toISOString();
     process.stdout.write(`added: ${result.added.join(', ') || '-'}\nretired: ${result.retired.join(', ') || '-'}\npruned: ${result.pruned.join(', ') || '-'}\n`);
-    process.stdout.write('running fedgate instances sharing this keys directory pick the new key up within a few seconds\n');
+    if (immediate || prepublishSeconds === 0) {
+      process.stdout.write('the new keys sign now; running fedgate instances sharing this keys directory pick them up within a few seconds\n');
+      process.stderr.write([
+        'fedgate: warning: an immediate rotation breaks resource servers that cached the JWKS before it:',
+        `  they refuse tokens signed with the new keys until they fetch the JWKS again (up to ${Math.round(jwksMaxAgeSeconds / 3600)} h, the JWKS max-age;`,
+        '  longer for those that ignore it). Tokens signed before stay valid: the old keys stay published until they expire.',
+        '  Use it after a key compromise; otherwise `keys rotate` publishes the new keys ahead of use.',
+        '',
+      ].join('\n'));
+    } else {
+      process.stdout.write(`the new keys are published now and sign from ${when}; the current ones sign until then and stay published until their tokens have expired\n`);
+      if (prepublishSeconds < jwksMaxAgeSeconds) {
+        process.stderr.write(`fedgate: warning: keys.prepublishSeconds (${prepublishSeconds}) is shorter than the JWKS max-age (${jwksMaxAgeSeconds}): resource servers may not know the new keys when they start signing\n`);
+      }
+    }
     return 0;
   }
   if (group === 'keys' && action === 'list') {
     const set = await loadOrCreateKeys(config.keysDir);
+    const now = Math.floor(Date.now() / 1000);
+    const at = (t: number | undefined) => new Date((t ?? 0) * 1000).toISOString();
     for (const k of set.keys) {
-      const state = k.retiredAt ? `retired ${new Date(k.retiredAt * 1000).toISOString()}` : 'active';
+      const state = {
+        pending: `pending, signs from ${at(k.activatesAt)}`,
+        active: k.retiredAt ? `active until ${at(k.retiredAt)}` : 'active',
+        retired: `retired ${at(k.retiredAt)}`,
+      }[keyState(k, now)];
       process.stdout.write(`${k.jwk.kid}  ${k.jwk.alg}  created ${new Date(k.createdAt * 1000).toISOString()}  ${state}\n`);
     }
     return 0;

@@ -10,6 +10,7 @@ export function demoRealm(): Omit<FileConfig, 'users'> & { users: Array<FileConf
   return {
     trustProxy: false,
     keysDir: 'keys',
+    keys: { prepublishSeconds: 2 * 24 * 3600, rotationIntervalSeconds: 182 * 24 * 3600, jwksMaxAgeSeconds: 6 * 3600 },
     logLevel: 'info',
     defaultProfile: 'wlcg',
     lifetimes: {

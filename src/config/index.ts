@@ -110,6 +110,10 @@ function crossCheck(config: FileConfig): string[] {
     if (!audiences.has(service.audience)) problems.push(`${at}.audience: ${service.audience} is not a configured resource server`);
     if ((service.domain ?? service.name) === 'scopes') problems.push(`${at}.domain: scopes is the scope policy's domain, not a service's`);
   });
+  const { prepublishSeconds, rotationIntervalSeconds } = config.keys;
+  if (rotationIntervalSeconds > 0 && rotationIntervalSeconds <= prepublishSeconds) {
+    problems.push(`keys.rotationIntervalSeconds: must be longer than keys.prepublishSeconds (${prepublishSeconds}), or 0 to rotate only with \`keys rotate\``);
+  }
   config.trustedProxies.forEach((entry, i) => {
     if (!parseAddressRange(entry)) problems.push(`trustedProxies.${i}: must be an IP address or CIDR range (10.0.0.0/8)`);
   });

@@ -132,6 +132,18 @@ export const fileConfigSchema = z.object({
   /** Trust X-Forwarded-* headers (behind a TLS-terminating proxy). */
   trustProxy: z.boolean().default(false),
   keysDir: z.string().default('keys'),
+  /** Signing-key rollover (WLCG common JWT profile §4.3.1, "Issuer Public Key" rows). */
+  keys: z.object({
+    /**
+     * A new signing key is published this long before it signs (at least
+     * the resource servers' JWKS cache expiration: 2 days by default).
+     */
+    prepublishSeconds: z.number().int().min(0).default(2 * 24 * 3600),
+    /** Replicas rotate the signing keys on their own at this key age (about 6 months); 0 = only `keys rotate`. */
+    rotationIntervalSeconds: z.number().int().min(0).default(182 * 24 * 3600),
+    /** `Cache-Control: max-age` of the JWKS: the profile's public key cache refresh, 1 to 6 hours. */
+    jwksMaxAgeSeconds: z.number().int().min(3600).max(6 * 3600).default(6 * 3600),
+  }).strict().prefault({}),
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   /** Default token profile when neither client nor resource server names one. */
   defaultProfile: z.enum(TOKEN_PROFILES).default('wlcg'),

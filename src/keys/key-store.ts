@@ -6,8 +6,12 @@
  * clients that need it), each with its creation and, once superseded, its
  * retirement time. Retired keys are no longer used for signing but stay
  * published until every token they signed has expired; `rotateKeys` adds new
- * keys and prunes those. `cookie-keys.json` holds the secrets oidc-provider
- * signs its cookies with.
+ * keys and prunes those. A scheduled rotation (WLCG common JWT profile
+ * §4.3.1) publishes the new keys `prepublishSeconds` before they sign
+ * anything, so resource servers that cache the JWKS know them in time: each
+ * key's state (pending, active, retired) is a function of the time, which
+ * {@link signingState} reads. `cookie-keys.json` holds the secrets
+ * oidc-provider signs its cookies with.
  *
  * Every write goes to a temporary file in the same directory (mode 0600,
  * fsync'd) that then replaces the target in one step, so a reader on any
@@ -15,7 +19,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { watchFile, unwatchFile, type Stats } from 'node:fs';
-import { link, mkdir, open, readFile, rename, unlink } from 'node:fs/promises';
+import { link, mkdir, open, readFile, rename, stat, unlink } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { calculateJwkThumbprint, exportJWK, generateKeyPair, importJWK, type JWK } from 'jose';
 
@@ -31,9 +35,17 @@ export interface StoredKey {
   jwk: SigningJwk;
   /** Creation time, epoch seconds. */
   createdAt: number;
-  /** When it stopped being used for signing, epoch seconds; absent while active. */
+  /**
+   * When it starts signing, epoch seconds; absent = from `createdAt`. Until
+   * then it is only published (a pending key of a scheduled rotation).
+   */
+  activatesAt?: number;
+  /** When it stops (or stopped) signing, epoch seconds; absent while it is the newest key of its algorithm. */
   retiredAt?: number;
 }
+
+/** Where a key stands at a given time. */
+export type KeyState = 'pending' | 'active' | 'retired';
 
 /** The content of `signing-keys.json`. Keys are kept newest first. */
 export interface KeySet {
@@ -56,6 +68,19 @@ export interface RotateOptions extends ClockOptions {
    * once this much time has passed since its retirement.
    */
   maxTokenLifetimeSeconds: number;
+  /**
+   * Publish the new keys this many seconds before they sign (WLCG profile
+   * §4.3.1: at least the JWKS cache expiration, 2 days). 0 (the default)
+   * signs with them at once: the emergency path, which resource servers
+   * holding a cached JWKS refuse until they fetch it again.
+   */
+  prepublishSeconds?: number;
+}
+
+/** Options of {@link maintainKeys}. */
+export interface MaintainOptions extends RotateOptions {
+  /** Age, in seconds, at which a signing key is replaced (the new one is published `prepublishSeconds` before). */
+  rotationIntervalSeconds: number;
 }
 
 /** Options of {@link watchKeys}. */
@@ -66,11 +91,26 @@ export interface WatchOptions {
   onError?: (error: Error) => void;
 }
 
-/** The outcome of {@link rotateKeys}: kids added, newly retired and removed. */
+/** The outcome of {@link rotateKeys}: kids added, newly retired and removed, and when the new keys sign. */
 export interface RotateResult {
   added: string[];
   retired: string[];
   pruned: string[];
+  /** When the added keys start signing (and the retired ones stop), epoch seconds. */
+  activatesAt: number;
+}
+
+/** A scheduled rotation is already waiting for its keys to activate; `keys rotate --now` overrides it. */
+export class RotationPendingError extends Error {
+  readonly code = 'ERR_ROTATION_PENDING';
+  /** When the pending keys start signing, epoch seconds. */
+  readonly activatesAt: number;
+
+  constructor(activatesAt: number) {
+    super(`a rotation is already scheduled: its keys sign from ${new Date(activatesAt * 1000).toISOString()}`);
+    this.name = 'RotationPendingError';
+    this.activatesAt = activatesAt;
+  }
 }
 
 /** File name of the signing keys inside the keys directory. */
@@ -101,60 +141,187 @@ export async function loadOrCreateKeys(dir: string, options: ClockOptions = {}):
 
 /**
  * Rotates the signing keys in `<dir>/signing-keys.json`: adds a new ES256
- * and a new RS256 key, retires the previously active key of each algorithm
- * (they stay published so tokens they signed keep verifying) and removes
- * retired keys whose `retiredAt + maxTokenLifetimeSeconds` lies in the past.
+ * and a new RS256 key that sign from `now + prepublishSeconds`, retires the
+ * current keys at that same moment (they stay published so tokens they signed
+ * keep verifying) and removes retired keys whose `retiredAt +
+ * maxTokenLifetimeSeconds` lies in the past. With `prepublishSeconds` 0 the
+ * new keys sign at once, and keys still pending from a scheduled rotation
+ * (which never signed anything) are withdrawn.
  * When the file does not exist yet it is only created, with nothing to retire.
  *
- * Meant to be run by one process at a time (the `keys rotate` command);
- * replicas pick the new file up through {@link watchKeys}.
+ * Runs under a lock file, so the `keys rotate` command and the replicas'
+ * schedule ({@link maintainKeys}) never interleave; replicas pick the new
+ * file up through {@link watchKeys}.
  *
+ * @throws RotationPendingError when scheduling while a scheduled rotation still waits.
  * @returns the kids added, retired by this rotation and pruned.
  */
 export async function rotateKeys(dir: string, options: RotateOptions): Promise<RotateResult> {
   const { maxTokenLifetimeSeconds } = options;
-  if (!Number.isFinite(maxTokenLifetimeSeconds) || maxTokenLifetimeSeconds < 0) {
-    throw new Error('maxTokenLifetimeSeconds must be a non-negative number of seconds');
-  }
+  const prepublishSeconds = options.prepublishSeconds ?? 0;
+  checkSeconds('maxTokenLifetimeSeconds', maxTokenLifetimeSeconds);
+  checkSeconds('prepublishSeconds', prepublishSeconds);
   const now = options.now ?? systemNow;
-  const path = join(dir, SIGNING_KEYS_FILE);
-  const { set: current, created } = await loadOrCreate(dir, now);
-  // Keys made just now are already the fresh ones; retiring them would only add clutter.
-  if (created) return { added: current.keys.map((key) => key.jwk.kid), retired: [], pruned: [] };
-  const time = now();
+  return withKeysLock(dir, async () => {
+    const { set: current, created } = await loadOrCreate(dir, now);
+    // Keys made just now are already the fresh ones; retiring them would only add clutter.
+    if (created) return { added: current.keys.map((key) => key.jwk.kid), retired: [], pruned: [], activatesAt: now() };
+    const time = now();
+    const pending = current.keys.filter((key) => keyState(key, time) === 'pending');
+    if (prepublishSeconds > 0 && pending.length) throw new RotationPendingError(Math.min(...pending.map((key) => key.activatesAt!)));
+    const next = await rotatedSet(current, time, prepublishSeconds, maxTokenLifetimeSeconds);
+    await writeFileAtomic(join(dir, SIGNING_KEYS_FILE), serialize(next.set), { exclusive: false });
+    return next.result;
+  });
+}
 
+/**
+ * The schedule every replica runs (WLCG profile §4.3.1, a key lives about 6
+ * months): when the newest signing key of an algorithm will be
+ * `rotationIntervalSeconds` old within `prepublishSeconds`, schedules a
+ * rotation whose keys sign at that age; otherwise prunes retired keys whose
+ * tokens have all expired. Several replicas may call it at once: it runs
+ * under the keys lock and decides on the file as it is then.
+ *
+ * @returns what was done, or undefined when nothing was due.
+ */
+export async function maintainKeys(dir: string, options: MaintainOptions): Promise<RotateResult | undefined> {
+  const { maxTokenLifetimeSeconds, rotationIntervalSeconds } = options;
+  const prepublishSeconds = options.prepublishSeconds ?? 0;
+  checkSeconds('maxTokenLifetimeSeconds', maxTokenLifetimeSeconds);
+  checkSeconds('prepublishSeconds', prepublishSeconds);
+  checkSeconds('rotationIntervalSeconds', rotationIntervalSeconds);
+  const now = options.now ?? systemNow;
+  return withKeysLock(dir, async () => {
+    const { set: current } = await loadOrCreate(dir, now);
+    const time = now();
+    const states = current.keys.map((key) => keyState(key, time));
+    let next: { set: KeySet; result: RotateResult } | undefined;
+    if (!states.includes('pending')) {
+      // The newest key of each algorithm: the one that signs now (there is no pending one).
+      const newest = Math.min(...ALGS.map((alg) => Math.max(...current.keys.filter((key) => key.jwk.alg === alg).map(activation))));
+      if (newest + rotationIntervalSeconds - prepublishSeconds <= time) {
+        const activatesAt = Math.max(time, newest + rotationIntervalSeconds);
+        next = await rotatedSet(current, time, activatesAt - time, maxTokenLifetimeSeconds);
+      }
+    }
+    if (!next) {
+      const kept = current.keys.filter((key) => !expired(key, time, maxTokenLifetimeSeconds));
+      if (kept.length === current.keys.length) return undefined;
+      const pruned = current.keys.filter((key) => !kept.includes(key)).map((key) => key.jwk.kid);
+      next = { set: { version: 1, keys: kept }, result: { added: [], retired: [], pruned, activatesAt: time } };
+    }
+    await writeFileAtomic(join(dir, SIGNING_KEYS_FILE), serialize(next.set), { exclusive: false });
+    return next.result;
+  });
+}
+
+/** Where `key` stands at `time`. */
+export function keyState(key: StoredKey, time: number): KeyState {
+  if (key.retiredAt !== undefined && key.retiredAt <= time) return 'retired';
+  return activation(key) > time ? 'pending' : 'active';
+}
+
+/**
+ * When the signing keys next change by themselves (a pending key activates,
+ * an active one retires), epoch seconds; undefined when nothing is scheduled.
+ * A running instance rebuilds its provider then.
+ */
+export function nextKeyChange(set: KeySet, time: number): number | undefined {
+  const moments = set.keys.flatMap((key) => [activation(key), key.retiredAt ?? Number.POSITIVE_INFINITY]).filter((t) => t > time);
+  const next = Math.min(...moments);
+  return Number.isFinite(next) ? next : undefined;
+}
+
+function activation(key: StoredKey): number {
+  return key.activatesAt ?? key.createdAt;
+}
+
+function expired(key: StoredKey, time: number, maxTokenLifetimeSeconds: number): boolean {
+  return key.retiredAt !== undefined && key.retiredAt <= time && key.retiredAt + maxTokenLifetimeSeconds < time;
+}
+
+function checkSeconds(name: string, value: number): void {
+  if (!Number.isFinite(value) || value < 0) throw new TypeError(`${name} must be a non-negative number of seconds`);
+}
+
+async function rotatedSet(
+  current: KeySet,
+  time: number,
+  prepublishSeconds: number,
+  maxTokenLifetimeSeconds: number,
+): Promise<{ set: KeySet; result: RotateResult }> {
+  const activatesAt = time + prepublishSeconds;
   const retired: string[] = [];
   const pruned: string[] = [];
   const kept: StoredKey[] = [];
   for (const key of current.keys) {
-    if (key.retiredAt === undefined) {
-      retired.push(key.jwk.kid);
-      kept.push({ ...key, retiredAt: time });
-    } else if (key.retiredAt + maxTokenLifetimeSeconds < time) {
+    const state = keyState(key, time);
+    if (state === 'pending') {
+      // Only an immediate rotation gets here with pending keys: they never signed anything.
       pruned.push(key.jwk.kid);
+    } else if (expired(key, time, maxTokenLifetimeSeconds)) {
+      pruned.push(key.jwk.kid);
+    } else if (state === 'active') {
+      retired.push(key.jwk.kid);
+      kept.push({ ...key, retiredAt: Math.min(key.retiredAt ?? activatesAt, activatesAt) });
     } else {
       kept.push(key);
     }
   }
-
   const added = [await newKey('ES256', time), await newKey('RS256', time)];
-  const next: KeySet = { version: 1, keys: [...added, ...kept] };
-  await writeFileAtomic(path, serialize(next), { exclusive: false });
-  return { added: added.map((key) => key.jwk.kid), retired, pruned };
+  if (prepublishSeconds > 0) for (const key of added) key.activatesAt = activatesAt;
+  return {
+    set: { version: 1, keys: [...added, ...kept] },
+    result: { added: added.map((key) => key.jwk.kid), retired, pruned, activatesAt },
+  };
+}
+
+const LOCK_STALE_MS = 30_000;
+
+/**
+ * Runs `work` holding `<dir>/signing-keys.json.lock` (created with O_EXCL). A
+ * lock older than 30 s is left over from a crashed process and is broken.
+ */
+async function withKeysLock<T>(dir: string, work: () => Promise<T>): Promise<T> {
+  await ensureDir(dir);
+  const lock = join(dir, `${SIGNING_KEYS_FILE}.lock`);
+  const deadline = Date.now() + 2 * LOCK_STALE_MS;
+  for (;;) {
+    try {
+      const handle = await open(lock, 'wx', 0o600);
+      await handle.close();
+      break;
+    } catch (error) {
+      if (!isErrnoException(error) || error.code !== 'EEXIST') throw error;
+      const age = await stat(lock).then((st) => Date.now() - st.mtimeMs, () => 0);
+      if (age > LOCK_STALE_MS) await unlink(lock).catch(() => undefined);
+      else if (Date.now() > deadline) throw new Error(`Signing keys are locked by another process (${lock})`);
+      else await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  }
+  try {
+    return await work();
+  } finally {
+    await unlink(lock).catch(() => undefined);
+  }
 }
 
 /**
- * The private JWKs for oidc-provider's `jwks` option, ordered so that it
- * signs with the right one: oidc-provider takes the first key matching the
- * algorithm, so active keys come first (newest first), followed by the
+ * The private JWKs for oidc-provider's `jwks` option at `time`, ordered so
+ * that it signs with the right one: oidc-provider takes the first key
+ * matching the algorithm, so the keys active at `time` come first (newest
+ * first), then the pending ones (published ahead of their use), then the
  * retired ones, which are only published for verification.
  */
-export function jwksForProvider(set: KeySet): { keys: JWK[] } {
-  const active = set.keys.filter((key) => key.retiredAt === undefined);
-  const retired = set.keys.filter((key) => key.retiredAt !== undefined);
-  active.sort((a, b) => b.createdAt - a.createdAt);
-  retired.sort((a, b) => (b.retiredAt ?? 0) - (a.retiredAt ?? 0) || b.createdAt - a.createdAt);
-  return { keys: [...active, ...retired].map((key) => ({ ...key.jwk })) };
+export function jwksForProvider(set: KeySet, time: number = systemNow()): { keys: JWK[] } {
+  const rank: Record<KeyState, number> = { active: 0, pending: 1, retired: 2 };
+  const keys = [...set.keys].sort((a, b) =>
+    rank[keyState(a, time)] - rank[keyState(b, time)]
+    || activation(b) - activation(a)
+    || (b.retiredAt ?? 0) - (a.retiredAt ?? 0)
+    || b.createdAt - a.createdAt);
+  return { keys: keys.map((key) => ({ ...key.jwk })) };
 }
 
 /**
@@ -162,8 +329,8 @@ export function jwksForProvider(set: KeySet): { keys: JWK[] } {
  * as {@link jwksForProvider}: what the provider publishes at its JWKS
  * endpoint, for tests and local verifiers.
  */
-export function publicJwks(set: KeySet): { keys: JWK[] } {
-  return { keys: jwksForProvider(set).keys.map(toPublicJwk) };
+export function publicJwks(set: KeySet, time: number = systemNow()): { keys: JWK[] } {
+  return { keys: jwksForProvider(set, time).keys.map(toPublicJwk) };
 }
 
 /** A copy of `jwk` without its private members. */
@@ -266,7 +433,7 @@ export async function parseKeySet(value: unknown, source: string): Promise<KeySe
   for (const [i, entry] of (value.keys as unknown[]).entries()) {
     const at = `keys[${i}]`;
     if (!isObject(entry)) return fail(`${at} must be an object`);
-    const { jwk, createdAt, retiredAt } = entry;
+    const { jwk, createdAt, activatesAt, retiredAt } = entry;
     if (!isObject(jwk)) return fail(`${at}.jwk must be an object`);
     if (typeof jwk.kid !== 'string' || jwk.kid === '') return fail(`${at}.jwk.kid must be a non-empty string`);
     if (kids.has(jwk.kid)) return fail(`${at}.jwk.kid is a duplicate`);
@@ -288,9 +455,13 @@ export async function parseKeySet(value: unknown, source: string): Promise<KeySe
     if (retiredAt !== undefined && !isEpochSeconds(retiredAt)) {
       return fail(`${at}.retiredAt must be a time in epoch seconds`);
     }
+    if (activatesAt !== undefined && !isEpochSeconds(activatesAt)) {
+      return fail(`${at}.activatesAt must be a time in epoch seconds`);
+    }
     presentAlgs.add(alg);
     if (retiredAt === undefined) activeAlgs.add(alg);
     const key: StoredKey = { jwk: jwk as SigningJwk, createdAt };
+    if (activatesAt !== undefined) key.activatesAt = activatesAt;
     if (retiredAt !== undefined) key.retiredAt = retiredAt;
     keys.push(key);
   }

@@ -22,6 +22,8 @@ async function writeConfig(dir: string, keysDir: string): Promise<string> {
   await writeFile(file, stringify({
     ...rest,
     keysDir,
+    // A short prepublish period so that the scheduled rollover completes within the test.
+    keys: { prepublishSeconds: 8, rotationIntervalSeconds: 182 * 24 * 3600, jwksMaxAgeSeconds: 21600 },
     users: await Promise.all(users.map(async ({ password, ...u }) => ({ ...u, passwordHash: await hashPassword(password) }))),
   }));
   return file;
@@ -57,23 +59,41 @@ describe('key rotation and restarts with Redis', () => {
     assert.deepEqual(initial.keys.map((k) => k.alg).sort(), ['ES256', 'RS256']);
     assert.ok(initial.keys.every((k) => k.d === undefined), 'the JWKS publishes public keys only');
 
-    const { stdout } = await run(NODE, ['src/cli/main.ts', 'keys', 'rotate'], { env: { ...process.env, FEDGATE_CONFIG: configFile } });
-    assert.match(stdout, /added: \S+/);
+    const jwksResponse = await fetch(`${server.issuer}/jwks`);
+    assert.equal(jwksResponse.headers.get('cache-control'), 'public, max-age=21600, stale-if-error=8', 'WLCG §4.3.1 public key cache refresh');
 
-    // The running instance polls the keys directory and picks the rotation up.
+    const env = { ...process.env, FEDGATE_CONFIG: configFile };
+    const { stdout, stderr } = await run(NODE, ['src/cli/main.ts', 'keys', 'rotate'], { env });
+    assert.match(stdout, /added: \S+/);
+    assert.match(stdout, /sign from \d{4}-/);
+    assert.match(stderr, /prepublishSeconds \(8\) is shorter than the JWKS max-age/);
+
+    // The running instance polls the keys directory and publishes the new keys before it signs with them.
     let jwks = initial;
     for (let i = 0; i < 40 && jwks.keys.length < 4; i += 1) {
-      await new Promise((r) => setTimeout(r, 250));
+      await new Promise((r) => setTimeout(r, 100));
       jwks = await fetchJwks(server.issuer);
     }
     assert.equal(jwks.keys.length, 4, 'new keys published, old ones kept');
-    const after = await oidc.clientCredentialsGrant(service, { resource: 'https://storage.demo', scope: 'storage.read:/' });
+    const during = await oidc.clientCredentialsGrant(service, { resource: 'https://storage.demo', scope: 'storage.read:/' });
+    assert.equal(decodeJwt(during.access_token).header.kid, oldKid, 'the old key signs while the new one is only published');
+    let after = during;
+    for (let i = 0; i < 150 && decodeJwt(after.access_token).header.kid === oldKid; i += 1) {
+      await new Promise((r) => setTimeout(r, 100));
+      after = await oidc.clientCredentialsGrant(service, { resource: 'https://storage.demo', scope: 'storage.read:/' });
+    }
     const newKid = decodeJwt(after.access_token).header.kid as string;
-    assert.notEqual(newKid, oldKid, 'signs with the new key');
+    assert.notEqual(newKid, oldKid, 'signs with the new key once the prepublish period has passed');
+    assert.ok(jwks.keys.some((k) => k.kid === newKid), 'with a key published before');
     const keySet = createLocalJWKSet(jwks as Parameters<typeof createLocalJWKSet>[0]);
-    for (const token of [before.access_token, after.access_token]) {
+    for (const token of [before.access_token, during.access_token, after.access_token]) {
       await jwtVerify(token, keySet, { issuer: server.issuer, audience: 'https://storage.demo' });
     }
+
+    // The emergency path signs at once and says what it breaks.
+    const emergency = await run(NODE, ['src/cli/main.ts', 'keys', 'rotate', '--now'], { env });
+    assert.match(emergency.stdout, /sign now/);
+    assert.match(emergency.stderr, /refuse tokens signed with the new keys until they fetch the JWKS again/);
 
     // A restart: a new process state, same Redis and keys directory.
     server = await server.restart();

@@ -8,8 +8,11 @@ import {
   jwksForProvider,
   loadOrCreateCookieKeys,
   loadOrCreateKeys,
+  maintainKeys,
+  nextKeyChange,
   publicJwks,
   rotateKeys,
+  RotationPendingError,
   watchKeys,
 } from '../../src/keys/index.ts';
 import type { KeySet } from '../../src/keys/index.ts';
@@ -42,6 +45,10 @@ function activeKid(set: KeySet, alg: string): string | undefined {
 /** The kid oidc-provider would sign with: the first key of the algorithm. */
 function signingKid(jwks: { keys: JWK[] }, alg: string): string | undefined {
   return jwks.keys.find((jwk) => jwk.alg === alg)?.kid;
+}
+
+function decodeKid(token: string): string {
+  return (JSON.parse(Buffer.from(token.split('.')[0]!, 'base64url').toString()) as { kid: string }).kid;
 }
 
 describe('key store', () => {
@@ -127,6 +134,96 @@ describe('key store', () => {
     assert.deepEqual(kids.slice(0, 2).sort(), [newEs, newRs].sort());
     assert.equal((await stat(join(dir, 'signing-keys.json'))).mode & 0o777, 0o600);
     assert.deepEqual(await readdir(dir), ['signing-keys.json']);
+  });
+
+  it('walks a scheduled rollover with a fake clock: resource servers holding a cached JWKS never see an unknown kid', async () => {
+    const DAY = 24 * 3600;
+    const PREPUBLISH = 2 * DAY;
+    const dir = await tempDir();
+    const clock = pinnedClock(T0);
+    const set0 = await loadOrCreateKeys(dir, clock);
+    const oldEs = activeKid(set0, 'ES256')!;
+    /** What a resource server's JWKS cache holds, and a token signed the way oidc-provider would at this time. */
+    const jwksAt = async () => publicJwks(await loadOrCreateKeys(dir, clock), clock.now());
+    const signNow = async (): Promise<string> => {
+      const set = await loadOrCreateKeys(dir, clock);
+      const jwk = jwksForProvider(set, clock.now()).keys.find((k) => k.alg === 'ES256')!;
+      return new SignJWT({ sub: 'alice' }).setProtectedHeader({ alg: 'ES256', kid: jwk.kid! })
+        .setIssuedAt(clock.now()).setExpirationTime(clock.now() + LIFETIME).sign(await importJWK(jwk, 'ES256'));
+    };
+    const verifyWith = (jwks: { keys: JWK[] }, token: string) =>
+      jwtVerify(token, createLocalJWKSet(jwks), { currentDate: new Date(clock.now() * 1000) });
+
+    clock.advance(10 * DAY);
+    assert.equal(decodeKid(await signNow()), oldEs);
+    const scheduled = await rotateKeys(dir, { now: clock.now, maxTokenLifetimeSeconds: LIFETIME, prepublishSeconds: PREPUBLISH });
+    assert.equal(scheduled.activatesAt, T0 + 10 * DAY + PREPUBLISH);
+    const newEs = scheduled.added.find((kid) => kid !== activeKid(set0, 'RS256') && kid !== oldEs)!;
+    // Published at once, signing nothing yet.
+    const cachedAtSchedule = await jwksAt();
+    assert.ok(cachedAtSchedule.keys.some((k) => k.kid === newEs));
+    assert.equal(decodeKid(await signNow()), oldEs);
+    await assert.rejects(
+      rotateKeys(dir, { now: clock.now, maxTokenLifetimeSeconds: LIFETIME, prepublishSeconds: PREPUBLISH }),
+      (err: RotationPendingError) => err.code === 'ERR_ROTATION_PENDING' && err.activatesAt === scheduled.activatesAt,
+    );
+    assert.equal(nextKeyChange(await loadOrCreateKeys(dir, clock), clock.now()), scheduled.activatesAt);
+
+    clock.advance(PREPUBLISH - 1);
+    assert.equal(decodeKid(await signNow()), oldEs, 'the old key signs until the new one activates');
+    clock.advance(1);
+    const afterToken = await signNow();
+    assert.equal(decodeKid(afterToken), newEs, 'the new key signs once published for the prepublish period');
+    // A resource server that fetched the JWKS when the rotation was scheduled (its cache at most 2 days old) accepts it,
+    await verifyWith(cachedAtSchedule, afterToken);
+    // and the old key's tokens still verify with the JWKS of now.
+    clock.advance(-1);
+    const lastOld = await signNow();
+    clock.advance(1);
+    await verifyWith(await jwksAt(), lastOld);
+
+    // The old key stays until its last token has expired (plus the horizon), then the schedule prunes it.
+    clock.advance(LIFETIME);
+    assert.equal(await maintainKeys(dir, { now: clock.now, maxTokenLifetimeSeconds: LIFETIME, prepublishSeconds: PREPUBLISH, rotationIntervalSeconds: 180 * DAY }), undefined);
+    assert.ok((await jwksAt()).keys.some((k) => k.kid === oldEs));
+    clock.advance(1);
+    const pruned = await maintainKeys(dir, { now: clock.now, maxTokenLifetimeSeconds: LIFETIME, prepublishSeconds: PREPUBLISH, rotationIntervalSeconds: 180 * DAY });
+    assert.ok(pruned?.pruned.includes(oldEs));
+    assert.deepEqual(pruned?.added, []);
+    assert.ok(!(await jwksAt()).keys.some((k) => k.kid === oldEs));
+  });
+
+  it('the schedule rotates at the key age, published ahead; replicas racing rotate once', async () => {
+    const DAY = 24 * 3600;
+    const dir = await tempDir();
+    const clock = pinnedClock(T0);
+    await loadOrCreateKeys(dir, clock);
+    const options = { now: clock.now, maxTokenLifetimeSeconds: LIFETIME, prepublishSeconds: 2 * DAY, rotationIntervalSeconds: 180 * DAY };
+    clock.advance(178 * DAY - 1);
+    assert.equal(await maintainKeys(dir, options), undefined, 'not due before interval - prepublish');
+    clock.advance(1);
+    const results = await Promise.all([1, 2, 3, 4].map(() => maintainKeys(dir, options)));
+    const rotations = results.filter((r) => r && r.added.length);
+    assert.equal(rotations.length, 1, 'exactly one replica rotates');
+    assert.equal(rotations[0]!.activatesAt, T0 + 180 * DAY, 'the new keys sign at the key age');
+    const set = await loadOrCreateKeys(dir, clock);
+    assert.equal(set.keys.length, 4);
+    assert.deepEqual(await readdir(dir), ['signing-keys.json'], 'no lock file left behind');
+  });
+
+  it('an immediate rotation over a scheduled one withdraws the pending keys and signs at once', async () => {
+    const dir = await tempDir();
+    const clock = pinnedClock(T0);
+    const set0 = await loadOrCreateKeys(dir, clock);
+    const scheduled = await rotateKeys(dir, { now: clock.now, maxTokenLifetimeSeconds: LIFETIME, prepublishSeconds: 3600 });
+    clock.advance(60);
+    const now = await rotateKeys(dir, { now: clock.now, maxTokenLifetimeSeconds: LIFETIME });
+    assert.deepEqual([...now.pruned].sort(), [...scheduled.added].sort(), 'pending keys never signed: withdrawn');
+    assert.equal(now.activatesAt, T0 + 60);
+    const set = await loadOrCreateKeys(dir, clock);
+    const jwks = jwksForProvider(set, clock.now());
+    assert.ok(now.added.includes(signingKid(jwks, 'ES256')!));
+    for (const key of set0.keys) assert.equal(set.keys.find((k) => k.jwk.kid === key.jwk.kid)?.retiredAt, T0 + 60);
   });
 
   it('prunes a retired key once every token it signed has expired', async () => {
