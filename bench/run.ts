@@ -16,12 +16,13 @@ import { busyShare, machineInfo } from './lib/machine.ts';
 import { readOptions } from './lib/options.ts';
 import { OUTPUT_DIR, RESULTS_FILE } from './lib/paths.ts';
 import type { Benchmark, BenchmarkResult } from './lib/types.ts';
+import { refreshAtScale } from './refresh-at-scale.ts';
 import { samlMetadata } from './saml-metadata.ts';
 import { tokenExchange } from './token-exchange.ts';
 import { tokenIssuance } from './token-issuance.ts';
 
 /** Every benchmark, in run order; later features append theirs. */
-const BENCHMARKS: Benchmark[] = [tokenIssuance, authzDecisions, authzHttp, samlMetadata, tokenExchange];
+const BENCHMARKS: Benchmark[] = [tokenIssuance, authzDecisions, authzHttp, samlMetadata, tokenExchange, refreshAtScale];
 
 async function main(): Promise<void> {
   const options = readOptions();
