@@ -20,7 +20,7 @@ import { createGateway, ServiceRegistry } from './gateway/index.ts';
 import { sendPage } from './http/page.ts';
 import { interactionRoutes } from './interaction/routes.ts';
 import { jwksForProvider, loadOrCreateCookieKeys, loadOrCreateKeys, maintainKeys, nextKeyChange, publicJwks, watchKeys, type KeySet } from './keys/index.ts';
-import { signedTokenHorizon } from './config/lifetimes.ts';
+import { longLifetimes, signedTokenHorizon } from './config/lifetimes.ts';
 import { Audit } from './observability/audit.ts';
 import { createLogger, type Logger } from './observability/logger.ts';
 import { createMetrics } from './observability/metrics.ts';
@@ -115,6 +115,9 @@ export async function createFedgate(config: Config, options: CreateOptions = {})
     serviceDomains: () => [...services.all().map((s) => s.domain), ...config.dataSources.map((ds) => ds.domain ?? ds.name)],
   });
 
+  for (const long of longLifetimes(config)) {
+    logger.warn({ setting: long.path, seconds: long.seconds, maximum: long.maximum, exception: long.exception }, 'token lifetime above the AARC-G081 maximum, by documented exception');
+  }
   const keySet = await loadOrCreateKeys(config.keysDir);
   const cookieKeys = await loadOrCreateCookieKeys(config.keysDir);
   // The identity bridges finish logins through the provider, which they reach lazily (it is rebuilt on key rotation).

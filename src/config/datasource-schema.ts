@@ -7,6 +7,7 @@
  * (`/admin/api/resource-servers`) and the command line (`datasource add`).
  */
 import { z } from 'zod';
+import { LIFETIME_MAXIMUMS } from './lifetimes.ts';
 
 /** Kinds of data source (the `kind` of a resource server). */
 export const DATA_SOURCE_KINDS = ['storage', 'compute', 'ml', 'sync', 'other'] as const;
@@ -89,8 +90,10 @@ export const dataSourceSchema = z.object({
   /** Storage kind: WLCG storage scopes rooted at this path (`storage.read:<basePath>`, create, modify, stage). */
   storage: z.object({ basePath: absolutePath }).strict().optional(),
   profile: z.enum(['wlcg', 'aarc', 'groups']).default('wlcg'),
-  /** Access token lifetime in seconds (default: `lifetimes.accessToken`). */
+  /** Access token lifetime in seconds (default: `lifetimes.accessToken`); above 6 h only with `lifetimeException`. */
   accessTokenTtl: z.number().int().positive().max(7 * 24 * 3600).optional(),
+  /** The risk assessment that allows `accessTokenTtl` above the AARC-G081 maximum of 6 h (WLCG profile §4.3.1). */
+  lifetimeException: z.string().trim().min(10).max(500).optional(),
   /** `jwt` (RFC 9068) or `opaque`; default `opaque` with `introspection`, else `jwt`. */
   accessTokenFormat: z.enum(['jwt', 'opaque']).optional(),
   signingAlg: z.enum(['ES256', 'RS256']).default('ES256'),
@@ -118,6 +121,9 @@ export const dataSourceSchema = z.object({
   }
   if (ds.kind === 'storage' && !ds.storage && !ds.scopes?.length) {
     ctx.addIssue({ code: 'custom', path: ['storage', 'basePath'], message: 'a storage data source needs storage.basePath (or an explicit scopes list)' });
+  }
+  if (ds.accessTokenTtl !== undefined && ds.accessTokenTtl > LIFETIME_MAXIMUMS.accessToken && !ds.lifetimeException) {
+    ctx.addIssue({ code: 'custom', path: ['accessTokenTtl'], message: `above the maximum of ${LIFETIME_MAXIMUMS.accessToken} s (6 h, AARC-G081, WLCG profile §4.3.1); shorten it, or document the risk assessment that allows it in lifetimeException` });
   }
   ds.scopes?.forEach((scope, i) => {
     const storage = /^storage\.(read|create|modify|stage):(.*)$/.exec(scope);

@@ -3,6 +3,7 @@ import { isIP } from 'node:net';
 import { parse as parseYaml, YAMLParseError } from 'yaml';
 import type { z } from 'zod';
 import { demoRealm } from './demo-realm.ts';
+import { longLifetimeProblem, longLifetimes } from './lifetimes.ts';
 import { fileConfigSchema, WLCG_ANY_AUDIENCE, type Config, type FileConfig } from './schema.ts';
 
 export * from './schema.ts';
@@ -110,6 +111,7 @@ function crossCheck(config: FileConfig): string[] {
     if (!audiences.has(service.audience)) problems.push(`${at}.audience: ${service.audience} is not a configured resource server`);
     if ((service.domain ?? service.name) === 'scopes') problems.push(`${at}.domain: scopes is the scope policy's domain, not a service's`);
   });
+  for (const long of longLifetimes(config)) if (!long.exception) problems.push(longLifetimeProblem(long));
   const { prepublishSeconds, rotationIntervalSeconds } = config.keys;
   if (rotationIntervalSeconds > 0 && rotationIntervalSeconds <= prepublishSeconds) {
     problems.push(`keys.rotationIntervalSeconds: must be longer than keys.prepublishSeconds (${prepublishSeconds}), or 0 to rotate only with \`keys rotate\``);

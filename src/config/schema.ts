@@ -21,7 +21,14 @@ const seconds = z.number().int().positive();
 const absoluteUri = z.string().refine((v) => URL.canParse(v), 'must be an absolute URI');
 const groupPath = z.string().regex(/^(\/(?!\.\.?(?:\/|$))[A-Za-z0-9._-]+)+$/, 'must be a group path such as /cms/production');
 
-/** Token lifetimes in seconds. Defaults follow the WLCG common JWT profile §4.3.1. */
+/** The risk assessment that allows a token lifetime above the AARC-G081 maximum (src/config/lifetimes.ts). */
+const lifetimeException = z.string().trim().min(10, 'name the risk assessment or agreement (at least 10 characters)').max(500);
+
+/**
+ * Token lifetimes in seconds. Defaults follow AARC-G081 as the WLCG common
+ * JWT profile §4.3.1 tabulates it (1 h access and ID tokens, 30 days refresh);
+ * the maximums (6 h, 400 days) hold unless `exception` documents why not.
+ */
 export const lifetimesSchema = z.object({
   accessToken: seconds.default(3600),
   idToken: seconds.default(3600),
@@ -32,6 +39,8 @@ export const lifetimesSchema = z.object({
   interaction: seconds.default(3600),
   session: seconds.default(14 * 24 * 3600),
   grant: seconds.default(30 * 24 * 3600),
+  /** Allows accessToken, clientCredentials, idToken and refreshToken above their maximums: the risk assessment. */
+  exception: lifetimeException.optional(),
 }).strict();
 
 export const clientSchema = z.object({
@@ -50,8 +59,12 @@ export const clientSchema = z.object({
   scopes: z.array(z.string()).optional(),
   /** Token profile for this client's ID tokens and audience-less access tokens. */
   profile: z.enum(TOKEN_PROFILES).optional(),
+  /** Access token lifetime of this client (at most 6 h without `lifetimeException`). */
   accessTokenTtl: seconds.optional(),
+  /** Refresh token lifetime of this client (at most 400 days without `lifetimeException`). */
   refreshTokenTtl: seconds.optional(),
+  /** Allows this client's lifetimes above the AARC-G081 maximums: the risk assessment that does. */
+  lifetimeException: lifetimeException.optional(),
   /** Ask the user for consent before issuing tokens (default true). */
   consentRequired: z.boolean().default(true),
   /** Audience used when the client asks for none (RFC 8707 default resource). */
@@ -82,7 +95,10 @@ export const resourceServerSchema = z.object({
    */
   scopes: z.array(z.string().min(1)).default([]),
   profile: z.enum(TOKEN_PROFILES).default('wlcg'),
+  /** Access token lifetime for this audience (at most 6 h without `lifetimeException`). */
   accessTokenTtl: seconds.optional(),
+  /** Allows this audience's access token lifetime above the AARC-G081 maximum: the risk assessment that does. */
+  lifetimeException: lifetimeException.optional(),
   /** `jwt` (RFC 9068, default) or `opaque` (introspection only). */
   accessTokenFormat: z.enum(['jwt', 'opaque']).default('jwt'),
   /** Signing algorithm of this audience's JWT access tokens. */
