@@ -13,10 +13,8 @@
 import { decodeJwt } from 'jose';
 import type { Context, Next } from 'koa';
 import { parse, stringify } from 'node:querystring';
+import { hasUnreadFormBody, readFormBody, replayFormBody } from '../http/form-body.ts';
 import { isCompactJws, jwtRecordId } from '../oidc/adapter.ts';
-
-/** oidc-provider's own body limit for these endpoints. */
-const LIMIT = 56 * 1024;
 
 /** A request body `token` that names a recorded (exchanged) JWT access token, else undefined. */
 function recordedToken(value: unknown): string | undefined {
@@ -33,37 +31,22 @@ export function recordedTokenBridge(paths: readonly string[]): (ctx: Context, ne
   const wanted = new Set(paths);
   // Every request to oidc-provider passes here: those it leaves alone go on without an async frame of their own.
   return (ctx, next) => {
-    if (ctx.method !== 'POST' || !wanted.has(ctx.path) || !ctx.is('application/x-www-form-urlencoded') || !ctx.req.readable) return next();
+    if (!wanted.has(ctx.path) || !hasUnreadFormBody(ctx)) return next();
     return bridge(ctx, next);
   };
 }
 
 /** Reads the form body, swaps a recorded JWT for its record id, and replays the body to oidc-provider. */
 async function bridge(ctx: Context, next: Next): Promise<void> {
-  const length = ctx.request.length;
-  if (length !== undefined && length > LIMIT) return next();
-  const chunks: Buffer[] = [];
-  let received = 0;
-  for await (const chunk of ctx.req.iterator({ destroyOnReturn: false })) {
-    received += (chunk as Buffer).length;
-    if (received > LIMIT) break;
-    chunks.push(chunk as Buffer);
+  let body = await readFormBody(ctx);
+  if (body === null) return;
+  if (body === undefined) return next();
+  const params = parse(body.toString('utf8'));
+  const token = recordedToken(params.token);
+  if (token) {
+    params.token = jwtRecordId(token);
+    body = Buffer.from(stringify(params), 'utf8');
   }
-  let body = Buffer.concat(chunks);
-  if (received <= LIMIT) {
-    const params = parse(body.toString('utf8'));
-    const token = recordedToken(params.token);
-    if (token) {
-      params.token = jwtRecordId(token);
-      body = Buffer.from(stringify(params), 'utf8');
-    }
-  }
-  // Hand oidc-provider the (possibly rewritten) body as the request stream it reads.
-  ctx.req.headers['content-length'] = String(body.length);
-  Object.defineProperty(ctx.req, 'readable', { value: true, configurable: true });
-  Object.defineProperty(ctx.req, 'iterator', {
-    configurable: true,
-    value: () => (async function* replay() { yield body; })(),
-  });
+  replayFormBody(ctx, body);
   return next();
 }

@@ -1,0 +1,63 @@
+/**
+ * Reading a form body ahead of oidc-provider, and handing it back.
+ *
+ * oidc-provider parses request bodies itself (from the request stream) in
+ * each endpoint's middleware, and offers no hook in front of that parsing.
+ * The few places where fedgate has to look at, or rewrite, a request before
+ * oidc-provider does (recorded JWTs at introspection, the dialects of
+ * standard clients) read the stream here and replay it: oidc-provider then
+ * reads the same bytes, or the rewritten ones, as if they came from the
+ * client. No library does this for oidc-provider; it is written here.
+ */
+import type { Context } from 'koa';
+
+/** oidc-provider's own body limit (lib/shared/selective_body.js). */
+export const FORM_BODY_LIMIT = 56 * 1024;
+
+/**
+ * Whether the request carries a form body that has not been read yet (and
+ * can therefore be read here and replayed).
+ */
+export function hasUnreadFormBody(ctx: Context): boolean {
+  return ctx.method === 'POST' && !!ctx.is('application/x-www-form-urlencoded') && ctx.req.readable;
+}
+
+/**
+ * Reads the request body, up to {@link FORM_BODY_LIMIT}. A declared length
+ * over the limit leaves the stream unread and answers undefined
+ * (oidc-provider refuses such a body itself); a body that turns out larger
+ * while reading is answered here with oidc-provider's error, and null
+ * returned: the caller must not go on.
+ */
+export async function readFormBody(ctx: Context): Promise<Buffer | null | undefined> {
+  const length = ctx.request.length;
+  if (length !== undefined && length > FORM_BODY_LIMIT) return undefined;
+  const chunks: Buffer[] = [];
+  let received = 0;
+  for await (const chunk of ctx.req.iterator({ destroyOnReturn: false })) {
+    received += (chunk as Buffer).length;
+    if (received > FORM_BODY_LIMIT) {
+      refuseOversizedBody(ctx);
+      return null;
+    }
+    chunks.push(chunk as Buffer);
+  }
+  return Buffer.concat(chunks);
+}
+
+/** The answer oidc-provider gives to a body it cannot parse, for one this module stopped reading. */
+function refuseOversizedBody(ctx: Context): void {
+  ctx.status = 400;
+  ctx.set('Cache-Control', 'no-store');
+  ctx.body = { error: 'invalid_request', error_description: 'failed to parse the request body' };
+}
+
+/** Hands `body` to whatever reads the request stream next (oidc-provider), as the whole request body. */
+export function replayFormBody(ctx: Context, body: Buffer): void {
+  ctx.req.headers['content-length'] = String(body.length);
+  Object.defineProperty(ctx.req, 'readable', { value: true, configurable: true });
+  Object.defineProperty(ctx.req, 'iterator', {
+    configurable: true,
+    value: () => (async function* replay() { yield body; })(),
+  });
+}
