@@ -8,6 +8,8 @@ import { exchangeClaimsFor, pendingExchangeClaims, registerTokenExchange } from 
 import { recordedTokenBridge } from '../exchange/recorded-token-bridge.ts';
 import { fromExchange, TOKEN_EXCHANGE_GRANT } from '../exchange/token-types.ts';
 import { storeAdapterFactory } from './adapter.ts';
+import { clientDialects } from './client-dialects.ts';
+import { viewingAdapterFactory } from './token-request-view.ts';
 import { accountClaims, profileTokenClaims, SCOPE_CLAIMS } from './claims.ts';
 import { isGroupSelectionScope, isWlcgScope, scopeCovered } from './resource-servers.ts';
 
@@ -78,6 +80,14 @@ export function clientMetadata(client: ClientConfig): ClientMetadata {
   };
 }
 
+/** oidc-provider's events for requests it refused with an OAuth error (lib/helpers/initialize_app.js). */
+const REFUSAL_EVENTS = [
+  'authorization.error', 'grant.error', 'userinfo.error', 'device_authorization.error', 'code_verification.error',
+  'device_resume.error', 'pushed_authorization_request.error', 'introspection.error', 'revocation.error',
+  'registration_create.error', 'registration_read.error', 'registration_update.error', 'registration_delete.error',
+  'end_session.error', 'end_session_confirm.error', 'backchannel.error',
+] as const;
+
 /** Distinct (resource, client, grant, scopes) answers kept; the memo starts over when full. */
 const RESOURCE_INFO_MEMO_SIZE = 10_000;
 type ResourceServerInfo = Awaited<ReturnType<NonNullable<NonNullable<NonNullable<Configuration['features']>['resourceIndicators']>['getResourceServerInfo']>>>;
@@ -120,7 +130,7 @@ export function createProvider(deps: ProviderDeps): Provider {
     ?? config.defaultProfile;
 
   const configuration: Configuration = {
-    adapter: storeAdapterFactory(deps.store),
+    adapter: viewingAdapterFactory(storeAdapterFactory(deps.store)),
     clients: [...config.clients.map(clientMetadata), {
       client_id: ACCOUNT_CLIENT_ID,
       client_name: 'Your fedgate account',
@@ -349,6 +359,7 @@ export function createProvider(deps: ProviderDeps): Provider {
 
   const provider = new Provider(config.issuer, configuration);
   provider.proxy = config.trustProxy;
+  provider.use(clientDialects(provider, { logger, resourceServers }));
   provider.use(recordedTokenBridge([provider.pathFor('introspection'), provider.pathFor('revocation')]));
   registerTokenExchange(provider, {
     config, store: deps.store, accounts, policy, resourceServers, audit, logger, jwks: deps.jwks,
@@ -384,6 +395,20 @@ export function createProvider(deps: ProviderDeps): Provider {
       detail: { grant_type: String(ctx.oidc?.params?.grant_type ?? ''), error: err.error },
     });
   });
+  // Operators see why a client fails: every refusal is logged with its wire error and description (never
+  // parameters or credentials). A device flow client polling before the user is done is not a refusal.
+  const POLLING = new Set(['authorization_pending', 'slow_down']);
+  const onRefusal = provider.on.bind(provider) as (event: string, listener: (ctx: KoaContextWithOIDC, err: errors.OIDCProviderError) => void) => unknown;
+  for (const event of REFUSAL_EVENTS) {
+    onRefusal(event, (ctx, err) => {
+      const entry = {
+        requestId: ctx.state?.requestId, route: ctx.oidc?.route, client: ctx.oidc?.client?.clientId,
+        error: err.error, error_description: err.error_description,
+      };
+      if (POLLING.has(err.error)) logger.debug(entry, 'request refused');
+      else logger.info(entry, 'request refused');
+    });
+  }
   provider.on('end_session.success', (ctx: KoaContextWithOIDC) => {
     void audit.record({ type: 'logout', actor: ctx.oidc.session?.accountId ?? 'anonymous', outcome: 'success', ip: clientIp(ctx), client: ctx.oidc.client?.clientId });
   });

@@ -5,6 +5,11 @@ const PATH_SCOPE = /^(storage\.(?:read|create|modify|stage)):(\/.*)$/;
 /** WLCG group selection scopes (WLCG profile §3.1): `wlcg.groups` and `wlcg.groups:/cms`. */
 const WLCG_GROUPS_SCOPE = /^wlcg\.groups(?::(\/.+))?$/;
 
+/** Is this a WLCG capability scope with a path (`storage.read:/store`)? */
+export function isPathScope(scope: string): boolean {
+  return PATH_SCOPE.test(scope);
+}
+
 /**
  * Normalises a WLCG path: collapses repeated slashes and removes a trailing
  * slash, refusing `.` and `..` segments (a scope must not escape its base).
