@@ -18,6 +18,7 @@ import { createX509Bridge } from './federation/x509/index.ts';
 import { createMetadataEndpoint, DataSources, PROTECTED_RESOURCE_WELL_KNOWN } from './datasources/index.ts';
 import { createGateway, ServiceRegistry } from './gateway/index.ts';
 import { sendPage } from './http/page.ts';
+import { sendUnavailable } from './http/unavailable.ts';
 import { interactionRoutes } from './interaction/routes.ts';
 import { jwksForProvider, loadOrCreateCookieKeys, loadOrCreateKeys, maintainKeys, nextKeyChange, publicJwks, watchKeys, type KeySet } from './keys/index.ts';
 import { longLifetimes, signedTokenHorizon } from './config/lifetimes.ts';
@@ -27,7 +28,7 @@ import { createMetrics } from './observability/metrics.ts';
 import { revokeAccountGrants } from './oidc/adapter.ts';
 import { createProvider } from './oidc/provider.ts';
 import { ResourceServers } from './oidc/resource-servers.ts';
-import { createStore } from './store/index.ts';
+import { absentUnlessUnavailable, createStore, isStoreUnavailable } from './store/index.ts';
 import type { Store } from './store/store.ts';
 import type { Services } from './services.ts';
 import * as pages from './views/pages.ts';
@@ -182,7 +183,7 @@ export async function createFedgate(config: Config, options: CreateOptions = {})
 
   const dataSources = new DataSources({ config, store, logger, audit, resourceServers, services, policy, groups, provider: () => provider });
   const configuredClients = new Set(config.clients.map((c) => c.clientId));
-  policy.clientExists = async (clientId) => configuredClients.has(clientId) || !!(await provider.Client.find(clientId).catch(() => undefined));
+  policy.clientExists = async (clientId) => configuredClients.has(clientId) || !!(await provider.Client.find(clientId).catch(absentUnlessUnavailable));
   const stopKeyTimers = () => {
     stopWatching();
     clearTimeout(keyChangeTimer);
@@ -225,6 +226,7 @@ export async function createFedgate(config: Config, options: CreateOptions = {})
 
   /** Anything that escapes a handler becomes a generic server_error: no stack, no detail. */
   const answerError = (ctx: Context, err: unknown) => {
+    if (isStoreUnavailable(err)) return sendUnavailable(ctx, config.store.retryAfterSeconds);
     const status = (err as { status?: number }).status;
     const exposed = (err as { expose?: boolean }).expose && status && status >= 400 && status < 500;
     ctx.status = exposed ? status : 500;

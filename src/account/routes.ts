@@ -1,3 +1,4 @@
+import { absentUnlessUnavailable } from '../store/errors.ts';
 import { createHash, randomBytes } from 'node:crypto';
 import { bodyParser } from '@koa/bodyparser';
 import Router from '@koa/router';
@@ -76,7 +77,7 @@ export function accountRoutes(deps: AccountRoutesDeps): Router {
     if (!state || ctx.query.state !== state) return error(ctx, 400, 'The sign-in could not be matched to this browser. Open your account page again.');
     if (typeof ctx.query.error === 'string') return error(ctx, 400, 'The sign-in did not complete.');
     // The sign-in left a session, which is all the page needs: the code is withdrawn at once.
-    const code = typeof ctx.query.code === 'string' ? await deps.provider().AuthorizationCode.find(ctx.query.code).catch(() => undefined) : undefined;
+    const code = typeof ctx.query.code === 'string' ? await deps.provider().AuthorizationCode.find(ctx.query.code).catch(absentUnlessUnavailable) : undefined;
     await code?.destroy();
     ctx.redirect('/account');
   });

@@ -14,6 +14,7 @@ import { caller, fail, type AdminCaller } from './http.ts';
 import { policyRoutes } from './policies.ts';
 import { resourceServerRoutes } from './resource-servers.ts';
 import type { DataSources } from '../datasources/index.ts';
+import { absentUnlessUnavailable } from '../store/errors.ts';
 
 export interface AdminDeps {
   config: Config;
@@ -64,14 +65,14 @@ export function adminRoutes(deps: AdminDeps): Router {
   const authenticate = async (value: string): Promise<AdminCaller | { status: 401 | 403; reason: string }> => {
     const invalid = { status: 401 as const, reason: 'the access token is invalid, expired or revoked' };
     const provider = deps.provider();
-    const token = await provider.AccessToken.find(value).catch(() => undefined);
+    const token = await provider.AccessToken.find(value).catch(absentUnlessUnavailable);
     if (token?.accountId) {
       const account = await accounts.findById(token.accountId);
       if (!account || account.disabled) return invalid;
       if (!effectiveGroups(account.groups).includes(ADMIN_GROUP)) return { status: 403, reason: `membership of ${ADMIN_GROUP} is required` };
       return { actor: account.id, label: account.username };
     }
-    const clientToken = token ? undefined : await provider.ClientCredentials.find(value).catch(() => undefined);
+    const clientToken = token ? undefined : await provider.ClientCredentials.find(value).catch(absentUnlessUnavailable);
     if (!clientToken) return invalid;
     const scopes = String(clientToken.scope ?? '').split(' ');
     if (!scopes.includes(ADMIN_SCOPE) || !adminClients.has(clientToken.clientId ?? '')) return { status: 403, reason: `the ${ADMIN_SCOPE} scope of an administrative client is required` };

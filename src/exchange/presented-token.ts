@@ -5,6 +5,7 @@
  * issuers, each resolved to who it speaks for, what it carries, and the
  * grants it belongs to (so that exchanged tokens die with them).
  */
+import { absentUnlessUnavailable } from '../store/errors.ts';
 import { createLocalJWKSet, decodeJwt, decodeProtectedHeader, errors as joseErrors, jwtVerify, type JWK, type JWTPayload } from 'jose';
 import type Provider from 'oidc-provider';
 import type { Account, Accounts } from '../accounts/accounts.ts';
@@ -200,7 +201,7 @@ export class PresentedTokens {
 
   async #grant(grantId: string | undefined): Promise<{ offlineAccess: boolean } | undefined> {
     if (!grantId) return undefined;
-    const grant = await this.#options.provider.Grant.find(grantId).catch(() => undefined);
+    const grant = await this.#options.provider.Grant.find(grantId).catch(absentUnlessUnavailable);
     if (!grant) return undefined;
     return { offlineAccess: scopeList(grant.getOIDCScope()).includes('offline_access') };
   }
@@ -271,7 +272,7 @@ export class PresentedTokens {
 
   async #refreshToken(value: string, clientId: string): Promise<PresentedToken> {
     if (!OPAQUE.test(value)) throw new UnusableToken('the token is malformed');
-    const token = await this.#options.provider.RefreshToken.find(value).catch(() => undefined);
+    const token = await this.#options.provider.RefreshToken.find(value).catch(absentUnlessUnavailable);
     if (!token || token.isExpired) throw new UnusableToken('the refresh token is unknown, expired or revoked');
     // A refresh token is a credential of the client it was issued to: only that client may exchange it.
     if (token.clientId !== clientId) throw new UnusableToken('the refresh token was not issued to this client');

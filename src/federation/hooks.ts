@@ -1,3 +1,4 @@
+import { absentUnlessUnavailable } from '../store/errors.ts';
 import { randomBytes } from 'node:crypto';
 import type { Context } from 'koa';
 import type Provider from 'oidc-provider';
@@ -36,7 +37,7 @@ export function federationHooks(deps: { store: Store; accounts: Accounts; provid
       ctx.redirect(`/interaction/${encodeURIComponent(uid)}/federated?key=${key}`);
     },
     async currentAccount(ctx: Context) {
-      const session = await deps.provider().Session.get(ctx as never).catch(() => undefined);
+      const session = await deps.provider().Session.get(ctx as never).catch(absentUnlessUnavailable);
       const accountId = (session as { accountId?: string } | undefined)?.accountId;
       if (!accountId) return undefined;
       const account = await deps.accounts.findById(accountId);

@@ -9,7 +9,7 @@
 import { createHash } from 'node:crypto';
 import { calculateJwkThumbprint, decodeProtectedHeader, EmbeddedJWK, jwtVerify, type JWK } from 'jose';
 import type { Store } from '../store/store.ts';
-import { InvalidDpopProof, InvalidToken, TemporarilyUnavailable } from './errors.ts';
+import { InvalidDpopProof, InvalidToken, unavailable } from './errors.ts';
 
 /** Proof signing algorithms accepted: asymmetric only (RFC 9449 §4.3 point 5). */
 export const DPOP_ALGORITHMS = ['ES256', 'EdDSA', 'Ed25519', 'RS256', 'PS256'];
@@ -119,8 +119,8 @@ export async function checkDpopProof(check: DpopCheck): Promise<void> {
   let fresh: boolean;
   try {
     fresh = await check.store.setIfAbsent(key, 1, JTI_TTL);
-  } catch {
-    throw new TemporarilyUnavailable('the DPoP proof cannot be checked right now');
+  } catch (err) {
+    throw unavailable(err, 'the DPoP proof cannot be checked right now');
   }
   if (!fresh) throw new InvalidDpopProof('the DPoP proof was already used (jti)');
 }

@@ -8,6 +8,7 @@
  * token, a proof or a header value the client sent.
  */
 import type { Context } from 'koa';
+import { isStoreUnavailable } from '../store/errors.ts';
 
 /** The realm in every challenge. */
 export const REALM = 'fedgate';
@@ -101,6 +102,15 @@ export class BadGateway extends GatewayError {
 export class TemporarilyUnavailable extends GatewayError {
   readonly status = 503;
   readonly error = 'temporarily_unavailable';
+}
+
+/**
+ * The error for a failed store call: the store's own StoreUnavailable as it
+ * is (fedgate answers it with 503 and Retry-After in one place,
+ * src/http/unavailable.ts), anything else as a TemporarilyUnavailable.
+ */
+export function unavailable(err: unknown, description: string): Error {
+  return isStoreUnavailable(err) ? err as Error : new TemporarilyUnavailable(description);
 }
 
 /** 504: the upstream did not answer within the service's timeout. */

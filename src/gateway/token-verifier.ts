@@ -16,7 +16,7 @@ import { effectiveGroups, type Account, type Accounts } from '../accounts/accoun
 import { WLCG_ANY_AUDIENCE, type ResourceServerConfig } from '../config/schema.ts';
 import { toPublicJwk } from '../keys/index.ts';
 import { BoundedMap } from '../util/bounded-map.ts';
-import { InvalidToken, TemporarilyUnavailable } from './errors.ts';
+import { InvalidToken, unavailable } from './errors.ts';
 
 /** Accepted clock skew for `exp` and `nbf`, in seconds. */
 export const CLOCK_TOLERANCE = 30;
@@ -296,8 +296,8 @@ export class TokenVerifier {
     let record: unknown;
     try {
       record = await this.#options.provider().AccessToken.adapter.find(token);
-    } catch {
-      throw new TemporarilyUnavailable('the access token cannot be checked right now');
+    } catch (err) {
+      throw unavailable(err, 'the access token cannot be checked right now');
     }
     if (!record) throw new InvalidToken('the access token has been revoked');
   }
@@ -309,8 +309,8 @@ export class TokenVerifier {
     try {
       const provider = this.#options.provider();
       found = await provider.AccessToken.find(token) ?? await provider.ClientCredentials.find(token);
-    } catch {
-      throw new TemporarilyUnavailable('the access token cannot be checked right now');
+    } catch (err) {
+      throw unavailable(err, 'the access token cannot be checked right now');
     }
     if (!found?.clientId || !found.exp) throw new InvalidToken('the access token is unknown, expired or revoked');
     const accountId = found.kind === 'AccessToken' ? found.accountId : undefined;
@@ -330,8 +330,8 @@ export class TokenVerifier {
     this.stats.accountReads += 1;
     try {
       return await this.#options.accounts.findById(id);
-    } catch {
-      throw new TemporarilyUnavailable('the access token cannot be checked right now');
+    } catch (err) {
+      throw unavailable(err, 'the access token cannot be checked right now');
     }
   }
 

@@ -1,3 +1,4 @@
+import { isStoreUnavailable } from '../store/errors.ts';
 import { createHash } from 'node:crypto';
 import { bodyParser } from '@koa/bodyparser';
 import Router from '@koa/router';
@@ -67,7 +68,8 @@ export function interactionRoutes(deps: InteractionDeps): Router {
     let found: InteractionDetails;
     try {
       found = await deps.provider().interactionDetails(ctx.req, ctx.res);
-    } catch {
+    } catch (err) {
+      if (isStoreUnavailable(err)) throw err;
       throw new InteractionError(400, 'invalid_request', 'This sign-in request has expired or was opened in another browser. Go back to the application and start again.');
     }
     if (found.uid !== ctx.params.uid) {

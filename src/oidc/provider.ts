@@ -7,6 +7,8 @@ import * as pages from '../views/pages.ts';
 import { exchangeClaimsFor, pendingExchangeClaims, registerTokenExchange } from '../exchange/grant.ts';
 import { recordedTokenBridge } from '../exchange/recorded-token-bridge.ts';
 import { fromExchange, TOKEN_EXCHANGE_GRANT } from '../exchange/token-types.ts';
+import { sendUnavailable } from '../http/unavailable.ts';
+import { isStoreUnavailable } from '../store/errors.ts';
 import { storeAdapterFactory } from './adapter.ts';
 import { clientDialects } from './client-dialects.ts';
 import { viewingAdapterFactory } from './token-request-view.ts';
@@ -346,7 +348,8 @@ export function createProvider(deps: ProviderDeps): Provider {
       if (origin === 'null') return false;
       return client.redirectUris?.some((uri) => URL.parse(uri)?.origin === origin) ?? false;
     },
-    renderError: async (ctx, out) => {
+    renderError: async (ctx, out, err) => {
+      if (isStoreUnavailable(err)) return sendUnavailable(ctx, config.store.retryAfterSeconds);
       const status = ctx.status >= 400 ? ctx.status : 400;
       sendPage(ctx, (nonce) => pages.errorPage({
         nonce,
@@ -413,6 +416,12 @@ export function createProvider(deps: ProviderDeps): Provider {
     void audit.record({ type: 'logout', actor: ctx.oidc.session?.accountId ?? 'anonymous', outcome: 'success', ip: clientIp(ctx), client: ctx.oidc.client?.clientId });
   });
   provider.on('server_error', (ctx: KoaContextWithOIDC, err: Error) => {
+    // Emitted after oidc-provider wrote its generic 500 answer, before it is sent: the store's outage becomes a 503.
+    if (isStoreUnavailable(err)) {
+      sendUnavailable(ctx, config.store.retryAfterSeconds);
+      logger.warn({ err: { message: err.message }, route: ctx.oidc?.route }, 'store unavailable: answered 503');
+      return;
+    }
     logger.error({ err: { message: err.message, name: err.name, stack: err.stack }, route: ctx.oidc?.route }, 'oidc-provider server_error');
   });
   return provider;

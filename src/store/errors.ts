@@ -22,3 +22,13 @@ export function isStoreUnavailable(err: unknown): boolean {
   }
   return false;
 }
+
+/**
+ * For `.catch()` on a lookup whose failure means "not found": a lookup that
+ * could not reach the store is not a miss, so {@link StoreUnavailable} is
+ * thrown on (the request answers 503) and anything else reads as absent.
+ */
+export function absentUnlessUnavailable(err: unknown): undefined {
+  if (isStoreUnavailable(err)) throw err;
+  return undefined;
+}

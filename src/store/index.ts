@@ -6,7 +6,7 @@ export type { Store } from './store.ts';
 export { MemoryStore } from './memory-store.ts';
 export type { MemoryStoreOptions } from './memory-store.ts';
 export { RedisStore } from './redis-store.ts';
-export { StoreUnavailable, isStoreUnavailable } from './errors.ts';
+export { StoreUnavailable, isStoreUnavailable, absentUnlessUnavailable } from './errors.ts';
 export type { RedisStoreOptions } from './redis-store.ts';
 export { probeRedis, redactRedisUrl, StoreProbeError } from './probe.ts';
 

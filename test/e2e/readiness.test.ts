@@ -47,9 +47,10 @@ describe('readiness follows the store', () => {
         headers: { authorization: `Basic ${Buffer.from('demo-service:demo-service-secret').toString('base64')}`, 'content-type': 'application/x-www-form-urlencoded' },
         body: 'grant_type=client_credentials',
       });
-      assert.equal(token.status, 500, 'an opaque token cannot be stored: a generic server_error');
+      assert.equal(token.status, 503, 'an opaque token cannot be stored: temporarily unavailable');
+      assert.ok(token.headers.get('retry-after'));
       const body = await token.json() as { error: string; error_description: string };
-      assert.equal(body.error, 'server_error');
+      assert.equal(body.error, 'temporarily_unavailable');
       assert.doesNotMatch(body.error_description, /ECONNREFUSED|127\.0\.0\.1|redis/i, 'no internals leak');
     } finally {
       await cleanup?.();
