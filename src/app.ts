@@ -95,7 +95,10 @@ export async function createFedgate(config: Config, options: CreateOptions = {})
     logger.warn('REDIS_URL is not set: using the EMBEDDED IN-MEMORY STORE. Tokens, sessions and accounts are lost on restart and not shared between replicas. Set REDIS_URL for anything but a demo.');
   }
   const metrics = createMetrics();
-  const audit = new Audit(store, logger, config.audit.maxEvents);
+  const audit = new Audit(store, logger, config.audit.maxEvents, {
+    bufferBytes: config.audit.bufferBytes,
+    onDropped: (count, reason) => metrics.auditEventsDropped.inc({ reason }, count),
+  });
   const accounts = new Accounts(store);
   accounts.onDisabled = async (account) => {
     const revoked = await revokeAccountGrants(store, account.id);
@@ -394,7 +397,7 @@ export async function createFedgate(config: Config, options: CreateOptions = {})
       await x509.close();
       await dataSources.close();
       await policy.close();
-      await audit.flush();
+      await audit.close();
       await store.close();
     },
   };

@@ -27,7 +27,7 @@ export function demoRealm(): Omit<FileConfig, 'users'> & { users: Array<FileConf
     aarc: { entitlementNamespace: 'urn:geant:fedgate.demo', groupAuthority: 'fedgate.demo' },
     login: { maxFailures: 5, lockoutSeconds: 300 },
     store: { deadlineMs: 2000, retryAfterSeconds: 5 },
-    audit: { maxEvents: 100_000 },
+    audit: { maxEvents: 100_000, bufferBytes: 4 * 1024 * 1024 },
     registration: { enabled: true, initialAccessTokenTtl: 24 * 3600 },
     groups: [
       { path: '/admins', description: 'fedgate administrators' },

@@ -188,6 +188,12 @@ export const fileConfigSchema = z.object({
   audit: z.object({
     /** Approximate number of audit events kept in the Redis stream. */
     maxEvents: z.number().int().positive().default(100_000),
+    /**
+     * Bytes of audit events kept in memory while the store is unavailable,
+     * written once it is back; events past this bound are dropped, counted
+     * (fedgate_audit_events_dropped_total) and logged.
+     */
+    bufferBytes: z.number().int().min(0).default(4 * 1024 * 1024),
   }).strict().prefault({}),
   registration: z.object({
     /** Dynamic client registration (RFC 7591), only with an initial access token. */

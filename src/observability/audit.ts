@@ -1,4 +1,6 @@
 import type { Logger } from 'pino';
+import { randomUUID } from 'node:crypto';
+import { isStoreUnavailable } from '../store/errors.ts';
 import type { Store } from '../store/store.ts';
 
 /** What happened; later features add their own types. */
@@ -28,6 +30,12 @@ export interface AuditEvent {
 export interface StoredAuditEvent extends AuditEvent {
   id: string;
   time: string;
+  /**
+   * Unique per recorded event. A write that timed out may still have been
+   * applied, and its retry then stores the event again: readers keep one
+   * entry per eventId.
+   */
+  eventId: string;
 }
 
 export const AUDIT_STREAM = 'audit:events';
@@ -36,6 +44,30 @@ export const AUDIT_STREAM = 'audit:events';
 const FLUSH_INTERVAL_MS = 20;
 /** A batch is written at once when it reaches this size. */
 const MAX_BATCH = 256;
+/** Default of {@link AuditOptions.bufferBytes}. */
+export const DEFAULT_AUDIT_BUFFER_BYTES = 4 * 1024 * 1024;
+const MAX_RETRY_MS = 2000;
+
+/** Why events were dropped (the `reason` label of the metric). */
+export type AuditDropReason = 'buffer_full' | 'refused' | 'shutdown';
+
+/** Options of {@link Audit}. */
+export interface AuditOptions {
+  /**
+   * Serialised events (bytes) kept in memory for retry while the store is
+   * unavailable; events recorded past this bound are dropped.
+   */
+  bufferBytes?: number;
+  /** Counts dropped events (fedgate_audit_events_dropped_total). */
+  onDropped?: (count: number, reason: AuditDropReason) => void;
+  /** The first retry delay in milliseconds; it doubles up to 2 s. Default 250. */
+  retryMs?: number;
+}
+
+interface Entry {
+  fields: { event: string };
+  bytes: number;
+}
 
 /**
  * The audit trail every feature writes to: logged at once, and appended to a
@@ -43,36 +75,76 @@ const MAX_BATCH = 256;
  * instead of one per event: at thousands of tokens a second the per-event
  * write was the largest cost on the token endpoint). Writing never throws
  * into the request that caused it.
+ *
+ * While the store is unavailable the events stay in memory, in order, up to
+ * `bufferBytes`, and are written again with backoff until the store takes
+ * them. An event that cannot be kept (the buffer is full, the store refuses
+ * it for good, or fedgate stops during the outage) is counted and logged
+ * whole at error level, so the log still holds it.
  */
 export class Audit {
   readonly #store: Store;
   readonly #logger: Logger;
   readonly #maxEvents: number;
-  #queue: Array<Record<string, string>> = [];
+  readonly #bufferBytes: number;
+  readonly #onDropped: (count: number, reason: AuditDropReason) => void;
+  readonly #firstRetryMs: number;
+  /** Events not yet stored, oldest first (those being written included). */
+  #buffer: Entry[] = [];
+  #bytes = 0;
+  /** Events recorded since the last flush; a flush is due at MAX_BATCH. */
+  #unflushed = 0;
   /** Settles when the queued batch is written; one promise per batch, not per event. */
   #queued: { promise: Promise<void>; settle: () => void } | undefined;
   #timer: NodeJS.Timeout | undefined;
+  /** Set while the store is unavailable: the next attempt. */
+  #retry: NodeJS.Timeout | undefined;
+  #retryMs: number;
+  /** The last write failed because the store is unavailable; the retry timer drives writes. */
+  #outage = false;
   /** The last write in flight; batches are chained so they land in order. */
   #writing: Promise<void> = Promise.resolve();
 
-  constructor(store: Store, logger: Logger, maxEvents: number) {
+  constructor(store: Store, logger: Logger, maxEvents: number, options: AuditOptions = {}) {
     this.#store = store;
     this.#logger = logger.child({ component: 'audit' });
     this.#maxEvents = maxEvents;
+    this.#bufferBytes = options.bufferBytes ?? DEFAULT_AUDIT_BUFFER_BYTES;
+    this.#onDropped = options.onDropped ?? (() => {});
+    this.#firstRetryMs = options.retryMs ?? 250;
+    this.#retryMs = this.#firstRetryMs;
   }
 
-  /** Records an event; resolves once its batch is stored (or its failure logged). */
+  /** Events kept in memory, not yet stored. */
+  get pending(): number {
+    return this.#buffer.length;
+  }
+
+  /**
+   * Records an event; resolves once its batch is stored, or kept for retry
+   * (the store is unavailable), or dropped and logged.
+   */
   record(event: AuditEvent): Promise<void> {
-    const stored = { time: new Date().toISOString(), ...event };
+    const stored = { time: new Date().toISOString(), eventId: randomUUID(), ...event };
     if (this.#logger.isLevelEnabled('info')) this.#logger.info({ audit: stored }, `audit ${event.type} ${event.outcome}`);
-    this.#queue.push({ event: JSON.stringify(stored) });
+    const event_ = JSON.stringify(stored);
+    const entry: Entry = { fields: { event: event_ }, bytes: Buffer.byteLength(event_) };
+    if (this.#bytes + entry.bytes > this.#bufferBytes) {
+      this.#drop([entry], 'buffer_full');
+      return Promise.resolve();
+    }
+    this.#buffer.push(entry);
+    this.#bytes += entry.bytes;
+    // During an outage the retry timer writes it; nothing waits for the store.
+    if (this.#outage) return Promise.resolve();
     if (!this.#queued) {
       let settle!: () => void;
       const promise = new Promise<void>((resolve) => { settle = resolve; });
       this.#queued = { promise, settle };
     }
     const { promise } = this.#queued;
-    if (this.#queue.length >= MAX_BATCH) void this.flush();
+    this.#unflushed += 1;
+    if (this.#unflushed >= MAX_BATCH) void this.flush();
     else if (!this.#timer) {
       this.#timer = setTimeout(() => void this.flush(), FLUSH_INTERVAL_MS);
       this.#timer.unref();
@@ -80,37 +152,86 @@ export class Audit {
     return promise;
   }
 
-  /** Writes every queued event; resolves when all writes so far have finished. */
+  /** Writes every buffered event; resolves when all writes so far have finished (or failed and are kept). */
   flush(): Promise<void> {
     clearTimeout(this.#timer);
     this.#timer = undefined;
-    const batch = this.#queue;
+    clearTimeout(this.#retry);
+    this.#retry = undefined;
+    this.#unflushed = 0;
     const queued = this.#queued;
-    if (batch.length === 0 || !queued) return this.#writing;
-    this.#queue = [];
     this.#queued = undefined;
-    this.#writing = this.#writing.then(async () => {
-      try {
-        await this.#store.appendToStream(AUDIT_STREAM, batch, this.#maxEvents);
-      } catch (err) {
-        this.#logger.error({ err: { message: (err as Error).message }, events: batch.length }, 'audit events could not be stored');
-      } finally {
-        queued.settle();
-      }
-    });
+    this.#writing = this.#writing.then(() => this.#drain()).finally(() => queued?.settle());
     return this.#writing;
+  }
+
+  /** A last attempt to store what is buffered (at shutdown); what remains is dropped and logged. */
+  async close(): Promise<void> {
+    await this.flush();
+    clearTimeout(this.#retry);
+    this.#retry = undefined;
+    if (this.#buffer.length) this.#drop(this.#buffer.splice(0), 'shutdown');
+    this.#bytes = 0;
+  }
+
+  async #drain(): Promise<void> {
+    while (this.#buffer.length) {
+      const batch = this.#buffer.slice(0, MAX_BATCH);
+      try {
+        await this.#store.appendToStream(AUDIT_STREAM, batch.map((e) => e.fields), this.#maxEvents);
+      } catch (err) {
+        if (isStoreUnavailable(err)) {
+          this.#scheduleRetry();
+          return;
+        }
+        // Refused for good (not a stream, a script error): retrying would not help.
+        this.#logger.error({ err: { message: (err as Error).message }, events: batch.length }, 'audit events could not be stored');
+        this.#take(batch.length);
+        this.#drop(batch, 'refused');
+        continue;
+      }
+      this.#take(batch.length);
+      if (this.#outage) {
+        this.#logger.info({ pending: this.#buffer.length }, 'the store is back: buffered audit events are being stored');
+        this.#outage = false;
+        this.#retryMs = this.#firstRetryMs;
+      }
+    }
+  }
+
+  #take(count: number): void {
+    for (const entry of this.#buffer.splice(0, count)) this.#bytes -= entry.bytes;
+  }
+
+  #scheduleRetry(): void {
+    if (!this.#outage) {
+      this.#outage = true;
+      this.#logger.warn({ pending: this.#buffer.length, bufferBytes: this.#bufferBytes }, 'the store is unavailable: audit events are kept in memory and retried');
+    }
+    this.#retry = setTimeout(() => void this.flush(), this.#retryMs);
+    this.#retry.unref();
+    this.#retryMs = Math.min(this.#retryMs * 2, MAX_RETRY_MS);
+  }
+
+  #drop(entries: Entry[], reason: AuditDropReason): void {
+    this.#onDropped(entries.length, reason);
+    // The event itself, so the log keeps what the store could not (events never carry secrets).
+    for (const entry of entries) this.#logger.error({ audit: JSON.parse(entry.fields.event) as unknown, reason }, 'audit event dropped');
   }
 
   /** The newest events, newest first (after writing what is queued). */
   async recent(count = 100): Promise<StoredAuditEvent[]> {
     await this.flush();
     const entries = await this.#store.readStream(AUDIT_STREAM, count);
-    return entries.flatMap(({ id, fields }) => {
+    const events = entries.flatMap(({ id, fields }) => {
       try {
         return [{ id, ...JSON.parse(fields.event ?? '') as Omit<StoredAuditEvent, 'id'> }];
       } catch {
         return [];
       }
     });
+    // Delivery is at least once (see eventId): the oldest copy stands, as the event happened then.
+    const seen = new Set<string>();
+    return events.reverse().filter((e) => !e.eventId || (!seen.has(e.eventId) && !!seen.add(e.eventId))).reverse();
   }
 }

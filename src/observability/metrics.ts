@@ -11,6 +11,8 @@ export interface Metrics {
   /** Counts a gateway decision (`allow` or `deny`) for a configured service. */
   authzDecision(service: string, outcome: 'allow' | 'deny'): void;
   logins: Counter<'method' | 'outcome'>;
+  /** Audit events that could not be kept (buffer full during an outage, refused, or pending at shutdown). */
+  auditEventsDropped: Counter<'reason'>;
 }
 
 export function createMetrics(): Metrics {
@@ -51,6 +53,12 @@ export function createMetrics(): Metrics {
     tokenIssued(grantType) {
       tokensIssued.labels(grantType).value += 1;
     },
+    auditEventsDropped: new Counter({
+      name: 'fedgate_audit_events_dropped_total',
+      help: 'Audit events dropped (and logged) because they could not be stored: buffer_full, refused or shutdown',
+      labelNames: ['reason'] as const,
+      registers: [registry],
+    }),
     logins: new Counter({
       name: 'fedgate_logins_total',
       help: 'Interactive logins by method and outcome',

@@ -1,9 +1,12 @@
 import assert from 'node:assert/strict';
-import { describe, it } from 'node:test';
-import { Audit, AUDIT_STREAM } from '../../src/observability/audit.ts';
+import { randomUUID } from 'node:crypto';
+import { after, before, describe, it } from 'node:test';
+import { Audit, AUDIT_STREAM, type AuditEvent } from '../../src/observability/audit.ts';
 import { createLogger } from '../../src/observability/logger.ts';
-import { MemoryStore } from '../../src/store/index.ts';
-import { LogCapture } from '../support/harness.ts';
+import { createMetrics } from '../../src/observability/metrics.ts';
+import { MemoryStore, RedisStore } from '../../src/store/index.ts';
+import { LogCapture, within } from '../support/harness.ts';
+import { PrivateRedis } from '../support/private-redis.ts';
 
 describe('audit trail', () => {
   it('stores events in order across batches, and record resolves once its event is stored', async () => {
@@ -29,5 +32,83 @@ describe('audit trail', () => {
     assert.match(logs.text, /audit login\.failed failure/);
     assert.match(logs.text, /audit events could not be stored/);
     await store.close();
+  });
+});
+
+describe('audit trail through a Redis outage (its own redis-server)', () => {
+  const DEADLINE_MS = 300;
+  let redis: PrivateRedis;
+  before(async () => { redis = await PrivateRedis.start(); });
+  after(async () => {
+    redis.thaw();
+    await redis.kill();
+  });
+
+  const event = (i: number): AuditEvent => ({ type: 'token.issued', actor: `client:c${i}`, outcome: 'success', detail: { n: i } });
+  const storeOn = () => new RedisStore({ url: redis.url, keyPrefix: `audit-${Math.random()}:`, deadlineMs: DEADLINE_MS });
+
+  it('keeps events while Redis is frozen or down, without holding up requests, and stores all of them in order when it is back', async () => {
+    const store = storeOn();
+    const audit = new Audit(store, createLogger('silent'), 10_000, { retryMs: 50 });
+    try {
+      await audit.record(event(0));
+      redis.freeze();
+      const start = performance.now();
+      for (let i = 1; i <= 50; i += 1) await audit.record(event(i));
+      assert.ok(performance.now() - start < DEADLINE_MS + 500, 'recording waits at most one store deadline in all');
+      assert.ok(audit.pending >= 50, `kept in memory (${audit.pending})`);
+      redis.thaw();
+      await within(5000, async () => audit.pending === 0);
+      const events = await audit.recent(1000);
+      assert.deepEqual(events.map((e) => e.actor), Array.from({ length: 51 }, (_, i) => `client:c${50 - i}`), 'none lost, none reordered');
+    } finally {
+      await audit.close();
+      await store.close();
+    }
+  });
+
+  it('drops what exceeds the bound: counted in the metric, each dropped event logged; the rest is stored once Redis is back', async () => {
+    const store = storeOn();
+    const logs = new LogCapture();
+    const metrics = createMetrics();
+    const one = Buffer.byteLength(JSON.stringify({ time: new Date().toISOString(), eventId: randomUUID(), ...event(10) }));
+    const audit = new Audit(store, createLogger('info', logs), 10_000, {
+      retryMs: 50, bufferBytes: one * 10, onDropped: (count, reason) => metrics.auditEventsDropped.inc({ reason }, count),
+    });
+    try {
+      await redis.kill();
+      for (let i = 10; i < 30; i += 1) await audit.record(event(i));
+      assert.equal(audit.pending, 10);
+      const metric = await metrics.registry.getSingleMetricAsString('fedgate_audit_events_dropped_total');
+      assert.match(metric, /fedgate_audit_events_dropped_total\{reason="buffer_full"\} 10/);
+      const dropped = logs.lines.map((l) => JSON.parse(l) as { msg: string; audit?: { actor: string } }).filter((l) => l.msg === 'audit event dropped');
+      assert.deepEqual(dropped.map((l) => l.audit?.actor), Array.from({ length: 10 }, (_, i) => `client:c${20 + i}`), 'each dropped event is in the log');
+      await redis.restart();
+      await within(5000, async () => audit.pending === 0);
+      const events = await audit.recent(100);
+      assert.deepEqual(events.map((e) => e.actor).reverse(), Array.from({ length: 10 }, (_, i) => `client:c${10 + i}`));
+    } finally {
+      await audit.close();
+      await store.close();
+    }
+  });
+
+  it('at shutdown during an outage, logs and counts what it could not store', async () => {
+    const store = storeOn();
+    const logs = new LogCapture();
+    let shutdownDrops = 0;
+    const audit = new Audit(store, createLogger('info', logs), 10_000, { onDropped: (n, reason) => { if (reason === 'shutdown') shutdownDrops += n; } });
+    await redis.kill();
+    try {
+      await audit.record(event(1));
+      await audit.record(event(2));
+      await audit.close();
+      assert.equal(shutdownDrops, 2);
+      assert.equal(audit.pending, 0);
+      assert.equal(logs.lines.filter((l) => l.includes('"audit event dropped"') && l.includes('"reason":"shutdown"')).length, 2);
+    } finally {
+      await store.close();
+      await redis.restart();
+    }
   });
 });
