@@ -67,6 +67,18 @@ function routeLabel(ctx: Context): string {
   return matched ?? 'unmatched';
 }
 
+/**
+ * The identity provider an authorization request names: `idp`, else
+ * AARC-G061's `idp_hint` when it names exactly one (a list of several leaves
+ * the choice to the discovery page).
+ */
+function identityProviderHint(params: Record<string, unknown>): string | undefined {
+  if (typeof params.idp === 'string' && params.idp) return params.idp;
+  if (typeof params.idp_hint !== 'string' || !params.idp_hint) return undefined;
+  const hints = params.idp_hint.split(',').map((h) => h.trim()).filter(Boolean);
+  return hints.length === 1 ? hints[0] : undefined;
+}
+
 /** Seeds accounts from configuration: created when absent, never overwritten. */
 async function seedAccounts(config: Config, accounts: Accounts, logger: Logger): Promise<void> {
   for (const user of config.users) {
@@ -301,7 +313,7 @@ export async function createFedgate(config: Config, options: CreateOptions = {})
       if (saml.enabled) alternatives.push({ href: saml.discoveryUrl({ interaction: uid }), label: 'Your institution (eduGAIN / SAML)' });
       if (config.x509.enabled) alternatives.push({ href: x509.loginUrl(uid), label: 'Your certificate (X.509)' });
       // An `idp` hint in the authorization request skips the choice (the discovery page checks it is known).
-      const idp = typeof params.idp === 'string' && params.idp ? params.idp : undefined;
+      const idp = identityProviderHint(params);
       const redirect = saml.enabled && idp ? `${saml.discoveryUrl({ interaction: uid })}&idp=${encodeURIComponent(idp)}` : undefined;
       return { alternatives, redirect };
     },

@@ -23,6 +23,8 @@ export interface Account {
   passwordHash?: string | undefined;
   /** Direct group memberships; parents are implied (see effectiveGroups). */
   groups: string[];
+  /** Identity assurance (REFEDS RAF / AARC-G021 URIs) the identity provider of the last federated login asserted. */
+  assurance?: string[] | undefined;
   disabled: boolean;
   identities: LinkedIdentity[];
   createdAt: number;
@@ -213,6 +215,20 @@ export class Accounts {
   }
 
   /** Disables or enables an account; disabling revokes its grants through onDisabled. */
+  /**
+   * Replaces the account's identity assurance values (from a federated
+   * login); writes nothing when they are unchanged.
+   */
+  async setAssurance(account: Account, assurance: readonly string[]): Promise<Account> {
+    const current = account.assurance ?? [];
+    if (current.length === assurance.length && current.every((v, i) => v === assurance[i])) return account;
+    const fresh = await this.#require(account.id);
+    if (assurance.length) fresh.assurance = [...assurance];
+    else delete fresh.assurance;
+    await this.#save(fresh);
+    return fresh;
+  }
+
   async setDisabled(id: string, disabled: boolean): Promise<Account> {
     const account = await this.#require(id);
     account.disabled = disabled;

@@ -165,10 +165,10 @@ export const fileConfigSchema = z.object({
   defaultProfile: z.enum(TOKEN_PROFILES).default('wlcg'),
   lifetimes: lifetimesSchema.prefault({}),
   aarc: z.object({
-    /** Namespace of eduperson_entitlement values (AARC-G002), e.g. urn:geant:example.org. */
-    entitlementNamespace: z.string().default('urn:geant:fedgate.local'),
-    /** Group authority after `#` (AARC-G002). */
-    groupAuthority: z.string().default('fedgate.local'),
+    /** Namespace of eduperson_entitlement values (AARC-G069), a URN (RFC 8141) such as urn:geant:example.org. */
+    entitlementNamespace: z.string().regex(/^urn:[A-Za-z0-9][A-Za-z0-9-]{0,30}[A-Za-z0-9]:[A-Za-z0-9()+,\-.:=@;$_!*'%/~]+$/, 'must be a URN (RFC 8141) such as urn:geant:example.org (AARC-G069)').default('urn:geant:fedgate.local'),
+    /** Group authority after `#` (AARC-G069), a domain name; also the scope of voperson_id (AARC-G026). */
+    groupAuthority: z.string().regex(/^[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*$/, 'must be a domain name such as aai.example.org').default('fedgate.local'),
   }).strict().prefault({}),
   login: z.object({
     /** Failed logins per username (and per client address) before a lockout window. */

@@ -11,15 +11,44 @@ export const SCOPE_CLAIMS = {
   groups: ['groups'],
   'wlcg.groups': ['wlcg.groups'],
   eduperson_entitlement: ['eduperson_entitlement'],
+  // AARC-G080 (AARC profile for OIDC claims): the community identifier (AARC-G026) and identity assurance (AARC-G021).
+  voperson_id: ['voperson_id'],
+  eduperson_assurance: ['eduperson_assurance'],
+  aarc: ['voperson_id', 'eduperson_entitlement', 'eduperson_assurance'],
 } as const;
 
 /**
- * AARC-G002 entitlement for a group:
- * `<namespace>:group:<group>[:<subgroup>...]#<authority>`.
+ * RFC 8141 §2: what an NSS may hold as it is (pchar without `:`, which
+ * separates AARC-G069 group levels, and `/`); anything else in a group name is
+ * percent-encoded (AARC-G069 §4, "Encoding").
+ */
+const URN_NSS_SAFE = /[A-Za-z0-9\-._~!$&'()*+,;=@]/;
+
+function encodeUrnSegment(segment: string): string {
+  let out = '';
+  for (const char of segment) {
+    out += URN_NSS_SAFE.test(char) ? char : [...Buffer.from(char, 'utf8')].map((b) => `%${b.toString(16).toUpperCase().padStart(2, '0')}`).join('');
+  }
+  return out;
+}
+
+/**
+ * AARC-G069 entitlement for a group membership:
+ * `<namespace>:group:<group>[:<subgroup>...]#<group-authority>`, each level
+ * encoded per RFC 8141; no `role=` part, so the role is `member` (AARC-G069
+ * §4). Every effective group gets one value, parents included.
  */
 export function aarcEntitlement(group: string, aarc: Config['aarc']): string {
-  const parts = group.split('/').filter(Boolean).map(encodeURIComponent);
+  const parts = group.split('/').filter(Boolean).map(encodeUrnSegment);
   return `${aarc.entitlementNamespace}:group:${parts.join(':')}#${aarc.groupAuthority}`;
+}
+
+/**
+ * AARC-G026 community identifier (`voperson_id`): the account's permanent,
+ * never reassigned id, scoped by the group authority (`<id>@<authority>`).
+ */
+export function vopersonId(account: Pick<Account, 'id'>, aarc: Config['aarc']): string {
+  return `${account.id}@${aarc.groupAuthority}`;
 }
 
 /**
@@ -48,6 +77,8 @@ export function accountClaims(account: Account, config: Config, scopes: Iterable
     groups,
     'wlcg.groups': wlcgGroups(groups, scopes) ?? groups,
     eduperson_entitlement: groups.map((g) => aarcEntitlement(g, config.aarc)),
+    voperson_id: vopersonId(account, config.aarc),
+    eduperson_assurance: account.assurance?.length ? account.assurance : undefined,
   };
 }
 
@@ -68,10 +99,17 @@ export function profileTokenClaims(
       const claims: Record<string, unknown> = { 'wlcg.ver': '1.0' };
       const selected = account ? wlcgGroups(groups, scopes) : undefined;
       if (selected) claims['wlcg.groups'] = selected;
+      // WLCG profile §2.3: identity assurance whenever a user authentication flow is behind the token.
+      if (account?.assurance?.length) claims.eduperson_assurance = account.assurance;
       return claims;
     }
     case 'aarc':
-      return account ? { eduperson_entitlement: groups.map((g) => aarcEntitlement(g, config.aarc)) } : {};
+      // AARC-G080: entitlements (AARC-G069), the community identifier (AARC-G026) and assurance (AARC-G021).
+      return account ? {
+        eduperson_entitlement: groups.map((g) => aarcEntitlement(g, config.aarc)),
+        voperson_id: vopersonId(account, config.aarc),
+        ...(account.assurance?.length ? { eduperson_assurance: account.assurance } : {}),
+      } : {};
     case 'groups':
       return account ? { groups } : {};
   }

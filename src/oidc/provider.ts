@@ -51,7 +51,7 @@ export const ADMIN_SCOPE = 'fedgate.admin';
 export const ACCOUNT_CLIENT_ID = 'fedgate-account';
 
 /** Static OIDC scopes; resource server scopes are resolved per request (getResourceServerInfo). */
-export const OIDC_SCOPES = ['openid', 'offline_access', 'profile', 'email', 'groups', 'wlcg.groups', 'eduperson_entitlement', ADMIN_SCOPE];
+export const OIDC_SCOPES = ['openid', 'offline_access', 'profile', 'email', 'groups', 'wlcg.groups', 'eduperson_entitlement', 'voperson_id', 'eduperson_assurance', 'aarc', ADMIN_SCOPE];
 /** What a client may ask for of the static scopes when its configuration lists none. */
 const DEFAULT_STATIC_SCOPES = OIDC_SCOPES.filter((s) => s !== ADMIN_SCOPE);
 
@@ -147,8 +147,8 @@ export function createProvider(deps: ProviderDeps): Provider {
       'none', 'client_secret_basic', 'client_secret_post', 'client_secret_jwt', 'private_key_jwt',
       ...(deps.clientCertificates ? ['tls_client_auth', 'self_signed_tls_client_auth'] as const : []),
     ],
-    // An authorization request may name the identity provider to use (skips the discovery page).
-    extraParams: ['idp'],
+    // An authorization request may name the identity provider to use (skips the discovery page): `idp`, or AARC-G061's `idp_hint`.
+    extraParams: ['idp', 'idp_hint'],
     jwks: deps.jwks as Configuration['jwks'],
     cookies: {
       keys: deps.cookieKeys,

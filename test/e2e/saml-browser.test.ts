@@ -62,6 +62,8 @@ describe('SAML login in a browser', () => {
             [ATTR.displayName]: ['Erin Example'],
             [ATTR.mail]: ['erin@testing.example'],
             [ATTR.entitlement]: ['urn:geant:fedgate.demo:group:cms:production#idp.testing.example'],
+            // eduPersonAssurance (REFEDS RAF), passed through as eduperson_assurance (AARC-G021); the last value is no URI.
+            'urn:oid:1.3.6.1.4.1.5923.1.1.1.11': ['https://refeds.org/assurance', 'https://refeds.org/assurance/IAP/medium', 'not a uri'],
           },
         });
         res.writeHead(200, { 'content-type': 'text/html' });
@@ -94,7 +96,7 @@ describe('SAML login in a browser', () => {
 
   it('picks the institution on the discovery page and comes back signed in', async () => {
     const portal = await rp(server.issuer, 'browser-portal', 'browser-portal-secret');
-    const { url, verifier } = await pkceAuthorizationUrl(portal, { redirect_uri: callbackUrl, scope: 'openid profile email groups' });
+    const { url, verifier } = await pkceAuthorizationUrl(portal, { redirect_uri: callbackUrl, scope: 'openid profile email groups aarc' });
     // One browser profile for both visits: the choice is remembered in a cookie.
     const context = await browser.newContext();
     context.setDefaultTimeout(10_000);
@@ -118,6 +120,11 @@ describe('SAML login in a browser', () => {
     assert.equal(userinfo.name, 'Erin Example');
     assert.equal(userinfo.email, 'erin@testing.example');
     assert.deepEqual(userinfo.groups, ['/cms', '/cms/production'], 'the token\'s claims carry the mapped groups');
+    // AARC-G080 through the `aarc` scope: community identifier (G026), assurance from SAML (G021), G069 entitlements.
+    // (scope-released claims go to userinfo: oidc-provider's conformIdTokenClaims)
+    assert.equal(userinfo.voperson_id, `${account.id}@fedgate.demo`);
+    assert.deepEqual(userinfo.eduperson_assurance, ['https://refeds.org/assurance', 'https://refeds.org/assurance/IAP/medium']);
+    assert.deepEqual(userinfo.eduperson_entitlement, ['urn:geant:fedgate.demo:group:cms#fedgate.demo', 'urn:geant:fedgate.demo:group:cms:production#fedgate.demo']);
 
     // The discovery page remembers the choice.
     const second = await context.newPage();
@@ -134,6 +141,12 @@ describe('SAML login in a browser', () => {
     await hinted.goto(withHint.url.href);
     await hinted.locator('#continue').waitFor();
     assert.ok(hinted.url().startsWith(idp.ssoUrl), `at ${hinted.url()}`);
+    // AARC-G061's `idp_hint` does the same.
+    const g061 = await context.newPage();
+    const withG061Hint = await pkceAuthorizationUrl(portal, { redirect_uri: callbackUrl, scope: 'openid', prompt: 'login', idp_hint: idp.entityID });
+    await g061.goto(withG061Hint.url.href);
+    await g061.locator('#continue').waitFor();
+    assert.ok(g061.url().startsWith(idp.ssoUrl), `at ${g061.url()}`);
     await context.close();
   });
 });

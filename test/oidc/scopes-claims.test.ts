@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { aarcEntitlement, wlcgGroups } from '../../src/oidc/claims.ts';
+import { aarcEntitlement, profileTokenClaims, vopersonId, wlcgGroups } from '../../src/oidc/claims.ts';
+import { loadConfig } from '../../src/config/index.ts';
+import type { Account } from '../../src/accounts/accounts.ts';
 import { normaliseScopePath, scopeCovered } from '../../src/oidc/resource-servers.ts';
 
 describe('WLCG scopes and claims', () => {
@@ -26,8 +28,26 @@ describe('WLCG scopes and claims', () => {
     assert.deepEqual(wlcgGroups(groups, ['wlcg.groups:/atlas', 'wlcg.groups']), ['/atlas', '/cms', '/cms/production']);
   });
 
-  it('writes AARC-G002 entitlements', () => {
-    assert.equal(aarcEntitlement('/cms/production', { entitlementNamespace: 'urn:geant:example.org', groupAuthority: 'aai.example.org' }),
-      'urn:geant:example.org:group:cms:production#aai.example.org');
+  it('writes AARC-G069 entitlements and the AARC-G026 voperson_id', () => {
+    const aarc = { entitlementNamespace: 'urn:geant:example.org', groupAuthority: 'aai.example.org' };
+    assert.equal(aarcEntitlement('/cms/production', aarc), 'urn:geant:example.org:group:cms:production#aai.example.org');
+    // RFC 8141 NSS characters stay, others (and `:`/`#`/`/`/`?`, which carry meaning) are percent-encoded.
+    assert.equal(aarcEntitlement('/vo.example-1/a b:c#d?e@f~g', aarc), 'urn:geant:example.org:group:vo.example-1:a%20b%3Ac%23d%3Fe@f~g#aai.example.org');
+    assert.equal(aarcEntitlement('/ü', aarc), 'urn:geant:example.org:group:%C3%BC#aai.example.org');
+    assert.equal(vopersonId({ id: '0b7c3a5e-1d2f-4c39-9a55-3c1f8a6f4e21' }, aarc), '0b7c3a5e-1d2f-4c39-9a55-3c1f8a6f4e21@aai.example.org');
+  });
+
+  it('puts AARC-G080 claims in AARC access tokens and assurance in WLCG ones (WLCG profile §2.3)', async () => {
+    const config = await loadConfig({});
+    const account: Account = { id: 'acc-1', username: 'erin', groups: ['/cms/production'], disabled: false, identities: [], createdAt: 0, updatedAt: 0,
+      assurance: ['https://refeds.org/assurance/IAP/medium'] };
+    assert.deepEqual(profileTokenClaims('aarc', account, [], config), {
+      eduperson_entitlement: ['urn:geant:fedgate.demo:group:cms#fedgate.demo', 'urn:geant:fedgate.demo:group:cms:production#fedgate.demo'],
+      voperson_id: 'acc-1@fedgate.demo',
+      eduperson_assurance: ['https://refeds.org/assurance/IAP/medium'],
+    });
+    assert.deepEqual(profileTokenClaims('wlcg', account, [], config), { 'wlcg.ver': '1.0', eduperson_assurance: ['https://refeds.org/assurance/IAP/medium'] });
+    assert.deepEqual(profileTokenClaims('wlcg', { ...account, assurance: undefined }, [], config), { 'wlcg.ver': '1.0' });
+    assert.deepEqual(profileTokenClaims('aarc', undefined, [], config), {}, 'a client\'s own token speaks for no person');
   });
 });

@@ -5,7 +5,9 @@
  * email; with `groupsAtLogin: add` they gain the groups this login's
  * entitlements map to (never lose any: memberships may also come from
  * administrators, and an identity provider that releases fewer attributes
- * one day must not strip access).
+ * one day must not strip access). The eduPersonAssurance values of the
+ * login replace the account's (AARC-G021: assurance is what the identity
+ * provider asserts now).
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -87,7 +89,7 @@ export class AccountResolver {
       const account = await this.#create(issuer, identity, groups);
       try {
         const linked = await this.#accounts.link(account.id, { type: 'saml', issuer, subject: identity.subject });
-        return { account: linked, created: true, addedGroups: groups };
+        return { account: await this.#accounts.setAssurance(linked, identity.assurance), created: true, addedGroups: groups };
       } catch (err) {
         // Linked to another account meanwhile (a link flow on another replica): that one wins, the new one is retired.
         if (!(err instanceof AccountError && err.code === 'identity_taken')) throw err;
@@ -102,7 +104,8 @@ export class AccountResolver {
 
   async #existing(account: Account, identity: MappedIdentity): Promise<Resolved | ResolveProblem> {
     if (account.disabled) return 'account_disabled';
-    const { account: updated, added } = await this.addGroups(account, identity.groups);
+    const { account: grouped, added } = await this.addGroups(account, identity.groups);
+    const updated = await this.#accounts.setAssurance(grouped, identity.assurance);
     return { account: updated, created: false, addedGroups: added };
   }
 

@@ -40,6 +40,8 @@ export interface MappedIdentity {
   principalName?: string | undefined;
   /** Group paths the entitlement rules produced (not yet checked against the registry). */
   groups: string[];
+  /** eduPersonAssurance values (REFEDS RAF, AARC-G021), passed on as `eduperson_assurance`. */
+  assurance: string[];
 }
 
 const MAX_VALUES = 1000;
@@ -104,6 +106,19 @@ const SCOPED_SUBJECTS: Record<string, RegExp> = {
 };
 const TARGETED_ID = 'urn:oid:1.3.6.1.4.1.5923.1.1.1.10';
 const PRINCIPAL_NAME = 'urn:oid:1.3.6.1.4.1.5923.1.1.1.6';
+/** eduPersonAssurance (eduPerson 2021-11): assurance URIs such as https://refeds.org/assurance/IAP/medium. */
+const ASSURANCE = 'urn:oid:1.3.6.1.4.1.5923.1.1.1.11';
+const MAX_ASSURANCE_VALUES = 50;
+
+/** The eduPersonAssurance values worth passing on: absolute URIs, no control characters, bounded. */
+function assuranceValues(values: readonly AttributeValue[]): string[] {
+  const out = new Set<string>();
+  for (const { text: value } of values) {
+    if (out.size >= MAX_ASSURANCE_VALUES) break;
+    if (value.length <= 256 && !CONTROL.test(value) && !/\s/.test(value) && URL.canParse(value)) out.add(value);
+  }
+  return [...out];
+}
 
 /** Why an assertion could not be mapped. */
 export type MappingProblem = 'no_subject';
@@ -187,6 +202,7 @@ export class AttributeMapper {
       email: emailValue?.text,
       principalName,
       groups: this.groups(entitlements),
+      assurance: assuranceValues(statements.attributes.get(ASSURANCE) ?? []),
     };
   }
 

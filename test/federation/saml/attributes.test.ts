@@ -96,6 +96,22 @@ describe('SAML attribute mapping', () => {
     assert.deepEqual(m.groups, ['/atlas', '/bad', '/cms', '/cms/production/analysis']);
   });
 
+  it('passes eduPersonAssurance values on (AARC-G021): URIs only, deduplicated, bounded', () => {
+    const assurance = 'urn:oid:1.3.6.1.4.1.5923.1.1.1.11';
+    const m = mapper.map(statements({
+      [ATTR.subjectId]: ['S1@uni.example.org'],
+      [assurance]: ['https://refeds.org/assurance/IAP/medium', 'https://refeds.org/assurance/IAP/medium', 'IAP medium', 'https://refeds.org/assurance/ID/unique\u0007', `https://x.example/${'a'.repeat(300)}`, 'https://refeds.org/profile/cappuccino'],
+    }), IDP, SP);
+    assert.ok(m !== 'no_subject');
+    assert.deepEqual(m.assurance, ['https://refeds.org/assurance/IAP/medium', 'https://refeds.org/profile/cappuccino']);
+    const many = mapper.map(statements({ [ATTR.subjectId]: ['S1@uni.example.org'], [assurance]: Array.from({ length: 80 }, (_, i) => `https://a.example/${i}`) }), IDP, SP);
+    assert.ok(many !== 'no_subject');
+    assert.equal(many.assurance.length, 50);
+    const none = mapper.map(statements({ [ATTR.subjectId]: ['S1@uni.example.org'] }), IDP, SP);
+    assert.ok(none !== 'no_subject');
+    assert.deepEqual(none.assurance, []);
+  });
+
   it('reads attributes and the NameID-valued form from assertion XML', () => {
     const { xml } = responseXml(IDP.entityID, { requestId: '_r', relayState: '', acsUrl: 'https://sp/acs', spEntityId: SP }, {
       nameId: 'nid',
