@@ -11,6 +11,7 @@ import { sendUnavailable } from '../http/unavailable.ts';
 import { isStoreUnavailable } from '../store/errors.ts';
 import { storeAdapterFactory } from './adapter.ts';
 import { clientDialects } from './client-dialects.ts';
+import { registeredResourceScopes, registrationMetadataValidator, registrationResponseScope, RESOURCE_SCOPE, withinRegisteredScopes } from './registered-clients.ts';
 import { viewingAdapterFactory } from './token-request-view.ts';
 import { accountClaims, profileTokenClaims, SCOPE_CLAIMS } from './claims.ts';
 import { isGroupSelectionScope, isWlcgScope, scopeCovered } from './resource-servers.ts';
@@ -156,6 +157,8 @@ export function createProvider(deps: ProviderDeps): Provider {
       short: { signed: true, httpOnly: true, sameSite: 'lax' },
     },
     scopes: OIDC_SCOPES,
+    // What oidc-gen registers: native clients without application_type, capability scopes (src/oidc/registered-clients.ts).
+    extraClientMetadata: { properties: [RESOURCE_SCOPE], validator: registrationMetadataValidator(OIDC_SCOPES, resourceServers) },
     // Authorization code only: implicit and hybrid flows are out (RFC 9700 §2.1.2).
     responseTypes: ['code'],
     claims: Object.fromEntries(Object.entries(SCOPE_CLAIMS).map(([k, v]) => [k, [...v]])),
@@ -266,12 +269,14 @@ export function createProvider(deps: ProviderDeps): Provider {
           const grantType = ctx.oidc.params?.grant_type === 'client_credentials' ? 'client_credentials' : 'other';
           const accountId = grantType === 'client_credentials' ? undefined : accountIdOf(ctx);
           // The answer depends only on these inputs (and the policy version); services ask the same question thousands of times a second.
-          const memoKey = `${policy.version}\u0000${resourceServers.version}\u0000${accountId ?? ''}\u0000${resourceIndicator}\u0000${client.clientId}\u0000${grantType}\u0000${[...candidates].join(' ')}`;
+          const memoKey = `${policy.version}\u0000${resourceServers.version}\u0000${accountId ?? ''}\u0000${resourceIndicator}\u0000${client.clientId}\u0000${registeredResourceScopes(client)?.join(' ') ?? ''}\u0000${grantType}\u0000${[...candidates].join(' ')}`;
           const memo = resourceInfoMemo.get(memoKey);
           if (memo) return memo;
           const clientConfig = clientsById.get(client.clientId);
           let scopes = resourceServers.acceptedScopes(rs, candidates);
           if (clientConfig?.scopes) scopes = scopes.filter((s) => scopeCovered(s, clientConfig.scopes!));
+          const registered = registeredResourceScopes(client);
+          if (registered) scopes = withinRegisteredScopes(scopes, registered);
           if (accountId) {
             // The scope policy decides what a user's token may carry; WLCG group selection is not a capability.
             const account = await accounts.findById(accountId);
@@ -363,6 +368,7 @@ export function createProvider(deps: ProviderDeps): Provider {
   const provider = new Provider(config.issuer, configuration);
   provider.proxy = config.trustProxy;
   provider.use(clientDialects(provider, { logger, resourceServers }));
+  provider.use(registrationResponseScope);
   provider.use(recordedTokenBridge([provider.pathFor('introspection'), provider.pathFor('revocation')]));
   registerTokenExchange(provider, {
     config, store: deps.store, accounts, policy, resourceServers, audit, logger, jwks: deps.jwks,

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { createInitialAccessToken } from '../../src/admin/routes.ts';
 import { approveOnDevicePage, Browser, decodeJwt, startServer, type TestServer } from '../support/harness.ts';
 import { OidcAgent } from '../support/oidc-agent.ts';
 
@@ -22,9 +23,9 @@ describe('oidc-agent against fedgate', () => {
   });
 
   /** oidc-gen with the device flow for demo-cli (public: oidc-agent sends `Basic base64("demo-cli:")`), approved as alice. */
-  async function generateWithDeviceFlow(name: string, extra: string[]): Promise<void> {
+  async function generateWithDeviceFlow(name: string, extra: string[], client = ['--client-id=demo-cli', '--client-secret=']): Promise<void> {
     const gen = agent.run('oidc-gen', [
-      `--iss=${server.issuer}`, '--client-id=demo-cli', '--client-secret=', '--flow=device',
+      `--iss=${server.issuer}`, ...client, '--flow=device',
       '--pw-env', '--no-url-call', '--prompt=cli', '--confirm-default', ...extra, name,
     ]);
     const [, userCode] = await gen.waitFor(/enter the code: ([A-Z]{4}-[A-Z]{4})/);
@@ -62,5 +63,14 @@ describe('oidc-agent against fedgate', () => {
     const narrower = decodeJwt(await token(['--aud=https://storage.demo', '-s', 'storage.read:/store/cms/run1', 'storage'])).payload;
     assert.equal(narrower.aud, 'https://storage.demo');
     assert.equal(narrower.scope, 'storage.read:/store/cms/run1');
+  });
+
+  it('registers its own client with an initial access token (oidc-gen defaults: private-use redirect, capability scopes)', async () => {
+    const { token: initialAccessToken } = await createInitialAccessToken(server.fedgate.provider(), 600);
+    await generateWithDeviceFlow('registered', ['--scope=openid offline_access storage.read:/store/cms'], [`--at=${initialAccessToken}`]);
+    const storage = decodeJwt(await token(['--aud=https://storage.demo', 'registered'])).payload;
+    assert.equal(storage.aud, 'https://storage.demo');
+    assert.equal(storage.scope, 'storage.read:/store/cms');
+    assert.notEqual(storage.client_id, 'demo-cli');
   });
 });

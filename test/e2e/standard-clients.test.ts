@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { createInitialAccessToken } from '../../src/admin/routes.ts';
 import { approveOnDevicePage, Browser, decodeJwt, startServer, type TestServer } from '../support/harness.ts';
 
 const DEVICE_GRANT = 'urn:ietf:params:oauth:grant-type:device_code';
@@ -28,8 +29,7 @@ describe('the dialects of standard clients', () => {
   }
 
   /** The device flow of demo-cli as oidc-agent runs it: `Basic base64("demo-cli:")` on every request. */
-  async function deviceTokens(form: Record<string, string>): Promise<Record<string, unknown>> {
-    const auth = basic('demo-cli', '');
+  async function deviceTokens(form: Record<string, string>, auth = basic('demo-cli', '')): Promise<Record<string, unknown>> {
     const device = await post('/device/auth', form, auth);
     assert.equal(device.status, 200, JSON.stringify(device.body));
     await approveOnDevicePage(new Browser(), `${server.issuer}/device`, device.body.user_code as string, { username: 'alice', password: 'alice-password' });
@@ -138,5 +138,46 @@ describe('the dialects of standard clients', () => {
     assert.equal(line.route, 'token');
     assert.equal(typeof line.error_description, 'string');
     assert.doesNotMatch(JSON.stringify(line), /not-a-refresh-token/);
+  });
+
+  async function register(metadata: Record<string, unknown>): Promise<{ status: number; body: Record<string, unknown> }> {
+    const { token } = await createInitialAccessToken(server.fedgate.provider(), 600);
+    const res = await fetch(`${server.issuer}/reg`, {
+      method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: JSON.stringify(metadata),
+    });
+    return { status: res.status, body: await res.json() as Record<string, unknown> };
+  }
+
+  it('registers what oidc-gen sends: a private-use scheme redirect (as a native client) and capability scopes, which then bound the client', async () => {
+    // oidc-gen's registration, byte for byte in substance (it says "web").
+    const registered = await register({
+      application_type: 'web', client_name: 'oidc-agent:test', response_types: [],
+      grant_types: ['refresh_token', DEVICE_GRANT],
+      scope: 'openid offline_access storage.read:/store/cms',
+      redirect_uris: ['http://localhost:4242', 'http://localhost:8080', 'edu.kit.data.oidc-agent:/redirect'],
+    });
+    assert.equal(registered.status, 201, JSON.stringify(registered.body));
+    assert.equal(registered.body.application_type, 'native');
+    assert.equal(registered.body.scope, 'openid offline_access storage.read:/store/cms');
+    assert.equal(registered.body.resource_scope, undefined);
+    const read = await fetch(registered.body.registration_client_uri as string, { headers: { authorization: `Bearer ${registered.body.registration_access_token as string}` } });
+    assert.equal((await read.json() as { scope: string }).scope, 'openid offline_access storage.read:/store/cms');
+
+    // The registered capability scopes bound what the client obtains (alice could read /store/cms/** anyway).
+    const auth = basic(registered.body.client_id as string, registered.body.client_secret as string);
+    const tokens = await deviceTokens({ scope: 'openid offline_access storage.read:/store/cms/run2 storage.create:/store/cms', resource: 'https://storage.demo' }, auth);
+    assert.equal(decodeJwt(tokens.access_token as string).payload.scope, 'storage.read:/store/cms/run2');
+  });
+
+  it('refuses at registration a capability scope no resource server accepts, and a private-use redirect beside a web one', async () => {
+    const unknown = await register({ grant_types: [DEVICE_GRANT], response_types: [], scope: 'openid storage.delete:/store', redirect_uris: ['edu.kit.data.oidc-agent:/redirect'] });
+    assert.equal(unknown.status, 400);
+    assert.equal(unknown.body.error, 'invalid_client_metadata');
+    assert.match(String(unknown.body.error_description), /storage\.delete:\/store is not accepted by any resource server/);
+    const mixed = await register({ redirect_uris: ['https://app.example/cb', 'edu.kit.data.oidc-agent:/redirect'] });
+    assert.equal(mixed.status, 400);
+    assert.equal(mixed.body.error, 'invalid_redirect_uri');
+    const noDot = await register({ redirect_uris: ['myapp:/cb'] });
+    assert.equal(noDot.status, 400);
   });
 });
