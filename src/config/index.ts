@@ -4,7 +4,7 @@ import { parse as parseYaml, YAMLParseError } from 'yaml';
 import type { z } from 'zod';
 import { demoRealm } from './demo-realm.ts';
 import { longLifetimeProblem, longLifetimes } from './lifetimes.ts';
-import { fileConfigSchema, WLCG_ANY_AUDIENCE, type Config, type FileConfig } from './schema.ts';
+import { fileConfigSchema, isHostClientId, WLCG_ANY_AUDIENCE, type Config, type FileConfig } from './schema.ts';
 
 export * from './schema.ts';
 
@@ -54,6 +54,9 @@ function crossCheck(config: FileConfig): string[] {
   config.clients.forEach((client, i) => {
     const at = `clients.${i}`;
     if (seenClients.has(client.clientId)) problems.push(`${at}.clientId: duplicate client id ${client.clientId}`);
+    if (client.clientId.startsWith('host:') && !isHostClientId(client.clientId)) {
+      problems.push(`${at}.clientId: a host client id is host:<fully qualified domain name>, in lower case (WLCG profile §2.2.4), e.g. host:worker01.example.org`);
+    }
     if (client.clientId === 'fedgate-account') problems.push(`${at}.clientId: fedgate-account is the built-in client of the account page`);
     seenClients.add(client.clientId);
     const confidentialOnly = client.grantTypes.filter((g) => g === 'client_credentials' || g === 'token_exchange');

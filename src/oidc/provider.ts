@@ -1,7 +1,7 @@
 import Provider, { errors, type ClientMetadata, type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
 import type { ClientConfig, GrantTypeName, TokenProfile } from '../config/schema.ts';
 import type { Services } from '../services.ts';
-import { WLCG_ANY_AUDIENCE } from '../config/schema.ts';
+import { HOST_AUTH_SCOPE, isHostClientId, WLCG_ANY_AUDIENCE } from '../config/schema.ts';
 import { sendPage } from '../http/page.ts';
 import * as pages from '../views/pages.ts';
 import { exchangeClaimsFor, pendingExchangeClaims, registerTokenExchange } from '../exchange/grant.ts';
@@ -259,6 +259,8 @@ export function createProvider(deps: ProviderDeps): Provider {
           if (profileFor(client.clientId) === 'wlcg' && requested.some((s) => isWlcgScope(s) && !s.startsWith('wlcg.groups'))) {
             return WLCG_ANY_AUDIENCE;
           }
+          // WLCG profile §2.2.4: a host's token for any resource provider that authorizes on its `sub`.
+          if (requested.includes(HOST_AUTH_SCOPE) && isHostClientId(client.clientId)) return WLCG_ANY_AUDIENCE;
           return undefined as unknown as string;
         },
         useGrantedResource: async () => true,
@@ -273,7 +275,9 @@ export function createProvider(deps: ProviderDeps): Provider {
           const memo = resourceInfoMemo.get(memoKey);
           if (memo) return memo;
           const clientConfig = clientsById.get(client.clientId);
-          let scopes = resourceServers.acceptedScopes(rs, candidates);
+          // WLCG profile §2.2.4: only a host client's own token (client credentials) says "authorize on my sub".
+          let scopes = resourceServers.acceptedScopes(rs, candidates).filter((s) => s !== HOST_AUTH_SCOPE);
+          if (candidates.has(HOST_AUTH_SCOPE) && grantType === 'client_credentials' && isHostClientId(client.clientId)) scopes.push(HOST_AUTH_SCOPE);
           if (clientConfig?.scopes) scopes = scopes.filter((s) => scopeCovered(s, clientConfig.scopes!));
           const registered = registeredResourceScopes(client);
           if (registered) scopes = withinRegisteredScopes(scopes, registered);
