@@ -13,6 +13,7 @@ import type { Store } from '../store/store.ts';
 import { toPublicJwk } from '../keys/index.ts';
 import { BoundedMap } from '../util/bounded-map.ts';
 import { grantsOf, isCompactJws, type StoredGrant } from '../oidc/adapter.ts';
+import { GRANT_REFERENCE_CLAIM, grantReference } from '../oidc/grant-reference.ts';
 import { ExternalTokenError, type TrustedIssuers } from './trusted-issuers.ts';
 import { fromExchange, type TokenTypeName } from './token-types.ts';
 
@@ -248,9 +249,12 @@ export class PresentedTokens {
     const [account, grants] = await Promise.all([this.#options.accounts.findById(payload.sub), this.#grantsOf(payload.sub, clientId)]);
     if (!account) throw new UnusableToken('the account behind the token no longer exists');
     if (account.disabled) throw new UnusableToken('the account behind the token is disabled');
-    if (!grants.length) throw new UnusableToken('the grant behind the token has been revoked');
-    // A JWT names no grant: it is tied to every live grant of the user with that client, and has offline_access only if all of them do.
-    return { ...base, account, grantIds: grants.map((g) => g.id), offlineAccess: grants.every((g) => g.offlineAccess), ...actors };
+    // The token names its grant (GRANT_REFERENCE_CLAIM): that grant alone decides, and must still be live.
+    const reference = payload[GRANT_REFERENCE_CLAIM];
+    const own = typeof reference === 'string' ? grants.filter((g) => grantReference(g.id) === reference) : grants;
+    if (!own.length) throw new UnusableToken('the grant behind the token has been revoked');
+    // A token from before grant references is tied to every live grant of the user with that client, with offline_access only if all have it.
+    return { ...base, account, grantIds: own.map((g) => g.id), offlineAccess: own.every((g) => g.offlineAccess), ...actors };
   }
 
   async #idToken(value: string, seen: SeenToken): Promise<PresentedToken> {

@@ -11,6 +11,7 @@ import { sendUnavailable } from '../http/unavailable.ts';
 import { isStoreUnavailable } from '../store/errors.ts';
 import { storeAdapterFactory } from './adapter.ts';
 import { clientDialects } from './client-dialects.ts';
+import { GRANT_REFERENCE_CLAIM, grantReference } from './grant-reference.ts';
 import { registeredResourceScopes, registrationMetadataValidator, registrationResponseScope, RESOURCE_SCOPE, withinRegisteredScopes } from './registered-clients.ts';
 import { viewingAdapterFactory } from './token-request-view.ts';
 import { accountClaims, profileTokenClaims, SCOPE_CLAIMS } from './claims.ts';
@@ -324,9 +325,12 @@ export function createProvider(deps: ProviderDeps): Provider {
     formats: {
       customizers: {
         // WLCG profile §4.3.1: nbf slightly backdated so tokens work at once where clocks differ a little.
-        jwt: async (_ctx, _token, jwt) => {
+        jwt: async (_ctx, token, jwt) => {
           const iat = jwt.payload.iat as number | undefined;
           if (iat) jwt.payload.nbf = iat - 60;
+          // A user's token names its grant (by a hash of its id): token exchange reads that grant's offline_access.
+          const { grantId, accountId } = token as { grantId?: string; accountId?: string };
+          if (grantId && accountId) jwt.payload[GRANT_REFERENCE_CLAIM] = grantReference(grantId);
         },
       },
     },

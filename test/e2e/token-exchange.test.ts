@@ -163,6 +163,29 @@ describe('token exchange (RFC 8693)', () => {
     assert.equal(got.body.error, 'invalid_scope');
   });
 
+  it('decides offline_access from the subject token\'s own grant, not from the user\'s other logins at the client', async () => {
+    // Another login of alice at the portal, without offline_access, beside the one whose token is exchanged.
+    const other = await login('alice', 'openid compute.create sync.write');
+    const { orchestratorToken } = await portalToOrchestrator();
+    const got = await exchange('demo-orchestrator', {
+      subject_token: orchestratorToken, subject_token_type: AT, actor_token: await ownToken('demo-orchestrator'), actor_token_type: AT,
+      audience: 'https://sync.demo', requested_token_type: RT, scope: 'sync.write',
+    });
+    assert.equal(got.status, 200, JSON.stringify(got.body));
+    assert.equal(got.body.issued_token_type, RT);
+    // And the other login's token still gets none.
+    const handed = await exchange('demo-portal', {
+      subject_token: other.access_token, subject_token_type: AT, actor_token: await ownToken('demo-portal'), actor_token_type: AT,
+      audience: 'https://orchestrator.demo',
+    });
+    assert.equal(handed.status, 200, JSON.stringify(handed.body));
+    const refused = await exchange('demo-orchestrator', {
+      subject_token: handed.body.access_token!, subject_token_type: AT, actor_token: await ownToken('demo-orchestrator'), actor_token_type: AT,
+      audience: 'https://sync.demo', requested_token_type: RT, scope: 'sync.write',
+    });
+    assert.equal(refused.body.error, 'invalid_scope');
+  });
+
   it('reports exchanged tokens at introspection, and revoking the subject grant ends them everywhere', async () => {
     const { user, orchestratorToken } = await portalToOrchestrator();
     const storage = await exchange('demo-orchestrator', {
