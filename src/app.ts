@@ -17,6 +17,7 @@ import { createSamlBridge } from './federation/saml/index.ts';
 import { createX509Bridge } from './federation/x509/index.ts';
 import { createMetadataEndpoint, DataSources, PROTECTED_RESOURCE_WELL_KNOWN } from './datasources/index.ts';
 import { createGateway, ServiceRegistry } from './gateway/index.ts';
+import { drainServer } from './http/drain.ts';
 import { sendPage } from './http/page.ts';
 import { sendUnavailable } from './http/unavailable.ts';
 import { interactionRoutes } from './interaction/routes.ts';
@@ -46,7 +47,12 @@ export interface Fedgate extends Services {
   mtlsServer(): Server | undefined;
   /** Starts the HTTP listener (and the mTLS one when configured); port 0 picks a free one. */
   listen(port?: number, host?: string): Promise<Server>;
-  /** Stops accepting requests, finishes in-flight ones, releases the store. */
+  /**
+   * Drains and stops: /readyz answers 503 at once, no new connections are
+   * accepted, idle keep-alive connections are closed, responses in flight
+   * carry `Connection: close`; resolves once the last one is done (or cut at
+   * `shutdown.timeoutSeconds`) and the store is released.
+   */
   close(): Promise<void>;
 }
 
@@ -255,6 +261,9 @@ export async function createFedgate(config: Config, options: CreateOptions = {})
     }
   };
 
+  /** Set by close(): the replica is stopping and takes no new work. */
+  let draining = false;
+
   // The outermost layer, one per request: request id, the error boundary,
   // latency and status (one async frame instead of two on the hot path).
   app.use(async (ctx: Context, next: Next) => {
@@ -266,6 +275,8 @@ export async function createFedgate(config: Config, options: CreateOptions = {})
     } catch (err) {
       answerError(ctx, err);
     }
+    // Draining for a stop: the client opens its next connection elsewhere (no race with closing an idle one).
+    if (draining && !ctx.headerSent) ctx.set('Connection', 'close');
     const ms = performance.now() - start;
     const route = routeLabel(ctx);
     const status = ctx.status;
@@ -293,6 +304,11 @@ export async function createFedgate(config: Config, options: CreateOptions = {})
   });
   ops.get('/readyz', async (ctx) => {
     ctx.set('Cache-Control', 'no-store');
+    if (draining) {
+      ctx.status = 503;
+      ctx.body = { status: 'draining', store: store.kind };
+      return;
+    }
     try {
       await store.ping();
       ctx.body = { status: 'ready', store: store.kind };
@@ -395,14 +411,13 @@ export async function createFedgate(config: Config, options: CreateOptions = {})
     },
     async close() {
       stopKeyTimers();
+      draining = true;
       if (server) {
-        const closing = new Promise<void>((resolve) => server!.close(() => resolve()));
-        server.closeIdleConnections();
-        // In-flight requests get a grace period; then remaining connections are cut.
-        const timer = setTimeout(() => server?.closeAllConnections(), 10_000);
-        timer.unref();
-        await closing;
-        clearTimeout(timer);
+        const start = performance.now();
+        logger.info('draining: /readyz answers 503, no new connections, every response closes its connection');
+        const cut = await drainServer(server, { idleCloseMs: config.shutdown.idleCloseMs, timeoutMs: config.shutdown.timeoutSeconds * 1000 });
+        if (cut) logger.warn({ connections: cut }, 'shutdown deadline reached: connections cut');
+        logger.info({ ms: Math.round(performance.now() - start) }, 'drained');
       }
       await gateway.close();
       await saml.close();

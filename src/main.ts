@@ -43,6 +43,8 @@ async function main(): Promise<void> {
     if (stopping) return;
     stopping = true;
     fedgate.logger.info({ signal }, 'shutting down: finishing in-flight requests');
+    // Should closing the store or a bridge hang, the process still ends shortly after the drain deadline.
+    setTimeout(() => { fedgate.logger.error('shutdown did not finish in time'); fedgate.logger.flush(); process.exit(1); }, (config.shutdown.timeoutSeconds + 5) * 1000).unref();
     fedgate.close().then(
       () => { fedgate.logger.flush(); process.exit(0); },
       (err: Error) => { fedgate.logger.error({ err: { message: err.message } }, 'shutdown failed'); process.exit(1); },

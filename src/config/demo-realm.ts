@@ -26,6 +26,7 @@ export function demoRealm(): Omit<FileConfig, 'users'> & { users: Array<FileConf
     },
     aarc: { entitlementNamespace: 'urn:geant:fedgate.demo', groupAuthority: 'fedgate.demo' },
     login: { maxFailures: 5, lockoutSeconds: 300 },
+    shutdown: { timeoutSeconds: 10, idleCloseMs: 250 },
     store: { deadlineMs: 2000, retryAfterSeconds: 5 },
     audit: { maxEvents: 100_000, bufferBytes: 4 * 1024 * 1024 },
     registration: { enabled: true, initialAccessTokenTtl: 24 * 3600 },

@@ -189,6 +189,12 @@ export const fileConfigSchema = z.object({
     maxFailures: z.number().int().positive().default(5),
     lockoutSeconds: seconds.default(300),
   }).strict().prefault({}),
+  shutdown: z.object({
+    /** Hard deadline of a graceful stop (SIGTERM): connections still open then are cut. */
+    timeoutSeconds: z.number().positive().max(600).default(10),
+    /** While draining, keep-alive connections idle this long are closed (busy ones close after their response). */
+    idleCloseMs: z.number().int().min(10).max(60_000).default(250),
+  }).strict().prefault({}),
   store: z.object({
     /**
      * Deadline of every store (Redis) call in milliseconds. A call Redis has
