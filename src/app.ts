@@ -28,7 +28,7 @@ import { createLogger, type Logger } from './observability/logger.ts';
 import { createMetrics } from './observability/metrics.ts';
 import { revokeAccountGrants } from './oidc/adapter.ts';
 import { createProvider } from './oidc/provider.ts';
-import { ResourceServers } from './oidc/resource-servers.ts';
+import { adminAudience, ResourceServers } from './oidc/resource-servers.ts';
 import { absentUnlessUnavailable, createStore, isStoreUnavailable } from './store/index.ts';
 import type { Store } from './store/store.ts';
 import type { Services } from './services.ts';
@@ -122,7 +122,7 @@ export async function createFedgate(config: Config, options: CreateOptions = {})
     const revoked = await revokeAccountGrants(store, account.id);
     logger.info({ account: account.id, grants: revoked }, 'account disabled: grants revoked');
   };
-  const resourceServers = new ResourceServers(config.resourceServers);
+  const resourceServers = new ResourceServers(config.resourceServers, config.issuer);
   // Configured services plus the data sources onboarded at run time; the gateway looks them up per request.
   const services = new ServiceRegistry(config);
   const groups = new Groups(store, accounts);
@@ -341,7 +341,11 @@ export async function createFedgate(config: Config, options: CreateOptions = {})
       ...(config.x509.enabled ? [{ href: x509.linkUrl(), label: 'A certificate (X.509)' }] : []),
     ],
   });
-  const admin = adminRoutes({ config, accounts, groups, policy, audit, provider: () => provider, dataSources });
+  const adminApiAudience = adminAudience(config.issuer);
+  const admin = adminRoutes({
+    config, accounts, groups, policy, audit, provider: () => provider, dataSources,
+    authenticate: (ctx) => gateway.authenticate(ctx, adminApiAudience),
+  });
   // fedgate's own routes and oidc-provider's never overlap, so requests are
   // dispatched by path prefix: the token endpoint's hot path runs no router.
   // Router middleware types ask for router context fields the router itself adds.

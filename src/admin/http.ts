@@ -1,13 +1,12 @@
 import type { Context } from 'koa';
 import type { z } from 'zod';
 
-/** An OAuth-style JSON error with its status and, for 401/403, an RFC 6750 challenge. */
+/**
+ * An OAuth-style JSON error with its status. (Refusals of the token itself
+ * are the gateway's `sendError`, with their RFC 6750 challenge.)
+ */
 export function fail(ctx: Context, status: number, error: string, description: string): void {
   ctx.status = status;
-  if (status === 401 || status === 403) {
-    const code = status === 401 ? error : 'insufficient_scope';
-    ctx.set('WWW-Authenticate', `Bearer realm="fedgate-admin", error="${code}", error_description="${description.replace(/["\\]/g, "'")}"`);
-  }
   ctx.body = { error, error_description: description };
 }
 

@@ -8,13 +8,13 @@ import type { Groups } from '../accounts/groups.ts';
 import type { PolicyService } from '../authz/policy-service.ts';
 import type { Config } from '../config/schema.ts';
 import type { Audit } from '../observability/audit.ts';
-import { ADMIN_SCOPE } from '../oidc/provider.ts';
+import { AccessDenied, GatewayError, InvalidToken, sendError, type Authenticated } from '../gateway/index.ts';
+import { ADMIN_SCOPE } from '../oidc/resource-servers.ts';
 import { groupRoutes } from './groups.ts';
 import { caller, fail, type AdminCaller } from './http.ts';
 import { policyRoutes } from './policies.ts';
 import { resourceServerRoutes } from './resource-servers.ts';
 import type { DataSources } from '../datasources/index.ts';
-import { absentUnlessUnavailable } from '../store/errors.ts';
 
 export interface AdminDeps {
   config: Config;
@@ -23,6 +23,11 @@ export interface AdminDeps {
   policy: PolicyService;
   audit: Audit;
   provider: () => Provider;
+  /**
+   * The token check every resource of fedgate shares (the gateway's), for
+   * the admin API's audience `<issuer>/admin/api`.
+   */
+  authenticate(ctx: Context): Promise<Authenticated>;
   /** Data sources (`/resource-servers`). */
   dataSources?: DataSources;
 }
@@ -50,9 +55,11 @@ const accountView = (a: Account) => ({
 });
 
 /**
- * The admin REST API (`/admin/api`): callers present a bearer access token
- * fedgate issued to a member of /admins, or a client credentials token with
- * the fedgate.admin scope of a configured administrative client.
+ * The admin REST API (`/admin/api`), a resource server of its own: callers
+ * present an access token for the audience `<issuer>/admin/api` with the
+ * `fedgate.admin` scope (Bearer, or DPoP with its proof, or bound to their
+ * certificate), issued to a member of /admins or, by client credentials, to
+ * a configured administrative client.
  */
 export function adminRoutes(deps: AdminDeps): Router {
   const { accounts, audit, config } = deps;
@@ -60,33 +67,38 @@ export function adminRoutes(deps: AdminDeps): Router {
   // extendTypes is merged into the default list index by index (lodash.merge), so application/json is named again.
   const json = bodyParser({ enableTypes: ['json'], extendTypes: { json: ['application/json', 'application/merge-patch+json'] }, jsonLimit: '5mb', encoding: 'utf-8', parsedMethods: ['POST', 'PUT', 'PATCH', 'DELETE'] });
 
+  const configuredClients = new Set(config.clients.map((c) => c.clientId));
   const adminClients = new Set(config.clients.filter((c) => c.scopes?.includes(ADMIN_SCOPE)).map((c) => c.clientId));
-  /** The caller behind a bearer token, or a reason to refuse it. */
-  const authenticate = async (value: string): Promise<AdminCaller | { status: 401 | 403; reason: string }> => {
-    const invalid = { status: 401 as const, reason: 'the access token is invalid, expired or revoked' };
-    const provider = deps.provider();
-    const token = await provider.AccessToken.find(value).catch(absentUnlessUnavailable);
-    if (token?.accountId) {
-      const account = await accounts.findById(token.accountId);
-      if (!account || account.disabled) return invalid;
-      if (!effectiveGroups(account.groups).includes(ADMIN_GROUP)) return { status: 403, reason: `membership of ${ADMIN_GROUP} is required` };
-      return { actor: account.id, label: account.username };
+  /**
+   * Who an authenticated token speaks for, if it is an admin token: never
+   * an exchanged token or one of a dynamically registered client; the
+   * `fedgate.admin` scope; a user in /admins as of now (membership is
+   * re-read whenever it changes), or an administrative client.
+   */
+  const admit = ({ identity, scheme }: Authenticated): AdminCaller => {
+    const refuse = (err: GatewayError) => {
+      err.scheme = scheme;
+      return err;
+    };
+    if (identity.exchanged) throw refuse(new InvalidToken('an exchanged access token is never an admin token'));
+    if (!configuredClients.has(identity.clientId)) throw refuse(new InvalidToken('the access token was not issued to a configured client'));
+    if (!identity.scopes.includes(ADMIN_SCOPE)) throw refuse(new AccessDenied(`the ${ADMIN_SCOPE} scope is required`, [ADMIN_SCOPE]));
+    if (identity.accountId) {
+      if (!identity.effectiveGroups.includes(ADMIN_GROUP)) throw refuse(new AccessDenied(`membership of ${ADMIN_GROUP} is required`));
+      return { actor: identity.accountId, label: identity.username ?? identity.accountId };
     }
-    const clientToken = token ? undefined : await provider.ClientCredentials.find(value).catch(absentUnlessUnavailable);
-    if (!clientToken) return invalid;
-    const scopes = String(clientToken.scope ?? '').split(' ');
-    if (!scopes.includes(ADMIN_SCOPE) || !adminClients.has(clientToken.clientId ?? '')) return { status: 403, reason: `the ${ADMIN_SCOPE} scope of an administrative client is required` };
-    return { actor: `client:${clientToken.clientId}`, label: `client:${clientToken.clientId}` };
+    if (!adminClients.has(identity.clientId)) throw refuse(new AccessDenied(`the ${ADMIN_SCOPE} scope of an administrative client is required`));
+    return { actor: `client:${identity.clientId}`, label: `client:${identity.clientId}` };
   };
 
   router.use(async (ctx: Context, next: Next) => {
     ctx.set('Cache-Control', 'no-store');
-    const header = ctx.get('authorization');
-    const match = /^Bearer ([A-Za-z0-9._~+/-]+=*)$/i.exec(header);
-    if (!match) return fail(ctx, 401, 'invalid_request', 'a bearer access token is required');
-    const who = await authenticate(match[1]!);
-    if ('status' in who) return fail(ctx, who.status, who.status === 401 ? 'invalid_token' : 'insufficient_scope', who.reason);
-    ctx.state.admin = who;
+    try {
+      ctx.state.admin = admit(await deps.authenticate(ctx));
+    } catch (err) {
+      if (err instanceof GatewayError) return sendError(ctx, err);
+      throw err;
+    }
     try {
       await next();
     } catch (err) {

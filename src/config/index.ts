@@ -4,7 +4,7 @@ import { parse as parseYaml, YAMLParseError } from 'yaml';
 import type { z } from 'zod';
 import { demoRealm } from './demo-realm.ts';
 import { longLifetimeProblem, longLifetimes } from './lifetimes.ts';
-import { fileConfigSchema, isHostClientId, WLCG_ANY_AUDIENCE, type Config, type FileConfig } from './schema.ts';
+import { ADMIN_API_PATH, ADMIN_SCOPE, fileConfigSchema, isHostClientId, WLCG_ANY_AUDIENCE, type Config, type FileConfig } from './schema.ts';
 
 export * from './schema.ts';
 
@@ -90,6 +90,7 @@ function crossCheck(config: FileConfig): string[] {
     if (seenAudiences.has(rs.audience)) problems.push(`resourceServers.${i}.audience: duplicate audience ${rs.audience}`);
     seenAudiences.add(rs.audience);
     rs.scopes.forEach((scope, j) => {
+      if (scope === ADMIN_SCOPE) problems.push(`resourceServers.${i}.scopes.${j}: ${ADMIN_SCOPE} is the scope of the built-in admin API resource server only`);
       if (/\s/.test(scope)) problems.push(`resourceServers.${i}.scopes.${j}: must not contain white space`);
       const storage = /^storage\.(read|create|modify|stage):(.*)$/.exec(scope);
       if (storage && !storage[2]!.startsWith('/')) {
@@ -223,6 +224,9 @@ export async function loadConfig(env: Environment): Promise<Config> {
     throw new ConfigError('environment', [`LOG_LEVEL: must be one of fatal, error, warn, info, debug, trace, silent`]);
   }
   const host = env.HOST || parsed.data.host || (demo ? '127.0.0.1' : undefined);
+  const adminApi = `${issuer}${ADMIN_API_PATH}`;
+  const adminClash = parsed.data.resourceServers.findIndex((rs) => rs.audience === adminApi || rs.audience.startsWith(`${adminApi}/`));
+  if (adminClash !== -1) throw new ConfigError(source, [`resourceServers.${adminClash}.audience: ${adminApi} is the built-in admin API resource server`]);
   const mtlsPort = envPort(env.FEDGATE_MTLS_PORT, 'FEDGATE_MTLS_PORT') ?? parsed.data.x509.mtlsPort;
   return {
     ...parsed.data,

@@ -14,6 +14,11 @@ export type GrantTypeName = (typeof GRANT_TYPES)[number];
 
 export const RESOURCE_KINDS = ['storage', 'compute', 'ml', 'sync', 'other'] as const;
 
+/** The scope of admin tokens, accepted only by the built-in admin API resource server. A contract name. */
+export const ADMIN_SCOPE = 'fedgate.admin';
+/** The admin API's path; `<issuer>/admin/api` is its audience. A contract name. */
+export const ADMIN_API_PATH = '/admin/api';
+
 /** The WLCG audience used when a WLCG-profile token is asked for no audience (WLCG profile §2.1.3). */
 export const WLCG_ANY_AUDIENCE = 'https://wlcg.cern.ch/jwt/v1/any';
 

@@ -25,7 +25,7 @@ import { lineKey } from '../authz/rules.ts';
 import type { PolicyLine } from '../authz/types.ts';
 import { ConfigError } from '../config/index.ts';
 import type { DataSourceSpec } from '../config/datasource-schema.ts';
-import { WLCG_ANY_AUDIENCE, type Config, type ResourceServerConfig, type ServiceConfig } from '../config/schema.ts';
+import { ADMIN_API_PATH, ADMIN_SCOPE, WLCG_ANY_AUDIENCE, type Config, type ResourceServerConfig, type ServiceConfig } from '../config/schema.ts';
 import type { ServiceRegistry } from '../gateway/service-registry.ts';
 import type { Audit } from '../observability/audit.ts';
 import type { Logger } from '../observability/logger.ts';
@@ -472,9 +472,13 @@ export class DataSources {
     if (this.#configuredAudiences.has(spec.audience) || others.some((r) => r.spec.audience === spec.audience)) {
       problems.push({ field: 'audience', message: `${spec.audience} is already the audience of another data source` });
     }
-    if (spec.audience === config.issuer || spec.audience.startsWith(`${config.issuer}/api/`)) {
-      problems.push({ field: 'audience', message: 'the issuer and its gateway routes cannot be a data source audience' });
+    if (spec.audience === config.issuer || spec.audience.startsWith(`${config.issuer}/api/`)
+      || spec.audience === `${config.issuer}${ADMIN_API_PATH}` || spec.audience.startsWith(`${config.issuer}${ADMIN_API_PATH}/`)) {
+      problems.push({ field: 'audience', message: 'the issuer, its admin API and its gateway routes cannot be a data source audience' });
     }
+    spec.scopes?.forEach((scope, i) => {
+      if (scope === ADMIN_SCOPE) problems.push({ field: `scopes.${i}`, message: `${ADMIN_SCOPE} is the scope of the built-in admin API only` });
+    });
     if (spec.audience === WLCG_ANY_AUDIENCE) {
       problems.push({ field: 'audience', message: 'the WLCG "any" audience is not a data source (WLCG profile §2.1.3)' });
     }

@@ -145,6 +145,8 @@ export function registerTokenExchange(provider: Provider, deps: TokenExchangeDep
     if (!audience) throw new errors.InvalidTarget('audience or resource is required');
     const rs = resourceServers.get(audience);
     if (!rs) throw new errors.InvalidTarget('unknown audience');
+    // An exchanged token is never an admin token: whoever holds a user's token must not turn it into one.
+    if (resourceServers.isAdmin(rs)) throw new errors.InvalidTarget('the admin API accepts no exchanged tokens');
     return rs;
   }
 

@@ -8,9 +8,11 @@
  */
 import type { JWK } from 'jose';
 import type Koa from 'koa';
+import type { Context } from 'koa';
 import type Provider from 'oidc-provider';
 import type { PolicyDecisionPoint } from '../authz/types.ts';
 import type { Services } from '../services.ts';
+import { authenticate, type Authenticated } from './authenticate.ts';
 import { createAuthzEndpoint } from './authz-endpoint.ts';
 import { certificateHeaderForms, createClientCertificateReader } from './client-certificate.ts';
 import { createProxy } from './proxy.ts';
@@ -30,7 +32,7 @@ export { IDENTITY_HEADER_NAMES, identityHeaders, isStrippedHeader, safeHeaderVal
 export { PROXY_PREFIX } from './proxy.ts';
 export { ServiceRegistry, type GatewayService } from './service-registry.ts';
 export { MAX_TARGET_LENGTH, parseRequestTarget, type RequestTarget } from './request-target.ts';
-export { ACCESS_TOKEN_ALGORITHMS, CLOCK_TOLERANCE, type Identity, type TokenBinding, type TokenVerifierStats } from './token-verifier.ts';
+export { ACCESS_TOKEN_ALGORITHMS, CLOCK_TOLERANCE, type AudiencePolicy, type Identity, type TokenBinding, type TokenVerifierStats } from './token-verifier.ts';
 
 /** What the gateway needs from the rest of fedgate. */
 export interface GatewayDeps extends Pick<Services, 'config' | 'store' | 'logger' | 'metrics' | 'audit' | 'accounts'> {
@@ -51,6 +53,15 @@ export interface Gateway {
   authz: Koa.Middleware;
   /** For `/api/*`. */
   proxy: Koa.Middleware;
+  /**
+   * Authenticates a request to one of fedgate's own resources (the admin
+   * API) exactly as `/api` and `/authz` do: the token verified (signature,
+   * issuer, expiry, revocation, account), meant for `audience` (no WLCG
+   * "any" audience), and its DPoP proof or certificate binding checked.
+   *
+   * @throws GatewayError subclasses, with the challenge scheme set.
+   */
+  authenticate(ctx: Context, audience: string): Promise<Authenticated>;
   /** Token verification counters (signature checks, cache hits, account reads, opaque lookups). */
   readonly stats: Readonly<TokenVerifierStats>;
   /** The services it enforces for. */
@@ -84,6 +95,13 @@ export function createGateway(deps: GatewayDeps): Gateway {
   return {
     authz: createAuthzEndpoint({ services, verifier, store, decision, certificates }),
     proxy: proxy.middleware,
+    authenticate: (ctx, audience) => authenticate(verifier, store, {
+      authorization: ctx.req.headers.authorization,
+      method: ctx.method,
+      url: () => `${ctx.protocol}://${ctx.host}${ctx.path}`,
+      dpopProofs: () => ctx.req.headersDistinct.dpop ?? [],
+      clientCertificate: () => certificates(ctx.req),
+    }, { audience, acceptsWlcgAny: false }),
     stats: verifier.stats,
     services,
     async close() {

@@ -15,6 +15,7 @@ import type Provider from 'oidc-provider';
 import { effectiveGroups, type Account, type Accounts } from '../accounts/accounts.ts';
 import { WLCG_ANY_AUDIENCE, type ResourceServerConfig } from '../config/schema.ts';
 import { toPublicJwk } from '../keys/index.ts';
+import { fromExchange } from '../exchange/token-types.ts';
 import { BoundedMap } from '../util/bounded-map.ts';
 import { InvalidToken, unavailable } from './errors.ts';
 
@@ -50,6 +51,8 @@ export interface Identity {
   expiresAt: number;
   cnf?: TokenBinding;
   format: 'jwt' | 'opaque';
+  /** Issued by a token exchange (RFC 8693), or refreshed from an exchanged grant. */
+  exchanged: boolean;
 }
 
 /** A verified token: its identity and base64url(SHA-256(token)) (the cache key and the DPoP `ath`). */
@@ -97,6 +100,8 @@ interface TokenFacts {
   format: 'jwt' | 'opaque';
   /** An exchanged JWT (RFC 8693): recorded in the store, and valid only while its record (its grant) lives. */
   recorded?: boolean;
+  /** Issued by a token exchange (an exchanged JWT, or an opaque token whose grant began with one). */
+  exchanged: boolean;
 }
 
 /** A cached JWT: its facts, and its identity or refusal as of a policy version. */
@@ -282,6 +287,7 @@ export class TokenVerifier {
       expiresAt: payload.exp,
       cnf: cnf ? binding(cnf.jkt, cnf['x5t#S256']) : undefined,
       format: 'jwt',
+      exchanged: payload.exchanged === true,
       ...(payload.exchanged === true ? { recorded: true } : {}),
     };
   }
@@ -323,6 +329,7 @@ export class TokenVerifier {
       expiresAt: found.exp,
       cnf: binding(found.jkt, found['x5t#S256']),
       format: 'opaque',
+      exchanged: found.kind === 'AccessToken' && fromExchange(found.gty),
     };
   }
 
@@ -353,6 +360,7 @@ export class TokenVerifier {
       audience: facts.audience,
       expiresAt: facts.expiresAt,
       format: facts.format,
+      exchanged: facts.exchanged,
       ...(facts.cnf ? { cnf: facts.cnf } : {}),
     };
     if (account) {

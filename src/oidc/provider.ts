@@ -15,7 +15,7 @@ import { GRANT_REFERENCE_CLAIM, grantReference } from './grant-reference.ts';
 import { registeredResourceScopes, registrationMetadataValidator, registrationResponseScope, RESOURCE_SCOPE, withinRegisteredScopes } from './registered-clients.ts';
 import { viewingAdapterFactory } from './token-request-view.ts';
 import { accountClaims, profileTokenClaims, SCOPE_CLAIMS } from './claims.ts';
-import { isGroupSelectionScope, isWlcgScope, scopeCovered } from './resource-servers.ts';
+import { ADMIN_SCOPE, isGroupSelectionScope, isWlcgScope, scopeCovered } from './resource-servers.ts';
 
 /** Everything the provider configuration needs from the rest of fedgate. */
 export interface ProviderDeps extends Services {
@@ -38,12 +38,7 @@ const GRANT_TYPE_URNS: Record<GrantTypeName, string> = {
   token_exchange: TOKEN_EXCHANGE_GRANT,
 };
 
-/**
- * A client (client credentials) holding this scope administers fedgate
- * (/admin/api). Only clients from the configuration that list it get it: a
- * dynamically registered client is never an administrator.
- */
-export const ADMIN_SCOPE = 'fedgate.admin';
+export { ADMIN_SCOPE };
 
 /**
  * The built-in client of fedgate's own account page (/account): a public
@@ -52,10 +47,13 @@ export const ADMIN_SCOPE = 'fedgate.admin';
  */
 export const ACCOUNT_CLIENT_ID = 'fedgate-account';
 
-/** Static OIDC scopes; resource server scopes are resolved per request (getResourceServerInfo). */
-export const OIDC_SCOPES = ['openid', 'offline_access', 'profile', 'email', 'groups', 'wlcg.groups', 'eduperson_entitlement', 'voperson_id', 'eduperson_assurance', 'aarc', ADMIN_SCOPE];
-/** What a client may ask for of the static scopes when its configuration lists none. */
-const DEFAULT_STATIC_SCOPES = OIDC_SCOPES.filter((s) => s !== ADMIN_SCOPE);
+/**
+ * Static OIDC scopes; resource server scopes are resolved per request
+ * (getResourceServerInfo). `fedgate.admin` is not one of them: it belongs to
+ * the admin API's resource server, and a dynamic registration naming it is
+ * refused (invalid_client_metadata) by oidc-provider's scope check.
+ */
+export const OIDC_SCOPES = ['openid', 'offline_access', 'profile', 'email', 'groups', 'wlcg.groups', 'eduperson_entitlement', 'voperson_id', 'eduperson_assurance', 'aarc'];
 
 /** oidc-provider client metadata for a configured client. */
 export function clientMetadata(client: ClientConfig): ClientMetadata {
@@ -65,7 +63,7 @@ export function clientMetadata(client: ClientConfig): ClientMetadata {
   const confidential = !!client.clientSecret || client.tokenEndpointAuthMethod === 'tls_client_auth' || client.tokenEndpointAuthMethod === 'self_signed_tls_client_auth';
   if (confidential && !grantTypes.includes(TOKEN_EXCHANGE_GRANT)) grantTypes.push(TOKEN_EXCHANGE_GRANT);
   const listed = client.scopes?.filter((s) => OIDC_SCOPES.includes(s)) ?? [];
-  const staticScopes = listed.length ? listed : DEFAULT_STATIC_SCOPES;
+  const staticScopes = listed.length ? listed : OIDC_SCOPES;
   return {
     client_id: client.clientId,
     ...(client.clientSecret ? { client_secret: client.clientSecret } : {}),
@@ -106,6 +104,19 @@ function candidateScopes(ctx: KoaContextWithOIDC): Set<string> {
   const entities = ctx.oidc.entities as Record<string, { scope?: string } | undefined>;
   for (const name of ['AuthorizationCode', 'RefreshToken', 'DeviceCode', 'BackchannelAuthenticationRequest']) add(entities[name]?.scope);
   return out;
+}
+
+/**
+ * Whether a token of this request may carry `fedgate.admin` (the admin API's
+ * scope) as far as the client is concerned: only a configured client (a
+ * dynamically registered one never), for its own token (client credentials)
+ * only when its `scopes` list names it. For a user's token the client's
+ * `scopes` list (when it has one) must name it too, and the scope policy
+ * decides. (Token exchange never reaches the admin audience: src/exchange.)
+ */
+function adminScopeAllowed(clientConfig: ClientConfig | undefined, grantType: 'client_credentials' | 'other'): boolean {
+  if (!clientConfig) return false;
+  return grantType !== 'client_credentials' || (clientConfig.scopes?.includes(ADMIN_SCOPE) ?? false);
 }
 
 /** The account a token request or authorization is for, when there is one. */
@@ -282,6 +293,7 @@ export function createProvider(deps: ProviderDeps): Provider {
           if (clientConfig?.scopes) scopes = scopes.filter((s) => scopeCovered(s, clientConfig.scopes!));
           const registered = registeredResourceScopes(client);
           if (registered) scopes = withinRegisteredScopes(scopes, registered);
+          if (resourceServers.isAdmin(rs) && !adminScopeAllowed(clientConfig, grantType)) scopes = scopes.filter((s) => s !== ADMIN_SCOPE);
           if (accountId) {
             // The scope policy decides what a user's token may carry; WLCG group selection is not a capability.
             const account = await accounts.findById(accountId);

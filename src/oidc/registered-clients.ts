@@ -17,12 +17,12 @@
  * at registration that a resource server accepts each of them (as issuance
  * does: equal, or a storage path under an accepted one), and afterwards
  * lets the client obtain no other resource scopes (as a configured client's
- * `scopes` list does).
+ * `scopes` list does). `fedgate.admin`, the admin API's scope, is refused.
  */
 import { errors } from 'oidc-provider';
 import { WLCG_ANY_AUDIENCE } from '../config/schema.ts';
 import type { KoaContextWithOIDC } from 'oidc-provider';
-import { isGroupSelectionScope, scopeCovered, type ResourceServers } from './resource-servers.ts';
+import { ADMIN_SCOPE, isGroupSelectionScope, scopeCovered, type ResourceServers } from './resource-servers.ts';
 
 /** fedgate's client metadata holding a registered client's resource scopes (space-separated). */
 export const RESOURCE_SCOPE = 'resource_scope';
@@ -62,7 +62,12 @@ export function registrationMetadataValidator(staticScopes: readonly string[], r
     if (registering && nativeRedirects(metadata.redirect_uris)) metadata.application_type = 'native';
     if (value !== undefined && typeof value !== 'string') throw new errors.InvalidClientMetadata(`${RESOURCE_SCOPE} must be a string`);
     const requested = typeof metadata.scope === 'string' ? metadata.scope.split(' ').filter(Boolean) : [];
-    const capabilities = [...new Set([...requested.filter((s) => !statics.has(s)), ...(value ?? '').split(' ').filter(Boolean)])];
+    let capabilities = [...new Set([...requested.filter((s) => !statics.has(s)), ...(value ?? '').split(' ').filter(Boolean)])];
+    if (capabilities.includes(ADMIN_SCOPE)) {
+      // A dynamically registered client never administers fedgate (nor obtains the admin API's scope for a user).
+      if (registering) throw new errors.InvalidClientMetadata(`scope ${ADMIN_SCOPE} cannot be registered`);
+      capabilities = capabilities.filter((s) => s !== ADMIN_SCOPE);
+    }
     if (!capabilities.length) {
       delete metadata[RESOURCE_SCOPE];
       return;

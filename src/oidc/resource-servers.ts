@@ -1,4 +1,6 @@
-import { WLCG_ANY_AUDIENCE, type ResourceServerConfig } from '../config/schema.ts';
+import { ADMIN_API_PATH, ADMIN_SCOPE, WLCG_ANY_AUDIENCE, type ResourceServerConfig } from '../config/schema.ts';
+
+export { ADMIN_SCOPE };
 
 /** WLCG capability scopes that carry a path (WLCG profile §2.2.1). */
 const PATH_SCOPE = /^(storage\.(?:read|create|modify|stage)):(\/.*)$/;
@@ -56,6 +58,29 @@ const WLCG_ANY: ResourceServerConfig = {
   signingAlg: 'ES256',
 };
 
+/** The audience (and RFC 8707 resource indicator) of the admin API: `<issuer>/admin/api`. A contract name. */
+export function adminAudience(issuer: string): string {
+  return `${issuer}${ADMIN_API_PATH}`;
+}
+
+/**
+ * The admin API as a resource server, built in and always present. Its
+ * tokens are opaque, so that every request looks them up in the store and a
+ * revocation or logout takes effect at once; they carry only
+ * {@link ADMIN_SCOPE}.
+ */
+export function adminResourceServer(issuer: string): ResourceServerConfig {
+  return {
+    audience: adminAudience(issuer),
+    name: 'fedgate admin API',
+    kind: 'other',
+    scopes: [ADMIN_SCOPE],
+    profile: 'groups',
+    accessTokenFormat: 'opaque',
+    signingAlg: 'ES256',
+  };
+}
+
 /** Is this a WLCG capability or group scope (one that makes a request a WLCG token request)? */
 export function isWlcgScope(scope: string): boolean {
   return PATH_SCOPE.test(scope) || /^compute\.(read|modify|create|cancel)$/.test(scope) || WLCG_GROUPS_SCOPE.test(scope);
@@ -97,8 +122,22 @@ export class ResourceServers {
     return this.#version;
   }
 
-  constructor(servers: readonly ResourceServerConfig[]) {
+  /** The admin API's audience, when the registry was built with an issuer. */
+  readonly adminAudience: string | undefined;
+
+  /**
+   * @param servers the configured resource servers.
+   * @param issuer fedgate's issuer: adds the built-in admin API resource server ({@link adminResourceServer}).
+   */
+  constructor(servers: readonly ResourceServerConfig[], issuer?: string) {
     for (const rs of servers) this.#byAudience.set(rs.audience, rs);
+    this.adminAudience = issuer === undefined ? undefined : adminAudience(issuer);
+    if (issuer !== undefined) this.#byAudience.set(this.adminAudience!, adminResourceServer(issuer));
+  }
+
+  /** Whether `rs` is the built-in admin API resource server. */
+  isAdmin(rs: ResourceServerConfig): boolean {
+    return rs.audience === this.adminAudience;
   }
 
   /**
@@ -122,15 +161,16 @@ export class ResourceServers {
     return [...this.#byAudience.values()];
   }
 
-  /** Adds or replaces the resource server with `rs.audience`. */
+  /** Adds or replaces the resource server with `rs.audience` (never the built-in admin API's). */
   set(rs: ResourceServerConfig): void {
+    if (rs.audience === this.adminAudience) throw new TypeError('the admin API resource server is built in');
     this.#byAudience.set(rs.audience, rs);
     this.#version += 1;
   }
 
   /** Removes a resource server and the aliases naming it; true when there was one. */
   delete(audience: string): boolean {
-    if (!this.#byAudience.delete(audience)) return false;
+    if (audience === this.adminAudience || !this.#byAudience.delete(audience)) return false;
     for (const [alias, target] of this.#aliases) if (target === audience) this.#aliases.delete(alias);
     this.#version += 1;
     return true;

@@ -1,9 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import * as oidc from 'openid-client';
-import { authorizationCodeFlow, rp, startServer, type TestServer } from '../support/harness.ts';
-
-const PORTAL_REDIRECT = 'http://localhost:3000/callback';
+import { adminToken as obtainAdminToken, authorizationCodeFlow, rp, startServer, type TestServer } from '../support/harness.ts';
 
 describe('dynamic client registration and the admin API', () => {
   let server: TestServer;
@@ -18,7 +16,7 @@ describe('dynamic client registration and the admin API', () => {
   before(async () => {
     server = await startServer({ redis: true });
     portal = await rp(server.issuer, 'demo-portal', 'demo-portal-secret');
-    adminToken = (await authorizationCodeFlow(portal, { redirectUri: PORTAL_REDIRECT, scope: 'openid', username: 'admin', password: 'admin-password' })).access_token;
+    adminToken = await obtainAdminToken(server.issuer);
   });
   after(() => server.cleanup());
 
@@ -78,10 +76,10 @@ describe('dynamic client registration and the admin API', () => {
     const forged = await admin('/accounts', {}, 'forged-token');
     assert.equal(forged.status, 401);
     assert.match(forged.headers.get('www-authenticate')!, /error="invalid_token"/);
-    const bobToken = (await authorizationCodeFlow(portal, { redirectUri: PORTAL_REDIRECT, scope: 'openid', username: 'bob', password: 'bob-password' })).access_token;
-    const bob = await admin('/accounts', {}, bobToken);
+    // bob asks for an admin token the way an administrator does: the scope policy drops fedgate.admin.
+    const bob = await admin('/accounts', {}, await obtainAdminToken(server.issuer, { username: 'bob', password: 'bob-password' }));
     assert.equal(bob.status, 403);
-    assert.match(bob.headers.get('www-authenticate')!, /error="insufficient_scope"/);
+    assert.match(bob.headers.get('www-authenticate')!, /error="insufficient_scope", scope="fedgate.admin"/);
     const list = await admin('/accounts');
     assert.equal(list.status, 200);
     const { accounts } = await list.json() as { accounts: Array<{ username: string; effective_groups: string[] }> };

@@ -8,7 +8,7 @@ import { createFedgate, type Fedgate } from '../../src/app.ts';
 import { loadConfig } from '../../src/config/index.ts';
 import { createLogger } from '../../src/observability/logger.ts';
 import { RedisStore } from '../../src/store/index.ts';
-import { authorizationCodeFlow, Browser, freePort, pkceAuthorizationUrl, LogCapture, rawRequest, rp, startUpstream, type RawResponse } from '../support/harness.ts';
+import { adminToken, authorizationCodeFlow, Browser, freePort, pkceAuthorizationUrl, LogCapture, rawRequest, rp, startUpstream, type RawResponse } from '../support/harness.ts';
 import { PrivateRedis } from '../support/private-redis.ts';
 
 const DEADLINE_MS = 500;
@@ -58,6 +58,7 @@ describe('answers 503 while the store is unavailable', () => {
     const admin = await login('admin', 'openid offline_access');
     tokens.admin = admin.access_token;
     tokens.refresh = admin.refresh_token!;
+    tokens.adminApi = await adminToken(base);
     // Fresh JWTs the gateway has not seen (and so not cached) yet.
     tokens.storage1 = (await login('alice', 'openid storage.read:/store/cms', 'https://storage.demo')).access_token;
     tokens.storage2 = (await login('alice', 'openid storage.read:/store/cms', 'https://storage.demo')).access_token;
@@ -95,7 +96,7 @@ describe('answers 503 while the store is unavailable', () => {
       method: 'POST', headers: { 'content-type': FORM }, body: 'client_id=demo-cli&scope=openid',
     }),
     userinfo: () => rawRequest(base, '/me', { headers: { authorization: `Bearer ${tokens.admin}` } }),
-    'admin API': () => rawRequest(base, '/admin/api/accounts', { headers: { authorization: `Bearer ${tokens.admin}`, accept: 'application/json' } }),
+    'admin API': () => rawRequest(base, '/admin/api/accounts', { headers: { authorization: `Bearer ${tokens.adminApi}`, accept: 'application/json' } }),
     'gateway /authz': () => rawRequest(base, '/authz?service=data', {
       headers: { authorization: `Bearer ${tokens[`storage${n}`]}`, 'x-original-method': 'GET', 'x-original-uri': '/store/cms/file' },
     }),

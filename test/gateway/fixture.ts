@@ -245,7 +245,7 @@ export async function startFixture(options: FixtureOptions = {}): Promise<Fixtur
   const groups = new Groups(store, accounts);
   const policy = new PolicyService({ config, store, logger, accounts, groups, audienceExists: () => true });
   const provider = createProvider({
-    config, store, logger, metrics, audit, accounts, groups, policy, resourceServers: new ResourceServers(config.resourceServers),
+    config, store, logger, metrics, audit, accounts, groups, policy, resourceServers: new ResourceServers(config.resourceServers, config.issuer),
     jwks: jwksForProvider(keys), cookieKeys: ['k'.repeat(43)],
   });
   const pdp = new TablePdp();

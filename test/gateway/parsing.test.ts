@@ -82,7 +82,7 @@ describe('identity headers', () => {
 
   it('lists the identity and leaves out what a client token lacks', () => {
     const identity: Identity = {
-      subject: 'svc', groups: [], effectiveGroups: [], clientId: 'svc', scopes: ['a', 'b'], audience: ['https://x'], expiresAt: 1700000000, format: 'jwt',
+      subject: 'svc', groups: [], effectiveGroups: [], clientId: 'svc', scopes: ['a', 'b'], audience: ['https://x'], expiresAt: 1700000000, format: 'jwt', exchanged: false,
     };
     assert.deepEqual(identityHeaders(identity), [
       ['X-Fedgate-Subject', 'svc'], ['X-Fedgate-Client', 'svc'], ['X-Fedgate-Scope', 'a b'], ['X-Fedgate-Audience', 'https://x'], ['X-Fedgate-Token-Expires', '1700000000'],

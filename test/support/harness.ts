@@ -238,7 +238,7 @@ export async function pkceAuthorizationUrl(config: oidc.Configuration, params: R
 /** Code + PKCE through the pages with openid-client; returns the token response. */
 export async function authorizationCodeFlow(
   config: oidc.Configuration,
-  options: LoginOptions & { redirectUri: string; scope: string; resource?: string; browser?: Browser; prompt?: string },
+  options: LoginOptions & { redirectUri: string; scope: string; resource?: string; browser?: Browser; prompt?: string; dpop?: oidc.DPoPHandle },
 ): Promise<oidc.TokenEndpointResponse & oidc.TokenEndpointResponseHelpers> {
   const verifier = oidc.randomPKCECodeVerifier();
   const state = oidc.randomState();
@@ -256,7 +256,27 @@ export async function authorizationCodeFlow(
   }
   const url = oidc.buildAuthorizationUrl(config, params);
   const callback = await loginThroughPages(options.browser ?? new Browser(), url, options.redirectUri, options);
-  return oidc.authorizationCodeGrant(config, callback, { pkceCodeVerifier: verifier, expectedState: state }, options.resource ? { resource: options.resource } : undefined);
+  return oidc.authorizationCodeGrant(config, callback, { pkceCodeVerifier: verifier, expectedState: state }, options.resource ? { resource: options.resource } : undefined,
+    options.dpop ? { DPoP: options.dpop } : undefined);
+}
+
+/** The admin API's audience (`<issuer>/admin/api`), the resource indicator of admin tokens. */
+export function adminApi(issuer: string): string {
+  return `${issuer}/admin/api`;
+}
+
+/**
+ * An admin token as the README obtains one: the `admin` user signs in with
+ * demo-cli (code + PKCE through the pages) asking for `openid fedgate.admin`
+ * and the admin API as resource.
+ */
+export async function adminToken(issuer: string, options: { username?: string; password?: string } = {}): Promise<string> {
+  const cli = await rp(issuer, 'demo-cli');
+  const tokens = await authorizationCodeFlow(cli, {
+    redirectUri: 'http://127.0.0.1:50000/callback', scope: 'openid fedgate.admin', resource: adminApi(issuer),
+    username: options.username ?? 'admin', password: options.password ?? 'admin-password',
+  });
+  return tokens.access_token;
 }
 
 /** Decodes a JWT's header and payload without verifying (tests verify separately). */
