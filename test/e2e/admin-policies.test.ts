@@ -1,9 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import * as oidc from 'openid-client';
-import { authorizationCodeFlow, rp, startServer, type TestServer } from '../support/harness.ts';
-
-const PORTAL_REDIRECT = 'http://localhost:3000/callback';
+import { adminApi, adminToken as obtainAdminToken, rp, startServer, type TestServer } from '../support/harness.ts';
 
 type Json = Record<string, unknown>;
 
@@ -41,11 +39,10 @@ describe('admin API: groups and policies', () => {
         });
       },
     });
-    const portal = await rp(server.issuer, 'demo-portal', 'demo-portal-secret');
-    adminToken = (await authorizationCodeFlow(portal, { redirectUri: PORTAL_REDIRECT, scope: 'openid', username: 'admin', password: 'admin-password' })).access_token;
-    aliceToken = (await authorizationCodeFlow(portal, { redirectUri: PORTAL_REDIRECT, scope: 'openid', username: 'alice', password: 'alice-password' })).access_token;
+    adminToken = await obtainAdminToken(server.issuer);
+    aliceToken = await obtainAdminToken(server.issuer, { username: 'alice', password: 'alice-password' });
     const robot = await rp(server.issuer, 'admin-robot', 'admin-robot-secret-0123');
-    robotToken = (await oidc.clientCredentialsGrant(robot, { scope: 'fedgate.admin' })).access_token;
+    robotToken = (await oidc.clientCredentialsGrant(robot, { resource: adminApi(server.issuer), scope: 'fedgate.admin' })).access_token;
   });
   after(() => server.cleanup());
 
@@ -56,7 +53,9 @@ describe('admin API: groups and policies', () => {
     assert.equal(robot.status, 200);
     // A client without the scope in its configuration cannot get it.
     const service = await rp(server.issuer, 'demo-service', 'demo-service-secret');
-    await assert.rejects(oidc.clientCredentialsGrant(service, { scope: 'fedgate.admin' }), (err: oidc.ResponseBodyError) => err.error === 'invalid_scope');
+    const serviceToken = await oidc.clientCredentialsGrant(service, { resource: adminApi(server.issuer), scope: 'fedgate.admin' });
+    assert.equal(serviceToken.scope, undefined);
+    assert.equal((await call('/policies', { token: serviceToken.access_token })).status, 403);
   });
 
   it('manages groups: create, members, rename with its rules, refuse to orphan, delete', async () => {

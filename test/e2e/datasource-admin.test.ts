@@ -1,9 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import * as oidc from 'openid-client';
-import { authorizationCodeFlow, decodeJwt, rawRequest, rp, startServer, startUpstream, type TestServer } from '../support/harness.ts';
-
-const PORTAL_REDIRECT = 'http://localhost:3000/callback';
+import { adminToken as obtainAdminToken, decodeJwt, rawRequest, rp, startServer, startUpstream, type TestServer } from '../support/harness.ts';
 
 const basic = (id: string, secret: string) => `Basic ${Buffer.from(`${encodeURIComponent(id)}:${encodeURIComponent(secret)}`).toString('base64')}`;
 
@@ -24,8 +22,7 @@ describe('admin API: /admin/api/resource-servers', () => {
   before(async () => {
     upstream = await startUpstream();
     server = await startServer({ redis: true });
-    const portal = await rp(server.issuer, 'demo-portal', 'demo-portal-secret');
-    adminToken = (await authorizationCodeFlow(portal, { redirectUri: PORTAL_REDIRECT, scope: 'openid', username: 'admin', password: 'admin-password' })).access_token;
+    adminToken = await obtainAdminToken(server.issuer);
     service = await rp(server.issuer, 'demo-service', 'demo-service-secret');
   });
   after(async () => {
@@ -235,8 +232,7 @@ describe('admin API: /admin/api/resource-servers', () => {
   });
 
   it('is for administrators only', async () => {
-    const portal = await rp(server.issuer, 'demo-portal', 'demo-portal-secret');
-    const bob = (await authorizationCodeFlow(portal, { redirectUri: PORTAL_REDIRECT, scope: 'openid', username: 'bob', password: 'bob-password' })).access_token;
+    const bob = await obtainAdminToken(server.issuer, { username: 'bob', password: 'bob-password' });
     assert.equal((await admin('/resource-servers', 'GET', undefined, bob)).status, 403);
     assert.equal((await admin('/resource-servers', 'POST', { name: 'x', audience: 'https://x.test' }, bob)).status, 403);
     assert.equal((await fetch(`${server.issuer}/admin/api/resource-servers`)).status, 401);

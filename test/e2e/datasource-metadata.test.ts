@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import * as oidc from 'openid-client';
-import { authorizationCodeFlow, decodeJwt, rawRequest, rp, startServer, startUpstream, type TestServer } from '../support/harness.ts';
+import { adminToken as obtainAdminToken, authorizationCodeFlow, decodeJwt, rawRequest, rp, startServer, startUpstream, type TestServer } from '../support/harness.ts';
 
 const PORTAL_REDIRECT = 'http://localhost:3000/callback';
 const WELL_KNOWN = '/.well-known/oauth-protected-resource';
@@ -34,8 +34,7 @@ describe('RFC 9728 protected resource metadata for data sources', () => {
         config.gateway.services = config.gateway.services.map((s) => (s.name === 'data' ? { ...s, upstream: `${upstream.url}/data` } : s));
       },
     });
-    const portal = await rp(server.issuer, 'demo-portal', 'demo-portal-secret');
-    adminToken = (await authorizationCodeFlow(portal, { redirectUri: PORTAL_REDIRECT, scope: 'openid', username: 'admin', password: 'admin-password' })).access_token;
+    adminToken = await obtainAdminToken(server.issuer);
     const admin = (body: unknown) => fetch(`${server.issuer}/admin/api/resource-servers`, {
       method: 'POST', headers: { authorization: `Bearer ${adminToken}`, 'content-type': 'application/json' }, body: JSON.stringify(body),
     });

@@ -3,7 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import * as oidc from 'openid-client';
 import { DATA_SOURCE_VERSION_KEY, parseDataSource, type StoredDataSource } from '../../src/datasources/index.ts';
-import { authorizationCodeFlow, decodeJwt, rawRequest, rp, startReplicas, within, startUpstream, type TestServer } from '../support/harness.ts';
+import { adminToken as obtainAdminToken, authorizationCodeFlow, decodeJwt, rawRequest, rp, startReplicas, within, startUpstream, type TestServer } from '../support/harness.ts';
 
 const PORTAL_REDIRECT = 'http://localhost:3000/callback';
 const AUDIENCE = 'https://storage.partner.test';
@@ -31,7 +31,7 @@ describe('data sources across replicas', () => {
     upstream = await startUpstream();
     [a, b] = await startReplicas();
     const portal = await rp(a.issuer, 'demo-portal', 'demo-portal-secret');
-    adminToken = (await authorizationCodeFlow(portal, { redirectUri: PORTAL_REDIRECT, scope: 'openid', username: 'admin', password: 'admin-password' })).access_token;
+    adminToken = await obtainAdminToken(a.issuer);
     aliceAny = (await authorizationCodeFlow(portal, { redirectUri: PORTAL_REDIRECT, scope: 'openid storage.read:/store/cms', username: 'alice', password: 'alice-password' })).access_token;
     assert.equal(decodeJwt(aliceAny).payload.aud, 'https://wlcg.cern.ch/jwt/v1/any');
   });

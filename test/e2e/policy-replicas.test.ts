@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { POLICY_VERSION_KEY } from '../../src/authz/store-watcher.ts';
-import { authorizationCodeFlow, rawRequest, rp, startReplicas, within, type TestServer } from '../support/harness.ts';
+import { adminToken as obtainAdminToken, authorizationCodeFlow, rawRequest, rp, startReplicas, within, type TestServer } from '../support/harness.ts';
 
 const PORTAL_REDIRECT = 'http://localhost:3000/callback';
 
@@ -19,7 +19,7 @@ describe('policy changes across replicas', () => {
   before(async () => {
     [a, b] = await startReplicas();
     const portal = await rp(a.issuer, 'demo-portal', 'demo-portal-secret');
-    adminToken = (await authorizationCodeFlow(portal, { redirectUri: PORTAL_REDIRECT, scope: 'openid', username: 'admin', password: 'admin-password' })).access_token;
+    adminToken = await obtainAdminToken(a.issuer);
     bobOrchestrator = (await authorizationCodeFlow(portal, {
       redirectUri: PORTAL_REDIRECT, scope: 'openid compute.read', resource: 'https://orchestrator.demo', username: 'bob', password: 'bob-password',
     })).access_token;

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import * as oidc from 'openid-client';
 import { Agent, fetch as undiciFetch } from 'undici';
-import { authorizationCodeFlow, Browser, decodeJwt, formAction, loginThroughPages, pkceAuthorizationUrl, rawRequest, rp, startServer, type TestServer } from '../support/harness.ts';
+import { adminToken as obtainAdminToken, Browser, decodeJwt, formAction, loginThroughPages, pkceAuthorizationUrl, rawRequest, rp, startServer, type TestServer } from '../support/harness.ts';
 import { makeTestPki, type TestPki } from '../federation/x509/fixture.ts';
 
 const PORTAL_REDIRECT = 'http://localhost:3000/callback';
@@ -28,11 +28,10 @@ function mtls(port: number, path: string, cert: { pem: string; key: string } | u
   });
 }
 
-/** An opaque access token of the demo administrator (admin API). */
+/** An admin token of the demo administrator (admin API). */
 let adminTokenValue: string | undefined;
 async function adminTokenFor(issuer: string): Promise<string> {
-  const portal = await rp(issuer, 'demo-portal', 'demo-portal-secret');
-  adminTokenValue ??= (await authorizationCodeFlow(portal, { redirectUri: PORTAL_REDIRECT, scope: 'openid', username: 'admin', password: 'admin-password' })).access_token;
+  adminTokenValue ??= await obtainAdminToken(issuer);
   return adminTokenValue;
 }
 
