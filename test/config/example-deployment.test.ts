@@ -3,7 +3,7 @@ import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { authorizationCodeFlow, decodeJwt, rp, startServer, type TestServer } from '../support/harness.ts';
+import { adminApi, authorizationCodeFlow, decodeJwt, rp, startServer, type TestServer } from '../support/harness.ts';
 
 const EXAMPLE = resolve('docs/configuration.example.yaml');
 const EXAMPLE_POLICIES = resolve('docs/example-policies');
@@ -47,6 +47,20 @@ describe('the example deployment (docs/configuration.example.yaml + docs/example
     assert.equal(payload.aud, STORAGE);
     const scopes = String(payload.scope).split(' ').sort();
     assert.deepEqual(scopes.filter((s) => s.startsWith('storage.')), ['storage.create:/data/cms', 'storage.read:/data/cms']);
+  });
+
+  it('lets its administrator (ops-admin, in /admins) obtain an admin token as the README does, and j.doe none', async () => {
+    const cli = await rp(server.issuer, 'research-cli');
+    const ask = (username: string) => authorizationCodeFlow(cli, {
+      redirectUri: 'http://127.0.0.1:47011/callback', scope: 'openid fedgate.admin', resource: adminApi(server.issuer), username, password: 'change-me',
+    });
+    const admin = await ask('ops-admin');
+    assert.equal(admin.scope, 'fedgate.admin');
+    const accounts = await fetch(`${server.issuer}/admin/api/accounts`, { headers: { authorization: `Bearer ${admin.access_token}` } });
+    assert.equal(accounts.status, 200);
+    const user = await ask('j.doe');
+    assert.equal(user.scope?.split(' ').includes('fedgate.admin') ?? false, false, 'the scope policy gives fedgate.admin to /admins only');
+    assert.equal((await fetch(`${server.issuer}/admin/api/accounts`, { headers: { authorization: `Bearer ${user.access_token}` } })).status, 403);
   });
 
   it('seeded with policies written for another realm, it says at the end, in one line, how many lines do not fit', async () => {

@@ -25,6 +25,17 @@ describe('device authorization grant (RFC 8628)', () => {
     assert.ok(tokens.refresh_token, 'offline_access on the device flow gives a refresh token');
   });
 
+  it('gives the admin an admin API token as the README walkthrough asks for it (scope=openid fedgate.admin, resource=<issuer>/admin/api)', async () => {
+    const resource = `${server.issuer}/admin/api`;
+    const device = await oidc.initiateDeviceAuthorization(cli, { scope: 'openid fedgate.admin', resource });
+    const polling = oidc.pollDeviceAuthorizationGrant(cli, { ...device, interval: 1 });
+    await approveOnDevicePage(new Browser(), device.verification_uri, device.user_code, { username: 'admin', password: 'admin-password' });
+    const tokens = await polling;
+    assert.equal(tokens.scope, 'fedgate.admin');
+    const accounts = await fetch(`${server.issuer}/admin/api/accounts`, { headers: { authorization: `Bearer ${tokens.access_token}` } });
+    assert.equal(accounts.status, 200);
+  });
+
   it('rejects a wrong user code on the page without a server error', async () => {
     const browser = new Browser();
     const input = await browser.request(`${server.issuer}/device`);
