@@ -1,4 +1,7 @@
 import assert from 'node:assert/strict';
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { ConfigError, loadConfig } from '../../src/config/index.ts';
 
@@ -25,5 +28,23 @@ describe('loadConfig', () => {
     await assert.rejects(loadConfig({ PORT: 'eighty' }), (err: ConfigError) => err.problems[0]!.startsWith('PORT: '));
     await assert.rejects(loadConfig({ ISSUER: 'ftp://x' }), (err: ConfigError) => err.problems[0]!.startsWith('ISSUER: '));
     await assert.rejects(loadConfig({ LOG_LEVEL: 'loud' }), (err: ConfigError) => err.problems[0]!.startsWith('LOG_LEVEL: '));
+  });
+
+  it('keeps the admin API\'s audience and scope to the built-in resource server', async () => {
+    const file = join(await mkdtemp(join(tmpdir(), 'fedgate-admin-rs-')), 'fedgate.yaml');
+    await writeFile(file, [
+      'issuer: https://id.example.org',
+      'resourceServers:',
+      '  - { audience: "https://notes.example", scopes: [notes.read, fedgate.admin] }',
+    ].join('\n'));
+    await assert.rejects(loadConfig({ FEDGATE_CONFIG: file }), (err: ConfigError) =>
+      err.problems.some((p) => p === 'resourceServers.0.scopes.1: fedgate.admin is the scope of the built-in admin API resource server only'));
+    await writeFile(file, [
+      'issuer: https://id.example.org',
+      'resourceServers:',
+      '  - { audience: "https://id.example.org/admin/api", scopes: [notes.read] }',
+    ].join('\n'));
+    await assert.rejects(loadConfig({ FEDGATE_CONFIG: file }), (err: ConfigError) =>
+      err.problems.some((p) => p === 'resourceServers.0.audience: https://id.example.org/admin/api is the built-in admin API resource server'));
   });
 });

@@ -90,6 +90,8 @@ describe('admin API: /admin/api/resource-servers', () => {
       ['reserved domain', { ...valid, domain: 'scopes' }, 'domain', /fedgate's own/],
       ['unknown field', { ...valid, colour: 'blue' }, '(body)', /unknown field/],
       ['host of another service', { ...valid, hosts: ['data.example'] }, 'hosts.0', /already a host/],
+      ['the admin API\'s audience', { ...valid, audience: `${server.issuer}/admin/api` }, 'audience', /admin API/],
+      ['the admin API\'s scope', { ...valid, scopes: ['notes.read', 'fedgate.admin'] }, 'scopes.1', /admin API only/],
     ];
     // A host to collide with.
     assert.equal((await admin('/resource-servers', 'POST', { name: 'host-owner', audience: 'https://host-owner.test', hosts: ['data.example'] })).status, 201);
