@@ -65,10 +65,12 @@ function crossCheck(config: FileConfig): string[] {
     if (tls && !config.x509.enabled) problems.push(`${at}.tokenEndpointAuthMethod: ${method} needs x509.enabled`);
     if (method === 'tls_client_auth' && !client.tlsClientAuthSubjectDn) problems.push(`${at}.tlsClientAuthSubjectDn: tls_client_auth needs the certificate subject DN`);
     if (method === 'self_signed_tls_client_auth' && !client.jwks) problems.push(`${at}.jwks: self_signed_tls_client_auth needs the client's certificate as a JWK Set with x5c`);
-    if ((method === 'client_secret_basic' || method === 'client_secret_post') && !client.clientSecret) problems.push(`${at}.clientSecret: ${method} needs a secret`);
+    if ((method === 'client_secret_basic' || method === 'client_secret_post' || method === 'client_secret_jwt') && !client.clientSecret) problems.push(`${at}.clientSecret: ${method} needs a secret`);
+    if (method === 'private_key_jwt' && !client.jwks && !client.jwksUri) problems.push(`${at}.jwks: private_key_jwt needs the client's public keys (jwks or jwksUri)`);
+    if (client.jwks && client.jwksUri) problems.push(`${at}.jwksUri: give jwks or jwksUri, not both`);
     if (client.certificateBoundAccessTokens && !config.x509.enabled) problems.push(`${at}.certificateBoundAccessTokens: needs x509.enabled`);
-    if (!client.clientSecret && !tls && confidentialOnly.length) {
-      problems.push(`${at}.grantTypes: ${confidentialOnly.join(', ')} needs a confidential client (set clientSecret)`);
+    if (!client.clientSecret && !tls && method !== 'private_key_jwt' && confidentialOnly.length) {
+      problems.push(`${at}.grantTypes: ${confidentialOnly.join(', ')} needs a confidential client (set clientSecret, or private_key_jwt with keys)`);
     }
     if (client.grantTypes.includes('authorization_code') && client.redirectUris.length === 0) {
       problems.push(`${at}.redirectUris: authorization_code needs at least one redirect URI`);

@@ -90,14 +90,22 @@ export const clientSchema = z.object({
   defaultAudience: z.string().optional(),
   /**
    * How the client authenticates at the token endpoint. Default: client_secret_basic
-   * with a secret, none without. tls_client_auth / self_signed_tls_client_auth
-   * (RFC 8705) need `x509.enabled`.
+   * with a secret, none without. client_secret_jwt (RFC 7523, HMAC with the
+   * secret) needs `clientSecret`; private_key_jwt (RFC 7523) needs `jwks` or
+   * `jwksUri`. tls_client_auth / self_signed_tls_client_auth (RFC 8705) need
+   * `x509.enabled`.
    */
-  tokenEndpointAuthMethod: z.enum(['client_secret_basic', 'client_secret_post', 'tls_client_auth', 'self_signed_tls_client_auth', 'none']).optional(),
+  tokenEndpointAuthMethod: z.enum(['client_secret_basic', 'client_secret_post', 'client_secret_jwt', 'private_key_jwt', 'tls_client_auth', 'self_signed_tls_client_auth', 'none']).optional(),
   /** tls_client_auth: the certificate subject DN the client must present (RFC 4514 or OpenSSL form). */
   tlsClientAuthSubjectDn: z.string().min(3).optional(),
-  /** self_signed_tls_client_auth: the client's certificate(s) as a JWK Set with `x5c` (RFC 8705 §2.2). */
+  /**
+   * The client's public keys as a JWK Set: for private_key_jwt, the keys its
+   * assertions are signed with; for self_signed_tls_client_auth, its
+   * certificate(s) with `x5c` (RFC 8705 §2.2).
+   */
   jwks: z.object({ keys: z.array(z.record(z.string(), z.unknown())).min(1) }).optional(),
+  /** private_key_jwt: where the client publishes its JWK Set instead (fetched and cached by oidc-provider). */
+  jwksUri: z.url({ protocol: /^https?$/ }).optional(),
   /** Bind this client's access tokens to its TLS client certificate (`cnf.x5t#S256`, RFC 8705 §3). */
   certificateBoundAccessTokens: z.boolean().optional(),
 }).strict();

@@ -60,7 +60,7 @@ export function clientMetadata(client: ClientConfig): ClientMetadata {
   const grantTypes = client.grantTypes.map((g) => GRANT_TYPE_URNS[g]);
   // Every confidential client reaches the token exchange handler, so that one not allowed it hears
   // unauthorized_client (RFC 6749 §5.2) rather than a generic invalid_request.
-  const confidential = !!client.clientSecret || client.tokenEndpointAuthMethod === 'tls_client_auth' || client.tokenEndpointAuthMethod === 'self_signed_tls_client_auth';
+  const confidential = !!client.clientSecret || client.tokenEndpointAuthMethod === 'private_key_jwt' || client.tokenEndpointAuthMethod === 'tls_client_auth' || client.tokenEndpointAuthMethod === 'self_signed_tls_client_auth';
   if (confidential && !grantTypes.includes(TOKEN_EXCHANGE_GRANT)) grantTypes.push(TOKEN_EXCHANGE_GRANT);
   const listed = client.scopes?.filter((s) => OIDC_SCOPES.includes(s)) ?? [];
   const staticScopes = listed.length ? listed : OIDC_SCOPES;
@@ -76,6 +76,7 @@ export function clientMetadata(client: ClientConfig): ClientMetadata {
     token_endpoint_auth_method: client.tokenEndpointAuthMethod ?? (client.clientSecret ? 'client_secret_basic' : 'none'),
     ...(client.tlsClientAuthSubjectDn ? { tls_client_auth_subject_dn: client.tlsClientAuthSubjectDn } : {}),
     ...(client.jwks ? { jwks: client.jwks as ClientMetadata['jwks'] } : {}),
+    ...(client.jwksUri ? { jwks_uri: client.jwksUri } : {}),
     ...(client.certificateBoundAccessTokens ? { tls_client_certificate_bound_access_tokens: true } : {}),
     // An allow-list of resource scopes only leaves the OIDC scopes unrestricted (an empty `scope` would break the client).
     scope: staticScopes.join(' '),
@@ -137,6 +138,7 @@ export function createProvider(deps: ProviderDeps): Provider {
   const { config, accounts, resourceServers, metrics, audit, logger, policy } = deps;
   const clientsById = new Map(config.clients.map((c) => [c.clientId, c]));
   const lifetimes = config.lifetimes;
+  const configuredJwksUris = new Set(config.clients.flatMap((c) => (c.jwksUri ? [new URL(c.jwksUri).href] : [])));
 
   const resourceInfoMemo = new Map<string, ResourceServerInfo>();
   const profileFor = (clientId: string | undefined, audience?: string): TokenProfile =>
@@ -156,6 +158,15 @@ export function createProvider(deps: ProviderDeps): Provider {
       token_endpoint_auth_method: 'none',
       scope: 'openid',
     }],
+    // oidc-provider fetches client JWKS through a dispatcher that refuses private and loopback addresses
+    // (SSRF protection, right for URLs a registering client names). A configured client's jwksUri is the
+    // operator's choice and often an internal host: it is fetched directly.
+    fetch: (url, options) => {
+      const href = url instanceof URL ? url.href : String(url);
+      if (!configuredJwksUris.has(href)) return globalThis.fetch(url, options);
+      const { dispatcher: _ssrfGuard, ...direct } = options as RequestInit & { dispatcher?: unknown };
+      return globalThis.fetch(url, direct);
+    },
     clientAuthMethods: [
       'none', 'client_secret_basic', 'client_secret_post', 'client_secret_jwt', 'private_key_jwt',
       ...(deps.clientCertificates ? ['tls_client_auth', 'self_signed_tls_client_auth'] as const : []),
