@@ -11,6 +11,7 @@ import { sendUnavailable } from '../http/unavailable.ts';
 import { isStoreUnavailable } from '../store/errors.ts';
 import { storeAdapterFactory } from './adapter.ts';
 import { clientDialects } from './client-dialects.ts';
+import { userinfoJwtRefusal } from './userinfo-jwt.ts';
 import { GRANT_REFERENCE_CLAIM, grantReference } from './grant-reference.ts';
 import { registeredResourceScopes, registrationMetadataValidator, registrationResponseScope, RESOURCE_SCOPE, withinRegisteredScopes } from './registered-clients.ts';
 import { viewingAdapterFactory } from './token-request-view.ts';
@@ -400,6 +401,7 @@ export function createProvider(deps: ProviderDeps): Provider {
   provider.proxy = config.trustProxy;
   provider.use(clientDialects(provider, { logger, resourceServers }));
   provider.use(registrationResponseScope);
+  provider.use(userinfoJwtRefusal(provider, logger));
   provider.use(recordedTokenBridge([provider.pathFor('introspection'), provider.pathFor('revocation')]));
   registerTokenExchange(provider, {
     config, store: deps.store, accounts, policy, resourceServers, audit, logger, jwks: deps.jwks,

@@ -126,6 +126,18 @@ describe('the dialects of standard clients', () => {
     assert.equal(introspected.body.scope, 'openid offline_access storage.read:/store/cms');
   });
 
+  it('answers userinfo for the token issued with openid, and says why a resource server\'s JWT is refused there', async () => {
+    const plain = await deviceTokens({ scope: 'openid profile offline_access' });
+    const ok = await fetch(`${server.issuer}/me`, { headers: { authorization: `Bearer ${plain.access_token as string}` } });
+    assert.equal(ok.status, 200);
+    const storage = await deviceTokens({ scope: 'openid offline_access storage.read:/store/cms', resource: 'https://storage.demo' });
+    const refused = await fetch(`${server.issuer}/me`, { headers: { authorization: `Bearer ${storage.access_token as string}` } });
+    assert.equal(refused.status, 401);
+    const challenge = refused.headers.get('www-authenticate') ?? '';
+    assert.match(challenge, /^Bearer realm="[^"]+", error="invalid_token", error_description="this access token is a JWT for https:\/\/storage\.demo/);
+    assert.match((await refused.json() as { error_description: string }).error_description, /without a resource/);
+  });
+
   it('logs a refused request with its error and description at info level', async () => {
     const before = server.logs.lines.length;
     const refused = await post('/token', { grant_type: 'refresh_token', refresh_token: 'not-a-refresh-token' }, basic('demo-cli', ''));
