@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { createInitialAccessToken } from '../../src/admin/routes.ts';
-import { approveOnDevicePage, Browser, decodeJwt, startServer, type TestServer } from '../support/harness.ts';
+import { approveOnDevicePage, Browser, decodeJwt, freePort, loginThroughPages, startServer, type TestServer } from '../support/harness.ts';
 import { OidcAgent } from '../support/oidc-agent.ts';
 
 /**
@@ -51,6 +51,28 @@ describe('oidc-agent against fedgate', () => {
     assert.notEqual(forced, first, 'a forced refresh issues a new access token');
     const again = await fetch(`${server.issuer}/me`, { headers: { authorization: `Bearer ${forced}` } });
     assert.equal(again.status, 200);
+  });
+
+  it('generates an account with the authorization code flow on a loopback port (PKCE, oidc-agent\'s own redirect server)', async () => {
+    const port = await freePort();
+    const redirect = `http://localhost:${port}/callback`;
+    const gen = agent.run('oidc-gen', [
+      `--iss=${server.issuer}`, '--client-id=demo-cli', '--client-secret=', '--flow=code', `--redirect-uri=${redirect}`,
+      '--scope=openid profile offline_access', '--pw-env', '--no-url-call', '--prompt=cli', '--confirm-default', 'code',
+    ]);
+    const [url] = await gen.waitFor(/http:\/\/127\.0\.0\.1:\d+\/auth\?\S+/);
+    const authorization = new URL(url);
+    assert.equal(authorization.searchParams.get('code_challenge_method'), 'S256');
+    const back = await loginThroughPages(new Browser(), authorization, `http://localhost:${port}/`, { ...alice, consent: 'approve' });
+    assert.ok(back.searchParams.get('code'), back.href);
+    // The browser's last step: oidc-agent's loopback server receives the code and redeems it.
+    const received = await fetch(back);
+    assert.equal(received.status, 200, await received.clone().text());
+    const result = await gen.done;
+    assert.equal(result.code, 0, `oidc-gen failed: ${result.stdout.slice(-500)}${result.stderr}`);
+    const accessToken = await token(['code']);
+    const userinfo = await fetch(`${server.issuer}/me`, { headers: { authorization: `Bearer ${accessToken}` } });
+    assert.equal((await userinfo.json() as { preferred_username: string }).preferred_username, 'alice');
   });
 
   it('asks a storage token with --aud and a narrower path with -s', async () => {
