@@ -228,7 +228,7 @@ export async function createFedgate(config: Config, options: CreateOptions = {})
   accounts.onChanged = () => policy.membershipsChanged();
   groups.onChanged = () => policy.groupsChanged();
   const gateway = createGateway({
-    config, store, logger, metrics, audit, accounts,
+    config, store, logger, metrics, audit, accounts, resourceServers,
     pdp: policy,
     policyVersion: () => policy.version,
     jwks: () => verificationKeys,

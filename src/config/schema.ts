@@ -130,6 +130,12 @@ export const resourceServerSchema = z.object({
   accessTokenFormat: z.enum(['jwt', 'opaque']).default('jwt'),
   /** Signing algorithm of this audience's JWT access tokens. */
   signingAlg: z.enum(['ES256', 'RS256']).default('ES256'),
+  /**
+   * The storage's area for this VO (XRootD/dCache `base_path`): storage paths
+   * in its JWT access tokens are relative to it (WLCG profile §2.2.3), while
+   * requests, grants and policies keep fedgate's absolute paths.
+   */
+  storageBasePath: z.string().regex(/^(\/[^/\s]+)+$/, 'must be an absolute path without a trailing slash, such as /store').optional(),
 }).strict();
 
 const httpUrl = z.string().refine((v) => {

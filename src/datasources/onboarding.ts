@@ -4,7 +4,8 @@
  * scopes, the introspection client (its secret shown once), where the
  * RFC 9728 metadata is, and configuration snippets for the reverse proxy in
  * front of the service (nginx `auth_request`, Envoy `ext_authz`, Traefik
- * `forwardAuth`), all pointing at fedgate's `/authz`.
+ * `forwardAuth`), all pointing at fedgate's `/authz`, and for a storage the
+ * storage side's own token check (XRootD's SciTokens plugin, `scitokens.cfg`).
  */
 import { ruleToJson } from '../admin/rules-json.ts';
 import { IDENTITY_HEADER_NAMES } from '../gateway/identity-headers.ts';
@@ -37,7 +38,8 @@ export interface OnboardingBundle {
   protected_resource_metadata: string[];
   policy_domain: string;
   policy_rules: Array<Record<string, string>>;
-  snippets: { nginx: string; envoy: string; traefik: string };
+  /** Reverse proxy snippets; `xrootd` (a `scitokens.cfg`) for storage data sources. */
+  snippets: { nginx: string; envoy: string; traefik: string; xrootd?: string };
 }
 
 /**
@@ -73,8 +75,32 @@ export function onboardingBundle(issuer: string, view: DataSourceView, credentia
       nginx: nginxSnippet(issuer, view),
       envoy: envoySnippet(issuer, view),
       traefik: traefikSnippet(issuer, view),
+      ...(spec.kind === 'storage' ? { xrootd: xrootdSnippet(issuer, view) } : {}),
     },
   };
+}
+
+/**
+ * XRootD's SciTokens plugin (`libXrdAccSciTokens`, scitokens-cpp) checks
+ * fedgate's JWTs itself: the issuer, the audience, and the storage scopes,
+ * read relative to `base_path` (WLCG profile §4.1.1), which is the data
+ * source's `storage.basePath` — the paths in its tokens are relative to it.
+ */
+function xrootdSnippet(issuer: string, view: DataSourceView): string {
+  const { spec } = view;
+  const base = spec.storage?.basePath.replace(/\/+$/, '') || '/';
+  return [
+    '# /etc/xrootd/scitokens.cfg; in xrootd.cfg:',
+    '#   ofs.authorize 1',
+    '#   ofs.authlib libXrdAccSciTokens.so config=/etc/xrootd/scitokens.cfg',
+    '[Global]',
+    `audience = ${spec.audience}`,
+    '',
+    `[Issuer ${spec.name}]`,
+    `issuer = ${issuer}`,
+    `base_path = ${base}`,
+    '',
+  ].join('\n');
 }
 
 /** nginx variable name of an identity header (`X-Fedgate-User` → `fedgate_user`). */

@@ -87,7 +87,14 @@ export function resourceServerOf(spec: DataSourceSpec): ResourceServerConfig {
     ...(spec.accessTokenTtl !== undefined ? { accessTokenTtl: spec.accessTokenTtl } : {}),
     accessTokenFormat: accessTokenFormatOf(spec),
     signingAlg: spec.signingAlg,
+    ...(storageBasePathOf(spec) ? { storageBasePath: storageBasePathOf(spec)! } : {}),
   };
+}
+
+/** The base path its tokens' storage paths are relative to (WLCG profile §2.2.3), or undefined for `/`. */
+export function storageBasePathOf(spec: Pick<DataSourceSpec, 'storage'>): string | undefined {
+  const base = spec.storage?.basePath.replace(/\/+$/, '');
+  return base ? base : undefined;
 }
 
 /** The gateway service that fronts it (`/authz` always, `/api/<name>` with an upstream). */

@@ -85,6 +85,11 @@ export interface TokenVerifierOptions {
   policyVersion(): number;
   /** Most JWTs kept verified in memory; 0 disables the cache. */
   cacheSize: number;
+  /**
+   * A JWT's scopes in fedgate's terms: a storage with a base path gets its
+   * paths relative to it (WLCG profile §2.2.3), policies name absolute ones.
+   */
+  policyScopes?: (audience: readonly string[], scopes: string[]) => string[];
 }
 
 /** What a token itself says, independent of its account. */
@@ -282,7 +287,7 @@ export class TokenVerifier {
       subject: payload.sub,
       clientId,
       accountId: undefined,
-      scopes: scopeList(payload.scope),
+      scopes: this.#options.policyScopes ? this.#options.policyScopes(audience, scopeList(payload.scope)) : scopeList(payload.scope),
       audience,
       expiresAt: payload.exp,
       cnf: cnf ? binding(cnf.jkt, cnf['x5t#S256']) : undefined,

@@ -16,7 +16,7 @@ import { GRANT_REFERENCE_CLAIM, grantReference } from './grant-reference.ts';
 import { registeredResourceScopes, registrationMetadataValidator, registrationResponseScope, RESOURCE_SCOPE, withinRegisteredScopes } from './registered-clients.ts';
 import { viewingAdapterFactory } from './token-request-view.ts';
 import { accountClaims, profileTokenClaims, SCOPE_CLAIMS } from './claims.ts';
-import { ADMIN_SCOPE, isGroupSelectionScope, isWlcgScope, scopeCovered } from './resource-servers.ts';
+import { ADMIN_SCOPE, isGroupSelectionScope, isWlcgScope, scopeCovered, scopeRelativeToBase } from './resource-servers.ts';
 
 /** Everything the provider configuration needs from the rest of fedgate. */
 export interface ProviderDeps extends Services {
@@ -355,6 +355,11 @@ export function createProvider(deps: ProviderDeps): Provider {
           // A user's token names its grant (by a hash of its id): token exchange reads that grant's offline_access.
           const { grantId, accountId } = token as { grantId?: string; accountId?: string };
           if (grantId && accountId) jwt.payload[GRANT_REFERENCE_CLAIM] = grantReference(grantId);
+          // WLCG profile §2.2.3: a storage with a base path reads the token's paths relative to it.
+          const base = resourceServers.storageBaseOf((token as { resourceServer?: { audience?: string } }).resourceServer?.audience);
+          if (base && typeof jwt.payload.scope === 'string') {
+            jwt.payload.scope = jwt.payload.scope.split(' ').map((scope) => scopeRelativeToBase(scope, base)).join(' ');
+          }
         },
       },
     },

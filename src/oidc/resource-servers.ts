@@ -47,6 +47,30 @@ export function scopeCovered(scope: string, allowed: Iterable<string>): boolean 
   return false;
 }
 
+const STORAGE_SCOPE_PATH = /^(storage\.[a-z]+):(\/.*)$/;
+
+/**
+ * A storage scope as a storage rooted at `basePath` reads it (WLCG profile
+ * §2.2.3 and §4.1.1: capabilities are relative to the VO's area at the site;
+ * XRootD's and dCache's `base_path`): `storage.read:/store/cms` with base
+ * `/store` is `storage.read:/cms`. Other scopes, and paths outside the base,
+ * are returned as they are.
+ */
+export function scopeRelativeToBase(scope: string, basePath: string): string {
+  const m = STORAGE_SCOPE_PATH.exec(scope);
+  if (!m || basePath === '/') return scope;
+  const path = m[2]!;
+  if (path === basePath) return `${m[1]}:/`;
+  return path.startsWith(`${basePath}/`) ? `${m[1]}:${path.slice(basePath.length)}` : scope;
+}
+
+/** The inverse of {@link scopeRelativeToBase}: a storage scope of a token for that storage, in fedgate's (absolute) terms. */
+export function scopeUnderBase(scope: string, basePath: string): string {
+  const m = STORAGE_SCOPE_PATH.exec(scope);
+  if (!m || basePath === '/') return scope;
+  return `${m[1]}:${m[2] === '/' ? basePath : `${basePath}${m[2]}`}`;
+}
+
 /** The resource server fedgate issues WLCG tokens for when a WLCG request names none. */
 const WLCG_ANY: ResourceServerConfig = {
   audience: WLCG_ANY_AUDIENCE,
@@ -166,6 +190,15 @@ export class ResourceServers {
     if (rs.audience === this.adminAudience) throw new TypeError('the admin API resource server is built in');
     this.#byAudience.set(rs.audience, rs);
     this.#version += 1;
+  }
+
+  /**
+   * The storage base path tokens for `audience` are relative to (its
+   * `storageBasePath`), or undefined when its paths are fedgate's own.
+   */
+  storageBaseOf(audience: string | undefined): string | undefined {
+    const base = audience === undefined ? undefined : this.#byAudience.get(audience)?.storageBasePath;
+    return base && base !== '/' ? base : undefined;
   }
 
   /** Removes a resource server and the aliases naming it; true when there was one. */

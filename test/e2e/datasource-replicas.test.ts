@@ -96,7 +96,8 @@ describe('data sources across replicas', () => {
 
     const claims = decodeJwt(serviceToken).payload;
     assert.equal(claims.aud, AUDIENCE);
-    assert.equal(claims.scope, 'storage.read:/store/shared');
+    // Relative to the data source's base path /store (WLCG profile §2.2.3), as its storage reads them.
+    assert.equal(claims.scope, 'storage.read:/shared');
     const seen = JSON.parse((await apiOnB(`/api/${NAME}/store/cms/run1/f.root`, aliceAny)).body) as { url: string; headers: Record<string, string> };
     assert.equal(seen.url, '/base/store/cms/run1/f.root', 'proxied to the real upstream under its base path');
     assert.equal(seen.headers['x-fedgate-user'], 'alice');
@@ -118,7 +119,7 @@ describe('data sources across replicas', () => {
     });
     const claims = decodeJwt(bob.access_token).payload;
     assert.equal(claims.aud, AUDIENCE);
-    assert.equal(claims.scope, 'storage.read:/store/shared/run2', 'the grant for /atlas, not the /cms path');
+    assert.equal(claims.scope, 'storage.read:/shared/run2', 'the grant for /atlas, not the /cms path (relative to the base path /store)');
     assert.equal((await apiOnB(`/api/${NAME}/store/shared/run2/x`, bob.access_token)).status, 200);
     assert.equal((await apiOnB(`/api/${NAME}/store/cms/x`, bob.access_token)).status, 403);
   });
