@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { after, describe, it } from 'node:test';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -8,25 +7,19 @@ import { createFedgate } from '../../src/app.ts';
 import { loadConfig } from '../../src/config/index.ts';
 import { createLogger } from '../../src/observability/logger.ts';
 import { RedisStore } from '../../src/store/index.ts';
-import { freePort } from '../support/harness.ts';
+import { PrivateRedis } from '../support/private-redis.ts';
 
 describe('readiness follows the store', () => {
-  let redis: ChildProcess | undefined;
+  let redis: PrivateRedis | undefined;
   let cleanup: (() => Promise<void>) | undefined;
   after(async () => {
-    redis?.kill('SIGKILL');
+    await redis?.kill();
     await cleanup?.();
   });
 
   it('answers /readyz 503 when Redis goes away while /healthz stays 200', async () => {
-    const port = await freePort();
-    redis = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
-    const url = `redis://127.0.0.1:${port}`;
-    for (let i = 0; i < 50; i += 1) {
-      const up = await fetch(`http://127.0.0.1:${port}`).catch((err: Error & { cause?: { code?: string } }) => err.cause?.code);
-      if (up !== 'ECONNREFUSED') break;
-      await new Promise((r) => setTimeout(r, 100));
-    }
+    redis = await PrivateRedis.start();
+    const url = redis.url;
     const config = await loadConfig({ LOG_LEVEL: 'silent' });
     config.keysDir = await mkdtemp(join(tmpdir(), 'fedgate-keys-'));
     const store = new RedisStore({ url, keyPrefix: 'fedgate-readiness:' });
@@ -36,8 +29,7 @@ describe('readiness follows the store', () => {
     const base = `http://127.0.0.1:${(listening.address() as { port: number }).port}`;
     try {
       assert.deepEqual(await (await fetch(`${base}/readyz`)).json(), { status: 'ready', store: 'redis' });
-      redis.kill('SIGKILL');
-      await new Promise((r) => redis!.once('exit', r));
+      await redis.kill();
       const res = await fetch(`${base}/readyz`);
       assert.equal(res.status, 503);
       assert.deepEqual(await res.json(), { status: 'unavailable', store: 'redis' });
