@@ -419,13 +419,18 @@ export async function createFedgate(config: Config, options: CreateOptions = {})
       if (server) {
         const start = performance.now();
         logger.info('draining: /readyz answers 503, no new connections, every response closes its connection');
-        const cut = await drainServer(server, { idleCloseMs: config.shutdown.idleCloseMs, timeoutMs: config.shutdown.timeoutSeconds * 1000 });
+        // The mTLS listener (x509.close) drains at the same time.
+        const [cut] = await Promise.all([
+          drainServer(server, { idleCloseMs: config.shutdown.idleCloseMs, timeoutMs: config.shutdown.timeoutSeconds * 1000 }),
+          x509.close(),
+        ]);
         if (cut) logger.warn({ connections: cut }, 'shutdown deadline reached: connections cut');
         logger.info({ ms: Math.round(performance.now() - start) }, 'drained');
+      } else {
+        await x509.close();
       }
       await gateway.close();
       await saml.close();
-      await x509.close();
       await dataSources.close();
       await policy.close();
       await audit.close();

@@ -23,6 +23,7 @@ import { isIP } from 'node:net';
 import type { Context, Middleware } from 'koa';
 import type { Accounts } from '../../accounts/accounts.ts';
 import type { Config } from '../../config/schema.ts';
+import { drainServer } from '../../http/drain.ts';
 import {
   certificateHeaderForms, createClientCertificateInspector, type CertificateLookup, type ClientCertificateInspector,
 } from '../../gateway/client-certificate.ts';
@@ -271,11 +272,9 @@ export async function createX509Bridge(deps: X509BridgeDeps): Promise<X509Bridge
     },
     async close() {
       trust?.close();
-      await Promise.all(listeners.splice(0).map(({ server }) => new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeIdleConnections();
-        const timer = setTimeout(() => server.closeAllConnections(), 10_000);
-        timer.unref();
+      // Drained like the HTTP listener (the application answers with Connection: close meanwhile).
+      await Promise.all(listeners.splice(0).map(({ server }) => drainServer(server, {
+        idleCloseMs: config.shutdown.idleCloseMs, timeoutMs: config.shutdown.timeoutSeconds * 1000,
       })));
     },
   };
