@@ -147,6 +147,17 @@ export class Browser {
     }
   }
 
+  /**
+   * Keeps the cookies of a response this browser did not fetch itself
+   * (a navigation sent with node:http: fetch always says
+   * `Sec-Fetch-Mode: cors`, which some servers answer differently).
+   */
+  adoptCookies(setCookies: readonly string[]): void {
+    const headers = new Headers();
+    for (const cookie of setCookies) headers.append('set-cookie', cookie);
+    this.#store(new Response(null, { headers }));
+  }
+
   async request(url: string | URL, init: { method?: string; form?: Record<string, string>; headers?: Record<string, string> } = {}): Promise<Response> {
     const target = new URL(url);
     const headers: Record<string, string> = { accept: 'text/html', ...init.headers };
