@@ -76,6 +76,27 @@ export const x509Schema = z.object({
      * in an expired CRL is refused either way.
      */
     expired: z.enum(['refuse', 'warn']).default('refuse'),
+    /**
+     * The directory holds CRLs with the CA's name and none can be relied on
+     * (signed by another key or a broken algorithm, a CA without cRLSign, a
+     * critical extension fedgate does not process, thisUpdate ahead of the
+     * clock by more than `clockSkewSeconds`): `refuse` (the default,
+     * `revocation_unknown`), or `warn` (accept, log a warning). Never read
+     * as a missing CRL.
+     */
+    unusable: z.enum(['refuse', 'warn']).default('refuse'),
+  }).strict().prefault({}),
+  /** How far ahead of fedgate's clock a CRL's thisUpdate may be (a CA whose clock runs fast), in seconds. */
+  clockSkewSeconds: z.number().int().min(0).max(3600).default(300),
+  /**
+   * The floor on signature and key algorithms, for every certificate of a
+   * chain and every CRL. MD2, MD4 and MD5 signatures are always refused.
+   */
+  algorithms: z.object({
+    /** Accept SHA-1 signatures (legacy CAs). Off by default: SHA-1 collisions are practical. */
+    allowSha1: z.boolean().default(false),
+    /** Smallest RSA (and DSA) key in bits; 2048 by default (NIST SP 800-131A). */
+    minRsaBits: z.number().int().min(1024).max(16_384).default(2048),
   }).strict().prefault({}),
 }).strict().superRefine((value, ctx) => {
   if (value.enabled && !value.trustAnchorsDir) {

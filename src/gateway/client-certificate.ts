@@ -358,7 +358,8 @@ export function peerCertificateChain(socket: TLSSocket): Buffer[] {
 
 /**
  * Builds the inspector of client certificates: the peer certificate of a
- * TLS socket first; else, when the direct peer is a trusted proxy, the first
+ * TLS socket first (and only: a request over TLS that fedgate terminates
+ * never takes a certificate header); else, when the direct peer is a trusted proxy, the first
  * configured header form that is present and parses as a certificate (and,
  * `withChain`, whose chain parses too). Present headers of which none can
  * be read make the request `malformed`. Headers from other peers are
@@ -393,6 +394,8 @@ export function createClientCertificateInspector(options: ClientCertificateOptio
     }
     const present = forms.filter((form) => req.headers[form.name] !== undefined && req.headers[form.name] !== '');
     if (present.length === 0) return { status: 'none' };
+    // TLS that fedgate terminates itself (the mTLS listener): the connection is the only source, headers belong to the main listener.
+    if (socket.encrypted) return { status: 'none', ignored: present.map((f) => f.name) };
     if (!isTrusted(req.socket.remoteAddress)) {
       const headers = present.map((f) => f.name);
       logger.warn({ peer: req.socket.remoteAddress, headers }, 'client certificate header from an address that is not a trusted proxy: ignored');

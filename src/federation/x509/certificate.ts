@@ -124,6 +124,10 @@ export interface ParsedCertificate {
   issuerKey: string;
   notBefore: Date;
   notAfter: Date;
+  /** SHA-256 of the subjectPublicKeyInfo, hex: certificates with one key share it. */
+  keyId: string;
+  /** The outer signatureAlgorithm (RFC 5280 §4.1.1.2). */
+  signatureAlgorithm: Tlv;
   extensions: ReadonlyMap<string, Extension>;
   basicConstraints?: { ca: boolean; pathLen?: number | undefined } | undefined;
   /** keyUsage bit string, bit 0 first; undefined when the extension is absent. */
@@ -132,6 +136,10 @@ export interface ParsedCertificate {
   subjectAltName?: GeneralNames | undefined;
   nameConstraints?: NameConstraints | undefined;
   proxyCertInfo?: ProxyCertInfo | undefined;
+  /** subjectKeyIdentifier, hex. */
+  subjectKeyId?: string | undefined;
+  /** The keyIdentifier of authorityKeyIdentifier, hex. */
+  authorityKeyId?: string | undefined;
 }
 
 /** A CRL and what revocation checks need (RFC 5280 §5.1). */
@@ -257,7 +265,7 @@ export function parseCertificate(der: Buffer): ParsedCertificate {
     throw new CertificateParseError('not an X.509 certificate');
   }
   try {
-    const [tbs] = children(expectTag(readOne(der), TAG.SEQUENCE, 'a Certificate'));
+    const [tbs, signatureAlgorithm] = children(expectTag(readOne(der), TAG.SEQUENCE, 'a Certificate'));
     const fields = children(expectTag(tbs, TAG.SEQUENCE, 'a TBSCertificate'));
     let i = 0;
     let version = 1;
@@ -286,6 +294,8 @@ export function parseCertificate(der: Buffer): ParsedCertificate {
       issuerKey: dnMatchKey(issuer),
       notBefore: readTime(notBeforeTlv, 'notBefore'),
       notAfter: readTime(notAfterTlv, 'notAfter'),
+      keyId: createHash('sha256').update(x509.publicKey.export({ type: 'spki', format: 'der' })).digest('hex'),
+      signatureAlgorithm: expectTag(signatureAlgorithm, TAG.SEQUENCE, 'signatureAlgorithm'),
       extensions,
     };
     const bc = extensions.get(OID.basicConstraints);
@@ -308,6 +318,13 @@ export function parseCertificate(der: Buffer): ParsedCertificate {
     if (nc) parsed.nameConstraints = nameConstraints(nc.value);
     const pci = extensions.get(OID.proxyCertInfo) ?? extensions.get(OID.proxyCertInfoDraft);
     if (pci) parsed.proxyCertInfo = proxyCertInfo(pci.value, pci.oid === OID.proxyCertInfoDraft);
+    const ski = extensions.get(OID.subjectKeyIdentifier);
+    if (ski) parsed.subjectKeyId = expectTag(readOne(ski.value), TAG.OCTET_STRING, 'SubjectKeyIdentifier').value.toString('hex');
+    const aki = extensions.get(OID.authorityKeyIdentifier);
+    if (aki) {
+      const keyId = children(expectTag(readOne(aki.value), TAG.SEQUENCE, 'AuthorityKeyIdentifier')).find((f) => f.tag === contextTag(0, false));
+      if (keyId) parsed.authorityKeyId = keyId.value.toString('hex');
+    }
     return parsed;
   } catch (err) {
     if (err instanceof DerError || err instanceof RangeError || err instanceof TypeError) {
@@ -315,6 +332,17 @@ export function parseCertificate(der: Buffer): ParsedCertificate {
     }
     throw err;
   }
+}
+
+/**
+ * Can `issuer` have issued `subject`, before any signature check? Names
+ * match, and the authorityKeyIdentifier (when both sides carry key
+ * identifiers) names the issuer's key (RFC 5280 §4.2.1.1, as OpenSSL's
+ * X509_check_issued).
+ */
+export function mayHaveIssued(subject: ParsedCertificate, issuer: ParsedCertificate): boolean {
+  if (subject.issuerKey !== issuer.subjectKey) return false;
+  return !subject.authorityKeyId || !issuer.subjectKeyId || subject.authorityKeyId === issuer.subjectKeyId;
 }
 
 /** Does `subject`'s signature verify with `issuer`'s public key? */
@@ -376,6 +404,7 @@ export function parseCrl(der: Buffer): ParsedCrl {
 }
 
 const HASHES: Record<string, string> = {
+  '1.2.840.113549.2.5': 'md5',
   '1.3.14.3.2.26': 'sha1',
   '2.16.840.1.101.3.4.2.1': 'sha256',
   '2.16.840.1.101.3.4.2.2': 'sha384',
@@ -383,8 +412,11 @@ const HASHES: Record<string, string> = {
   '2.16.840.1.101.3.4.2.4': 'sha224',
 };
 
-/** Signature algorithms (RFC 4055, RFC 5758, RFC 8410) and the digest each signs. */
+/** Signature algorithms (RFC 3279, RFC 4055, RFC 5758, RFC 8410) and the digest each signs; null = the algorithm hashes itself (EdDSA). */
 const SIGNATURE_HASHES: Record<string, string | null> = {
+  '1.2.840.113549.1.1.2': 'md2',
+  '1.2.840.113549.1.1.3': 'md4',
+  '1.2.840.113549.1.1.4': 'md5',
   '1.2.840.113549.1.1.5': 'sha1',
   '1.2.840.113549.1.1.11': 'sha256',
   '1.2.840.113549.1.1.12': 'sha384',
@@ -402,25 +434,44 @@ const SIGNATURE_HASHES: Record<string, string | null> = {
 };
 const RSASSA_PSS = '1.2.840.113549.1.1.10';
 
-/** Does the CRL's signature verify with `key` (RFC 5280 §6.3.3 (g))? */
-export function crlSignedBy(crl: ParsedCrl, key: KeyObject): boolean {
+/** How a signature is verified: its digest (null for EdDSA) and, for RSASSA-PSS, the salt length. */
+export interface SignatureScheme {
+  digest: string | null;
+  pss?: { saltLength: number } | undefined;
+}
+
+/**
+ * The scheme of a signatureAlgorithm AlgorithmIdentifier; undefined when
+ * fedgate does not know it (such a signature never verifies).
+ */
+export function signatureScheme(algorithm: Tlv): SignatureScheme | undefined {
   try {
-    const [algorithm, params] = children(crl.signatureAlgorithm);
-    const oid = readOid(algorithm);
+    const [id, params] = children(algorithm);
+    const oid = readOid(id);
     if (oid === RSASSA_PSS) {
       // RFC 4055 §3.1 RSASSA-PSS-params; MGF1 is assumed to use the same digest, as every profile requires.
-      let hash = 'sha1';
+      let digest = 'sha1';
       let saltLength = 20;
       for (const field of params ? children(params) : []) {
-        if (field.tag === contextTag(0, true)) hash = HASHES[readOid(children(readOne(field.value))[0])] ?? '';
+        if (field.tag === contextTag(0, true)) digest = HASHES[readOid(children(readOne(field.value))[0])] ?? '';
         else if (field.tag === contextTag(2, true)) saltLength = readSmallInteger(readOne(field.value), 'saltLength');
       }
-      if (!hash) return false;
-      return verifySignature(hash, crl.tbs, { key, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength }, crl.signature);
+      return digest ? { digest, pss: { saltLength } } : undefined;
     }
-    const hash = SIGNATURE_HASHES[oid];
-    if (hash === undefined) return false;
-    return verifySignature(hash, crl.tbs, key, crl.signature);
+    const digest = SIGNATURE_HASHES[oid];
+    return digest === undefined ? undefined : { digest };
+  } catch {
+    return undefined;
+  }
+}
+
+/** Does the CRL's signature verify with `key` (RFC 5280 §6.3.3 (g))? */
+export function crlSignedBy(crl: ParsedCrl, key: KeyObject): boolean {
+  const scheme = signatureScheme(crl.signatureAlgorithm);
+  if (!scheme) return false;
+  try {
+    if (scheme.pss) return verifySignature(scheme.digest, crl.tbs, { key, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: scheme.pss.saltLength }, crl.signature);
+    return verifySignature(scheme.digest, crl.tbs, key, crl.signature);
   } catch {
     return false;
   }

@@ -343,14 +343,23 @@ function readEscape(text: string, at: number, builder: ValueBuilder): number {
   return 1 + char.length;
 }
 
-/** Unescapes a slash-form value: `\xHH` and `\HH` bytes, `\c` the character c. */
+/**
+ * Unescapes a slash-form value: `\xHH` and `\HH` are bytes; `\\`, `\/`, `\+`, `\#`,
+ * `\=` and `\ ` the character escaped. Any other backslash is part of the
+ * value: OpenSSL's compat form prints a backslash in a value as it is
+ * (`/CN=f\g`), so `\g` is a backslash and a g.
+ */
 function unescapeSlashValue(raw: string): string {
   const builder = new ValueBuilder();
   for (let i = 0; i < raw.length;) {
     if (raw[i] === '\\') {
       const x = /^[xX]([0-9A-Fa-f]{2})/.exec(raw.slice(i + 1, i + 4));
       if (x) { builder.byte(parseInt(x[1]!, 16)); i += 4; continue; }
-      i += readEscape(raw, i, builder);
+      if (HEX2.test(raw.slice(i + 1, i + 3))) { builder.byte(parseInt(raw.slice(i + 1, i + 3), 16)); i += 3; continue; }
+      const next = raw[i + 1];
+      if (next !== undefined && SLASH_ESCAPABLE.has(next)) { builder.text(next, true); i += 2; continue; }
+      builder.text('\\', true);
+      i += 1;
       continue;
     }
     const char = String.fromCodePoint(raw.codePointAt(i)!);
@@ -359,6 +368,9 @@ function unescapeSlashValue(raw: string): string {
   }
   return builder.finish(false);
 }
+
+/** The characters a backslash escapes in the slash form. */
+const SLASH_ESCAPABLE = new Set(['\\', '/', '+', '#', '=', ' ']);
 
 const SLASH_TYPE = /^\s*((?:[Oo][Ii][Dd]\.)?\d+(?:\.\d+)+|[A-Za-z][A-Za-z0-9-]*)\s*=/;
 
@@ -440,14 +452,20 @@ function trimOuter(input: string): string {
  * - node:crypto's `X509Certificate#subject`, one RDN per line, most
  *   significant first, each line in RFC 4514 syntax.
  *
- * OpenSSL's default `-nameopt oneline` output (`C = CH, O = Example`) reads
- * like RFC 2253 but in the opposite order, so it cannot be told apart and is
- * read as RFC 2253: use `-nameopt compat` or `-nameopt RFC2253`.
+ * - OpenSSL 3's default output (`-nameopt oneline`, `DC = org, DC = example,
+ *   CN = Alice`): RFC 2253 syntax with ` = ` between type and value, most
+ *   significant first. The spaces around `=` tell it from RFC 2253 (OpenSSL
+ *   never writes them there), so it is read in its own order; RFC 1779 text
+ *   with spaces around `=` is read as such only when it separates RDNs
+ *   with `;`.
+ *
+ * A leading `subject=` or `issuer=` (as `openssl x509 -subject` prints) is
+ * ignored.
  *
  * @throws DnSyntaxError when the input is none of these.
  */
 export function parseDn(input: string): DistinguishedName {
-  const text = trimOuter(input);
+  const text = trimOuter(input).replace(/^(?:subject|issuer)\s*=\s*/i, '');
   if (text.startsWith('/')) return parseSlash(text);
   if (text.includes('\n')) {
     return text.split(/\r?\n/).filter((line) => line.trim() !== '').map((line) => {
@@ -456,8 +474,13 @@ export function parseDn(input: string): DistinguishedName {
       return rdns[0]!;
     });
   }
+  // OpenSSL's oneline form: "DC = org, DC = example" (type, space, =, space).
+  // RFC 1779 also allows spaces around "=", but OpenSSL never separates RDNs with ";".
+  if (ONELINE.test(text) && !text.replace(/"(?:[^"\\]|\\.)*"/g, '').includes(';')) return parseRfc4514(text);
   return parseRfc4514(text).reverse();
 }
+
+const ONELINE = /^(?:[A-Za-z][A-Za-z0-9-]*|(?:[Oo][Ii][Dd]\.)?\d+(?:\.\d+)+) = /;
 
 /**
  * The canonical form (see the module comment) of a DN written in any

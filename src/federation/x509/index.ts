@@ -158,7 +158,9 @@ export async function createX509Bridge(deps: X509BridgeDeps): Promise<X509Bridge
   if (options.enabled && trust && trust.snapshot.anchors.length === 0) {
     logger.warn({ dir: options.trustAnchorsDir }, 'X.509 login is enabled but the trust anchor directory holds no CA certificate: every certificate will be refused');
   }
-  const verifyOptions: VerifyOptions = { crl: options.crl, proxyCertificates: options.proxyCertificates };
+  const verifyOptions: VerifyOptions = {
+    crl: options.crl, proxyCertificates: options.proxyCertificates, clockSkewSeconds: options.clockSkewSeconds, algorithms: options.algorithms,
+  };
   const extraction = createCertificateExtraction(config, logger);
 
   const verify = (chain: Buffer[], now?: Date): CertificateVerification =>

@@ -7,7 +7,9 @@
  * that says what is wrong instead of a TLS alert the browser shows as a
  * connection error. The trust anchors are sent as the acceptable CA list
  * (RFC 8446 §4.2.4 certificate_authorities, RFC 5246 §7.4.4), so browsers
- * offer only certificates that can work.
+ * offer only certificates that can work. Requests on this listener are
+ * judged by the certificate of their TLS connection only: certificate
+ * headers, even from `trustedProxies`, belong to the main listener.
  *
  * The server certificate comes from `x509.tlsCertFile` / `x509.tlsKeyFile`,
  * or is a self-signed one for the issuer's host made at first start and
@@ -152,8 +154,40 @@ export interface MtlsListenerOptions {
   logger: Logger;
 }
 
+let keeperCrl: string | undefined;
+
+/**
+ * A CRL of a made-up issuer, signed by a throw-away key, that only turns on
+ * OpenSSL's CRL checking for the listener's own (unused) verification.
+ *
+ * Why: node 24.21 keeps the chain a client sent only when its own
+ * verification of the handshake fails; when it succeeds (a leaf and an
+ * intermediate that chain to one of the `ca` certificates), the sent
+ * intermediates are gone before `secureConnection` (nodejs/node#65579), and
+ * fedgate's validation, which needs them, refused good chains. With CRL
+ * checking on and no CRL for any real CA, node's verification never
+ * succeeds (UNABLE_TO_GET_CRL), so the chain always stays; the handshake
+ * goes on (`rejectUnauthorized: false`) and verify.ts decides, as before.
+ * The `ca` list still names the acceptable CAs to browsers.
+ */
+export function chainKeeperCrl(now = new Date()): string {
+  if (keeperCrl) return keeperCrl;
+  const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  const algorithm = sequence(oid(ECDSA_WITH_SHA256));
+  const issuer = sequence(set(sequence(oid('2.5.4.3'), utf8String('fedgate mTLS listener: chain keeper (not a CA)'))));
+  const tbs = sequence(
+    integer(Buffer.from([1])), // v2
+    algorithm,
+    issuer,
+    time(new Date(now.getTime() - 86_400_000)),
+    time(new Date(now.getTime() + 100 * 365 * 86_400_000)),
+  );
+  keeperCrl = derToPem(sequence(tbs, algorithm, bitString(sign('sha256', tbs, privateKey))), 'X509 CRL');
+  return keeperCrl;
+}
+
 function secureOptions(credentials: ServerCredentials, ca: string[]): SecureContextOptions {
-  return { key: credentials.key, cert: credentials.cert, minVersion: 'TLSv1.2', ...(ca.length ? { ca } : {}) };
+  return { key: credentials.key, cert: credentials.cert, minVersion: 'TLSv1.2', crl: chainKeeperCrl(), ...(ca.length ? { ca } : {}) };
 }
 
 /** The mTLS listener, started; `updateCas` replaces the CA list after a trust anchor reload. */

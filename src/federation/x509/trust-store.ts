@@ -24,8 +24,9 @@
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from '../../observability/logger.ts';
+import { weakSignature, type AlgorithmPolicy } from './algorithms.ts';
 import {
-  CertificateParseError, crlSignedBy, hasKeyUsage, KEY_USAGE, parseCertificate, parseCrl, pemBlocks, type ParsedCertificate, type ParsedCrl,
+  CertificateParseError, crlSignedBy, hasKeyUsage, KEY_USAGE, parseCertificate, parseCrl, pemBlocks, signatureScheme, type ParsedCertificate, type ParsedCrl,
 } from './certificate.ts';
 
 const CERT_FILE = /^(?:[0-9a-f]{8}\.\d+|.+\.(?:pem|crt|cer))$/i;
@@ -53,7 +54,7 @@ export class TrustSnapshot {
   readonly #bySubject = new Map<string, ParsedCertificate[]>();
   readonly #fingerprints = new Set<string>();
   readonly #crlsByIssuer = new Map<string, ParsedCrl[]>();
-  readonly #crlFor = new Map<string, ParsedCrl | null>();
+  readonly #signedCrls = new Map<string, ParsedCrl[] | string>();
 
   constructor(anchors: readonly ParsedCertificate[], crls: readonly ParsedCrl[], problems: readonly string[] = [], unreadable = 0, loadedAt = new Date()) {
     this.anchors = anchors;
@@ -85,26 +86,60 @@ export class TrustSnapshot {
   }
 
   /**
-   * The newest usable CRL issued by `ca` (RFC 5280 §6.3.3): same issuer
-   * name, signed by the CA's key, the CA allowed to sign CRLs (cRLSign when
-   * it has keyUsage), and no critical extension fedgate does not process.
-   * The CA may be an anchor or an intermediate the client sent.
+   * The revocation source for certificates `ca` issued (RFC 5280 §6.3.3):
+   * the newest CRL with the CA's name that the CA may sign (cRLSign when it
+   * has keyUsage), that its key signed with an algorithm above the floor,
+   * without critical extensions fedgate does not process, and whose
+   * thisUpdate is not ahead of `now` by more than `skewSeconds`.
+   *
+   * `missing` when the directory holds no CRL with the CA's name;
+   * `unusable` when it holds some and none of them qualifies: that is not
+   * "no CRL" (a revoked certificate must not pass because its CRL was
+   * spoiled). The CA may be an anchor or an intermediate the client sent.
    */
-  crlFor(ca: ParsedCertificate): ParsedCrl | undefined {
-    const cached = this.#crlFor.get(ca.fingerprint);
-    if (cached !== undefined) return cached ?? undefined;
-    let best: ParsedCrl | undefined;
-    if (!ca.keyUsage || hasKeyUsage(ca.keyUsage, KEY_USAGE.cRLSign)) {
-      for (const crl of this.#crlsByIssuer.get(ca.subjectKey) ?? []) {
-        if (crl.unsupportedCritical.length || !crlSignedBy(crl, ca.x509.publicKey)) continue;
-        if (!best || crl.thisUpdate > best.thisUpdate) best = crl;
-      }
+  crlStatus(ca: ParsedCertificate, now: Date, skewSeconds: number, policy: AlgorithmPolicy): CrlStatus {
+    const cacheKey = `${ca.fingerprint}/${policy.allowSha1}`;
+    let signed = this.#signedCrls.get(cacheKey);
+    if (signed === undefined) {
+      signed = this.#signedCrlsOf(ca, policy);
+      // The cache is per snapshot, bounded by the CAs clients can name, and they must chain to an anchor to get here.
+      if (this.#signedCrls.size < 10_000) this.#signedCrls.set(cacheKey, signed);
     }
-    // The cache is per snapshot, bounded by the CAs clients can name, and they must chain to an anchor to get here.
-    if (this.#crlFor.size < 10_000) this.#crlFor.set(ca.fingerprint, best ?? null);
-    return best;
+    if (typeof signed === 'string') return signed === '' ? { status: 'missing' } : { status: 'unusable', reason: signed };
+    const horizon = now.getTime() + skewSeconds * 1000;
+    let best: ParsedCrl | undefined;
+    for (const crl of signed) {
+      if (crl.thisUpdate.getTime() <= horizon && (!best || crl.thisUpdate > best.thisUpdate)) best = crl;
+    }
+    if (best) return { status: 'current', crl: best };
+    const first = signed.reduce((a, b) => (a.thisUpdate < b.thisUpdate ? a : b));
+    return { status: 'unusable', reason: `it is not valid before ${first.thisUpdate.toISOString().replace(/\.\d+Z$/, 'Z')}`, crl: first };
+  }
+
+  /** The CRLs of `ca` whose signature holds; '' when there is none with its name, else why none qualifies. */
+  #signedCrlsOf(ca: ParsedCertificate, policy: AlgorithmPolicy): ParsedCrl[] | string {
+    const named = this.#crlsByIssuer.get(ca.subjectKey) ?? [];
+    if (named.length === 0) return '';
+    if (ca.keyUsage && !hasKeyUsage(ca.keyUsage, KEY_USAGE.cRLSign)) return 'the CA may not sign CRLs (its keyUsage lacks cRLSign)';
+    const signed: ParsedCrl[] = [];
+    let problem: string | undefined;
+    for (const crl of named) {
+      const weak = weakSignature(signatureScheme(crl.signatureAlgorithm), policy);
+      if (crl.unsupportedCritical.length) problem ??= `it has critical extensions fedgate does not process (${crl.unsupportedCritical.join(', ')})`;
+      else if (weak) problem ??= weak;
+      else if (!crlSignedBy(crl, ca.x509.publicKey)) problem ??= 'its signature does not verify with the CA\'s key';
+      else signed.push(crl);
+    }
+    return signed.length ? signed : problem!;
   }
 }
+
+/** What {@link TrustSnapshot.crlStatus} found. */
+export type CrlStatus =
+  | { status: 'current'; crl: ParsedCrl }
+  | { status: 'missing' }
+  /** CRLs with the CA's name are there and none can be relied on; `crl` is a correctly signed one that is not valid yet. */
+  | { status: 'unusable'; reason: string; crl?: ParsedCrl | undefined };
 
 /** Reads a trust anchor directory once. */
 export async function loadTrustDirectory(dir: string): Promise<TrustSnapshot> {
@@ -137,7 +172,7 @@ export async function loadTrustDirectory(dir: string): Promise<TrustSnapshot> {
         if (item.label === 'crl') {
           const crl = parseCrl(item.der);
           if (crl.unsupportedCritical.length) {
-            problems.push(`${name}: CRL of ${crl.issuerDn} has critical extensions fedgate does not process (${crl.unsupportedCritical.join(', ')}); not used`);
+            problems.push(`${name}: CRL of ${crl.issuerDn} has critical extensions fedgate does not process (${crl.unsupportedCritical.join(', ')}); it cannot be used, so certificates of that CA are refused as revocation_unknown`);
           }
           crls.set(crl.der.toString('base64'), crl);
         } else {

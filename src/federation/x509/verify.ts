@@ -13,7 +13,10 @@
  * the client sent.
  */
 import { CN_OID, EMAIL_OID, formatDn } from './dn.ts';
-import { hasKeyUsage, KEY_USAGE, KNOWN_EXTENSIONS, OID, parseCertificate, signedBy, type ParsedCertificate } from './certificate.ts';
+import { DEFAULT_ALGORITHM_POLICY, unusableKey, weakKey, weakSignature, type AlgorithmPolicy } from './algorithms.ts';
+import {
+  hasKeyUsage, KEY_USAGE, KNOWN_EXTENSIONS, mayHaveIssued, OID, parseCertificate, signatureScheme, signedBy, type ParsedCertificate,
+} from './certificate.ts';
 import type { TrustSnapshot } from './trust-store.ts';
 import type { DistinguishedName } from './dn.ts';
 
@@ -32,6 +35,8 @@ export type X509FailureReason =
   | 'revocation_unknown'
   /** basicConstraints, keyUsage, extendedKeyUsage, path length, name constraints or an unknown critical extension. */
   | 'constraint_violation'
+  /** A signature or key below the algorithm floor (`x509.algorithms`). */
+  | 'weak_algorithm'
   /** An RFC 3820 rule broken, or proxies not accepted. */
   | 'invalid_proxy';
 
@@ -55,6 +60,13 @@ export interface VerifiedCertificate {
   path: ParsedCertificate[];
   /** Accepted despite these (an expired CRL under crl.expired: warn). */
   warnings: string[];
+  work: VerificationWork;
+}
+
+/** What one verification cost: signature checks made and path-building steps taken. */
+export interface VerificationWork {
+  signatureChecks: number;
+  pathSteps: number;
 }
 
 /** A certificate chain that was refused. */
@@ -66,6 +78,7 @@ export interface CertificateRefusal {
   /** Canonical DNs of the end-entity certificate, when it could be read. */
   subject?: string | undefined;
   issuer?: string | undefined;
+  work?: VerificationWork | undefined;
 }
 
 export type CertificateVerification = VerifiedCertificate | CertificateRefusal;
@@ -75,11 +88,23 @@ export interface VerifyOptions {
   /** The time to validate at (default now). */
   now?: Date | undefined;
   crl: {
-    /** No CRL for a CA in the path: accept, or refuse (`revocation_unknown`). */
+    /** No CRL for a CA in the path: accept, or refuse (`revocation_unknown`). A CRL that is there but unusable is never "missing". */
     missing: 'accept' | 'refuse';
     /** The CA's newest CRL is past its nextUpdate: refuse (`revocation_unknown`), or accept with a warning. */
     expired: 'refuse' | 'warn';
+    /**
+     * CRLs with the CA's name are there but none can be relied on (signed
+     * by another key or with a broken algorithm, a CA without cRLSign, an
+     * unknown critical extension, thisUpdate ahead beyond the clock skew):
+     * refuse (`revocation_unknown`, the default) or accept with a warning.
+     * Never treated as a missing CRL.
+     */
+    unusable?: 'refuse' | 'warn' | undefined;
   };
+  /** How far ahead of the clock a CRL's thisUpdate may be, in seconds (default {@link DEFAULT_CLOCK_SKEW_SECONDS}). */
+  clockSkewSeconds?: number | undefined;
+  /** The floor on signature and key algorithms (default {@link DEFAULT_ALGORITHM_POLICY}). */
+  algorithms?: AlgorithmPolicy | undefined;
   /** Accept RFC 3820 and legacy Globus proxy certificates. */
   proxyCertificates: boolean;
 }
@@ -88,8 +113,16 @@ export interface VerifyOptions {
 export const MAX_CHAIN_LENGTH = 16;
 /** Most CA certificates above the EEC. */
 const MAX_CA_DEPTH = 8;
-/** Most complete candidate paths tried (cross-signed CAs, re-keyed CAs with one name). */
-const MAX_PATHS = 8;
+/** Default tolerance for a CRL issued by a CA whose clock runs ahead of ours. */
+export const DEFAULT_CLOCK_SKEW_SECONDS = 300;
+
+/**
+ * Hard bounds on the work one verification may do, whatever the chain and
+ * the directory hold (RFC 4158 §2.4 on bounding path building): complete
+ * candidate paths tried (cross-signed and re-keyed CAs), steps of the path
+ * search, and signature checks. A legitimate chain needs a handful of each.
+ */
+export const VERIFY_LIMITS = { paths: 8, pathSteps: 256, signatureChecks: 48 } as const;
 
 class Refused extends Error {
   readonly reason: X509FailureReason;
@@ -115,6 +148,45 @@ function checkCriticalExtensions(cert: ParsedCertificate, what: string): void {
 }
 
 const isSelfIssued = (cert: ParsedCertificate) => cert.subjectKey === cert.issuerKey;
+
+/**
+ * The work of one verification: each signature (certificate, issuer key)
+ * is checked at most once, and no more than
+ * {@link VERIFY_LIMITS.signatureChecks} in all.
+ */
+class Work {
+  signatureChecks = 0;
+  pathSteps = 0;
+  readonly #signatures = new Map<string, boolean>();
+
+  /** Does `subject`'s signature verify with `issuer`'s key? */
+  signed(subject: ParsedCertificate, issuer: ParsedCertificate): boolean {
+    // The answer depends on the issuer's key only: look-alike CAs sharing a key cost one check.
+    const key = `${subject.fingerprint}/${issuer.keyId}`;
+    const known = this.#signatures.get(key);
+    if (known !== undefined) return known;
+    let ok = false;
+    if (!unusableKey(issuer)) {
+      if (this.signatureChecks >= VERIFY_LIMITS.signatureChecks) {
+        throw new Refused('untrusted', `The certificate chain needs more than ${VERIFY_LIMITS.signatureChecks} signature checks to validate; it is refused.`);
+      }
+      this.signatureChecks += 1;
+      ok = signedBy(subject, issuer);
+    }
+    this.#signatures.set(key, ok);
+    return ok;
+  }
+
+  get summary(): VerificationWork {
+    return { signatureChecks: this.signatureChecks, pathSteps: this.pathSteps };
+  }
+}
+
+/** The algorithm floor on one certificate: its key, and its signature unless it is a self-signed anchor. */
+function checkAlgorithms(cert: ParsedCertificate, policy: AlgorithmPolicy, what: string, selfSignedAnchor = false): void {
+  const problem = unusableKey(cert) ?? weakKey(cert, policy) ?? (selfSignedAnchor ? undefined : weakSignature(signatureScheme(cert.signatureAlgorithm), policy));
+  if (problem) throw new Refused('weak_algorithm', `The ${what} ${cert.subjectDn} is refused: ${problem}.`);
+}
 
 /** The proxy policy languages a login may use: RFC 3820 inheritAll and Globus' limited proxy. */
 const ACCEPTED_PROXY_POLICIES = new Set<string>([OID.pplInheritAll, OID.globusLimitedProxy]);
@@ -143,7 +215,7 @@ function proxyKind(cert: ParsedCertificate): 'rfc' | 'legacy' | undefined {
 }
 
 /** RFC 3820 §4.1.3–4.1.4 checks of one proxy and the certificate that issued it. */
-function checkProxy(proxy: ParsedCertificate, issuer: ParsedCertificate, below: number, now: Date): void {
+function checkProxy(proxy: ParsedCertificate, issuer: ParsedCertificate, below: number, now: Date, policy: AlgorithmPolicy): void {
   const { parent, cn } = splitLastCn(proxy.subject);
   // §3.4: the subject is the issuer's subject plus one CN RDN.
   if (cn === undefined || parent !== issuer.subjectDn) {
@@ -163,6 +235,7 @@ function checkProxy(proxy: ParsedCertificate, issuer: ParsedCertificate, below: 
     throw new Refused('invalid_proxy', `The proxy certificate ${proxy.subjectDn} asserts keyCertSign or nonRepudiation.`);
   }
   checkCriticalExtensions(proxy, 'proxy certificate');
+  checkAlgorithms(proxy, policy, 'proxy certificate');
   const info = proxy.proxyCertInfo;
   if (info) {
     // §3.8.1: an independent proxy inherits none of its issuer's rights; other languages carry restrictions fedgate cannot evaluate.
@@ -181,7 +254,7 @@ function isLimited(proxy: ParsedCertificate): boolean {
   return splitLastCn(proxy.subject).cn === 'limited proxy';
 }
 
-function checkEndEntity(eec: ParsedCertificate, now: Date): void {
+function checkEndEntity(eec: ParsedCertificate, now: Date, policy: AlgorithmPolicy): void {
   checkTime(eec, now, 'certificate');
   if (eec.subject.length === 0) throw new Refused('malformed', 'The certificate has an empty subject: it names nobody.');
   if (eec.keyUsage && !hasKeyUsage(eec.keyUsage, KEY_USAGE.digitalSignature)) {
@@ -191,6 +264,7 @@ function checkEndEntity(eec: ParsedCertificate, now: Date): void {
     throw new Refused('constraint_violation', `The certificate ${eec.subjectDn} is not for client authentication (extendedKeyUsage lacks clientAuth).`);
   }
   checkCriticalExtensions(eec, 'certificate');
+  checkAlgorithms(eec, policy, 'certificate');
 }
 
 // ------------------------------------------------------------ name constraints (RFC 5280 §4.2.1.10)
@@ -242,14 +316,23 @@ function checkNameConstraints(ca: ParsedCertificate, cert: ParsedCertificate): v
 
 // ------------------------------------------------------------ paths
 
-/** Candidate CA paths above `eec`, each ending at a trust anchor; anchors are tried before client-sent CAs. */
-function candidatePaths(eec: ParsedCertificate, pool: readonly ParsedCertificate[], trust: TrustSnapshot): ParsedCertificate[][] {
+/**
+ * Candidate CA paths above `eec`, each ending at a trust anchor; anchors are
+ * tried before client-sent CAs. A depth-first search bounded by
+ * {@link VERIFY_LIMITS}; a certificate whose subject and key are already in
+ * the path is never added again (RFC 4158 §5.2: it adds nothing, and N
+ * look-alike CAs would otherwise be tried in every order).
+ */
+function candidatePaths(eec: ParsedCertificate, pool: readonly ParsedCertificate[], trust: TrustSnapshot, work: Work): ParsedCertificate[][] {
   const paths: ParsedCertificate[][] = [];
+  const inPath = (path: readonly ParsedCertificate[], c: ParsedCertificate) =>
+    path.some((p) => p.fingerprint === c.fingerprint || (p.subjectKey === c.subjectKey && p.keyId === c.keyId));
   const walk = (path: ParsedCertificate[]) => {
-    if (paths.length >= MAX_PATHS) return;
+    if (paths.length >= VERIFY_LIMITS.paths || work.pathSteps >= VERIFY_LIMITS.pathSteps) return;
+    work.pathSteps += 1;
     const top = path.at(-1)!;
     const anchored = path.length > 1 && trust.isAnchor(top);
-    if (anchored && isSelfIssued(top) && signedBy(top, top)) {
+    if (anchored && isSelfIssued(top) && work.signed(top, top)) {
       paths.push(path.slice(1));
       return;
     }
@@ -257,7 +340,7 @@ function candidatePaths(eec: ParsedCertificate, pool: readonly ParsedCertificate
     const fromDirectory = trust.anchorsNamed(top.issuerKey);
     // Above an anchor only the directory counts; below it, the client's intermediates may bridge the gap.
     const candidates = anchored ? fromDirectory : [...fromDirectory, ...pool.filter((c) => c.subjectKey === top.issuerKey && !trust.isAnchor(c))];
-    const usable = candidates.filter((c) => !path.some((p) => p.fingerprint === c.fingerprint) && signedBy(top, c));
+    const usable = candidates.filter((c) => mayHaveIssued(top, c) && !inPath(path, c) && work.signed(top, c));
     if (anchored && usable.length === 0) {
       // An anchor whose issuer is not in the directory: it is trusted as it is (OpenSSL's partial chain).
       paths.push(path.slice(1));
@@ -272,10 +355,12 @@ function candidatePaths(eec: ParsedCertificate, pool: readonly ParsedCertificate
 /** RFC 5280 §6.1.3–6.1.4 over one path, from the anchor down, with the CRL check of every link. */
 function checkPath(eec: ParsedCertificate, path: readonly ParsedCertificate[], trust: TrustSnapshot, options: VerifyOptions, now: Date, warnings: string[]): void {
   const chain = [eec, ...path];
+  const policy = options.algorithms ?? DEFAULT_ALGORITHM_POLICY;
   // §6.1.4 (k), (n), (o): every issuer is a CA allowed to sign certificates, before limits on how many there are.
   for (let k = chain.length - 1; k >= 1; k -= 1) {
     const ca = chain[k]!;
     checkTime(ca, now, 'CA certificate');
+    checkAlgorithms(ca, policy, 'CA certificate', k === chain.length - 1 && trust.isAnchor(ca) && isSelfIssued(ca));
     if (!ca.basicConstraints?.ca) throw new Refused('constraint_violation', `The certificate ${ca.subjectDn} signed ${chain[k - 1]!.subjectDn} but is not a CA certificate.`);
     if (ca.keyUsage && !hasKeyUsage(ca.keyUsage, KEY_USAGE.keyCertSign)) {
       throw new Refused('constraint_violation', `The CA certificate ${ca.subjectDn} may not sign certificates (no keyCertSign key usage).`);
@@ -302,18 +387,24 @@ function checkPath(eec: ParsedCertificate, path: readonly ParsedCertificate[], t
 }
 
 function checkRevocation(ca: ParsedCertificate, child: ParsedCertificate, trust: TrustSnapshot, options: VerifyOptions, now: Date, warnings: string[]): void {
-  const crl = trust.crlFor(ca);
-  if (!crl || crl.thisUpdate > now) {
-    if (options.crl.missing === 'refuse') {
-      throw new Refused('revocation_unknown', `There is no current CRL of ${ca.subjectDn}, so whether ${child.subjectDn} is revoked cannot be checked.`);
-    }
+  const lookup = trust.crlStatus(ca, now, options.clockSkewSeconds ?? DEFAULT_CLOCK_SKEW_SECONDS, options.algorithms ?? DEFAULT_ALGORITHM_POLICY);
+  const unknown = (message: string) => new Refused('revocation_unknown', `${message}, so whether ${child.subjectDn} is revoked cannot be checked.`);
+  if (lookup.status === 'missing') {
+    if (options.crl.missing === 'refuse') throw unknown(`There is no CRL of ${ca.subjectDn}`);
     return;
   }
-  // A certificate listed is revoked even when the list is out of date.
-  if (crl.revoked.has(child.serial)) throw new Refused('revoked', `The certificate ${child.subjectDn} (serial ${child.serial}) has been revoked by ${ca.subjectDn}.`);
+  // A certificate listed by its CA's signature is revoked, even in a list that is out of date or not valid yet.
+  if (lookup.crl?.revoked.has(child.serial)) throw new Refused('revoked', `The certificate ${child.subjectDn} (serial ${child.serial}) has been revoked by ${ca.subjectDn}.`);
+  if (lookup.status === 'unusable') {
+    const message = `The CRL of ${ca.subjectDn} cannot be used: ${lookup.reason}`;
+    if ((options.crl.unusable ?? 'refuse') === 'refuse') throw unknown(message);
+    warnings.push(message);
+    return;
+  }
+  const { crl } = lookup;
   if (crl.nextUpdate && crl.nextUpdate < now) {
     const message = `The CRL of ${ca.subjectDn} expired on ${day(crl.nextUpdate)}`;
-    if (options.crl.expired === 'refuse') throw new Refused('revocation_unknown', `${message}, so whether ${child.subjectDn} is revoked cannot be checked.`);
+    if (options.crl.expired === 'refuse') throw unknown(message);
     warnings.push(message);
   }
 }
@@ -328,10 +419,12 @@ function describe(eec: ParsedCertificate): { name?: string; email?: string } {
 
 /**
  * Validates a client certificate chain (DER, leaf first, then anything the
- * client sent along) against the trust anchors.
+ * client sent along) against the trust anchors. Bounded: see
+ * {@link VERIFY_LIMITS}.
  */
 export function verifyChain(chain: readonly Buffer[], trust: TrustSnapshot, options: VerifyOptions): CertificateVerification {
   const now = options.now ?? new Date();
+  const policy = options.algorithms ?? DEFAULT_ALGORITHM_POLICY;
   if (chain.length === 0) return { ok: false, reason: 'no_certificate', message: 'No client certificate was presented.' };
   if (chain.length > MAX_CHAIN_LENGTH) return { ok: false, reason: 'malformed', message: `The certificate chain is longer than ${MAX_CHAIN_LENGTH} certificates.` };
   let certs: ParsedCertificate[];
@@ -340,57 +433,63 @@ export function verifyChain(chain: readonly Buffer[], trust: TrustSnapshot, opti
   } catch (err) {
     return { ok: false, reason: 'malformed', message: `The client certificate could not be read (${(err as Error).message}).` };
   }
-
-  // RFC 3820 §4.1: walk the proxies down to the end-entity certificate.
-  const proxies: ParsedCertificate[] = [];
-  let current = certs[0]!;
-  let pool = certs.slice(1);
-  for (let kind = proxyKind(current); kind; kind = proxyKind(current)) {
-    const issuer = pool.find((c) => c.subjectDn === current.issuerDn && !c.basicConstraints?.ca && signedBy(current, c));
-    if (!issuer) {
-      if (kind === 'legacy') break; // named like a proxy but not issued by an end entity: an ordinary certificate
-      return { ok: false, reason: 'invalid_proxy', message: `The issuer of the proxy certificate ${current.subjectDn} was not sent with it.`, subject: current.issuerDn };
-    }
-    proxies.push(current);
-    current = issuer;
-    pool = pool.filter((c) => c !== issuer);
-  }
-  const eec = current;
-  const identity = { subject: eec.subjectDn, issuer: eec.issuerDn };
+  const work = new Work();
+  let identity: { subject: string; issuer: string } | { subject?: undefined; issuer?: undefined } = {};
   const refuse = (err: unknown): CertificateRefusal => {
-    if (err instanceof Refused) return { ok: false, reason: err.reason, message: err.message, ...identity };
+    if (err instanceof Refused) return { ok: false, reason: err.reason, message: err.message, ...identity, work: work.summary };
     throw err;
   };
-  if (proxies.length && !options.proxyCertificates) {
-    return { ok: false, reason: 'invalid_proxy', message: 'Proxy certificates are not accepted here; use your own certificate.', ...identity };
-  }
-
-  const paths = candidatePaths(eec, pool, trust);
-  if (paths.length === 0) {
-    return { ok: false, reason: 'untrusted', message: `The certificate ${eec.subjectDn} was not issued by a trusted CA (issuer ${eec.issuerDn}).`, ...identity };
-  }
-  let firstFailure: CertificateRefusal | undefined;
-  for (const path of paths) {
-    const warnings: string[] = [];
-    try {
-      // The presented certificates first: "your certificate expired" says more than a problem further up.
-      checkEndEntity(eec, now);
-      // From the EEC down, so each proxy knows how many follow it.
-      for (let i = proxies.length - 1; i >= 0; i -= 1) checkProxy(proxies[i]!, proxies[i + 1] ?? eec, i, now);
-      checkPath(eec, path, trust, options, now, warnings);
-      return {
-        ok: true,
-        ...identity,
-        ...describe(eec),
-        endEntity: eec,
-        proxies,
-        limited: proxies.some(isLimited),
-        path,
-        warnings,
-      };
-    } catch (err) {
-      firstFailure ??= refuse(err);
+  try {
+    // RFC 3820 §4.1: walk the proxies down to the end-entity certificate.
+    const proxies: ParsedCertificate[] = [];
+    let current = certs[0]!;
+    let pool = certs.slice(1);
+    for (let kind = proxyKind(current); kind; kind = proxyKind(current)) {
+      const issuer = pool.find((c) => c.subjectDn === current.issuerDn && !c.basicConstraints?.ca && work.signed(current, c));
+      if (!issuer) {
+        if (kind === 'legacy') break; // named like a proxy but not issued by an end entity: an ordinary certificate
+        return { ok: false, reason: 'invalid_proxy', message: `The issuer of the proxy certificate ${current.subjectDn} was not sent with it.`, subject: current.issuerDn, work: work.summary };
+      }
+      proxies.push(current);
+      current = issuer;
+      pool = pool.filter((c) => c !== issuer);
     }
+    const eec = current;
+    identity = { subject: eec.subjectDn, issuer: eec.issuerDn };
+    if (proxies.length && !options.proxyCertificates) {
+      throw new Refused('invalid_proxy', 'Proxy certificates are not accepted here; use your own certificate.');
+    }
+
+    const paths = candidatePaths(eec, pool, trust, work);
+    if (paths.length === 0) {
+      throw new Refused('untrusted', `The certificate ${eec.subjectDn} was not issued by a trusted CA (issuer ${eec.issuerDn}).`);
+    }
+    let firstFailure: CertificateRefusal | undefined;
+    for (const path of paths) {
+      const warnings: string[] = [];
+      try {
+        // The presented certificates first: "your certificate expired" says more than a problem further up.
+        checkEndEntity(eec, now, policy);
+        // From the EEC down, so each proxy knows how many follow it.
+        for (let i = proxies.length - 1; i >= 0; i -= 1) checkProxy(proxies[i]!, proxies[i + 1] ?? eec, i, now, policy);
+        checkPath(eec, path, trust, options, now, warnings);
+        return {
+          ok: true,
+          ...identity,
+          ...describe(eec),
+          endEntity: eec,
+          proxies,
+          limited: proxies.some(isLimited),
+          path,
+          warnings,
+          work: work.summary,
+        };
+      } catch (err) {
+        firstFailure ??= refuse(err);
+      }
+    }
+    return firstFailure!;
+  } catch (err) {
+    return refuse(err);
   }
-  return firstFailure!;
 }

@@ -73,6 +73,17 @@ describe('normaliseDn: one canonical form for every way of writing a DN', () => 
       'STREET=Main St 1,TITLE=Dr,SERIALNUMBER=123,G=Jane,SN=Smith,OU=Unit,O=Org,L=Berlin,ST=Berlin,C=DE',
     ]],
     ['', ['', '/', '  ']],
+    ['/DC=org/DC=x/CN=f\\\\g h', [ // a backslash in a value
+      '/DC=org/DC=x/CN=f\\g h', // OpenSSL's compat form prints it as it is
+      'DC = org, DC = x, CN = f\\\\g h', // OpenSSL 3's default (oneline) form
+      'subject=DC = org, DC = x, CN = f\\\\g h',
+      'CN=f\\\\g h,DC=x,DC=org',
+    ]],
+    ['/DC=org/DC=x/O=A, B+OU=u/CN=Alice', [ // OpenSSL 3's default form: most significant first
+      'DC = org, DC = x, OU = u + O = "A, B", CN = Alice',
+      'issuer=DC = org, DC = x, O = "A, B" + OU = u, CN = Alice',
+      '/DC=org/DC=x/OU=u+O=A, B/CN=Alice',
+    ]],
   ];
 
   for (const [canonical, inputs] of table) {
@@ -111,7 +122,7 @@ describe('certificate DNs agree with what OpenSSL and node print', () => {
   let pki: Pki;
   let ca: Ca;
   let tricky: Issued;
-  const subject = '/DC=org/DC=example/O=Example\\, Inc./OU=Grid+UID=alice/CN=Émile Zoë\\/host/emailAddress=emile@example.org';
+  const subject = '/DC=org/DC=example/O=Example\\, Inc./L=f\\\\g/OU=Grid+UID=alice/CN=Émile Zoë\\/host/emailAddress=emile@example.org';
 
   before(async () => {
     pki = await Pki.create();
@@ -121,15 +132,17 @@ describe('certificate DNs agree with what OpenSSL and node print', () => {
   after(() => pki.cleanup());
 
   it('subject and issuer from DER, against openssl -nameopt RFC2253 / compat and node:crypto', async () => {
-    const expected = '/DC=org/DC=example/O=Example, Inc./OU=Grid+UID=alice/CN=Émile Zoë\\/host/emailAddress=emile@example.org';
+    const expected = '/DC=org/DC=example/O=Example, Inc./L=f\\\\g/OU=Grid+UID=alice/CN=Émile Zoë\\/host/emailAddress=emile@example.org';
     assert.equal(certificateSubjectDn(tricky.der), expected);
     assert.equal(certificateSubjectDn(tricky.pem), expected);
     assert.equal(certificateIssuerDn(tricky.der), '/DC=org/DC=example/CN=Example CA');
     const printed = async (nameopt: string) =>
       (await pki.openssl('x509', '-in', tricky.certFile, '-noout', '-subject', '-nameopt', nameopt)).trim().replace(/^subject=/, '');
-    for (const nameopt of ['RFC2253', 'RFC2253,-esc_msb', 'compat']) {
+    for (const nameopt of ['RFC2253', 'RFC2253,-esc_msb', 'compat', 'oneline', 'oneline,-esc_msb']) {
       assert.equal(normaliseDn(await printed(nameopt)), expected, nameopt);
     }
+    // OpenSSL 3's default, "subject=" included.
+    assert.equal(normaliseDn((await pki.openssl('x509', '-in', tricky.certFile, '-noout', '-subject')).trim()), expected);
     const node = new X509Certificate(tricky.pem);
     assert.equal(normaliseDn(node.subject), expected);
     assert.equal(certificateSubjectDn(node), expected);

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
-import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, stat, unlink, writeFile } from 'node:fs/promises';
 import { Agent, request as httpsRequest, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -155,6 +155,37 @@ describe('the mTLS listener', () => {
     } finally {
       agent.destroy();
     }
+  });
+
+  it('keeps an intermediate the client sends that is not in the trust directory (nodejs/node#65579)', async () => {
+    // Client CA is not an anchor: only the handshake brings it. node's own verification succeeds on this chain, which used to drop it.
+    const json = { headers: { accept: 'application/json' } };
+    const dave = await tlsGet(port, '/x509/login?interaction=uid-i1', presenting(t.dave, t.clientCa), json);
+    assert.equal(dave.status, 403, dave.body);
+    assert.equal(JSON.parse(dave.body).reason, 'not_linked', 'the chain validated: Dave is merely linked to no account');
+    // A certificate that CA revoked is refused as revoked (not as untrusted).
+    const rex = await t.pki.issue(t.clientCa, 'rex', `${BASE}/CN=Rex Revoked`);
+    await t.pki.revoke(t.clientCa, rex);
+    await writeFile(join(t.anchors, 'client-ca.crl.pem'), await t.pki.crl(t.clientCa));
+    try {
+      assert.equal(await bridge.reloadTrustAnchors(), true);
+      const revoked = await tlsGet(port, '/x509/login?interaction=uid-i2', presenting(rex, t.clientCa), json);
+      assert.equal(JSON.parse(revoked.body).reason, 'revoked', revoked.body);
+      const again = await tlsGet(port, '/x509/login?interaction=uid-i3', presenting(t.dave, t.clientCa), json);
+      assert.equal(JSON.parse(again.body).reason, 'not_linked', again.body);
+    } finally {
+      await unlink(join(t.anchors, 'client-ca.crl.pem'));
+      await bridge.reloadTrustAnchors();
+    }
+  });
+
+  it('does not believe certificate headers, even from a trusted proxy address', async () => {
+    const before = hooks.logins.length;
+    const headers = { 'x-ssl-client-cert': encodeURIComponent(t.alice.pem), 'client-cert': `:${t.alice.der.toString('base64')}:`, accept: 'application/json' };
+    const res = await tlsGet(port, '/x509/login?interaction=uid-h1', undefined, { headers });
+    assert.equal(res.status, 400, res.body);
+    assert.equal(JSON.parse(res.body).reason, 'no_certificate');
+    assert.equal(hooks.logins.length, before);
   });
 
   it('answers a refused certificate, or none, with a page instead of a TLS alert', async () => {
