@@ -228,10 +228,11 @@ describe('adversarial certificate chains do not hold the event loop', () => {
       delay.disable();
       return { statuses, answer, maxDelayMs: delay.max / 1e6 };
     };
-    // This machine is shared (two cores, many test processes): the scheduler alone can stall any thread for 100 ms once in a
-    // while. So up to three rounds are measured, and one must meet the bound; a request that really holds the loop fails all.
+    // This machine is shared (two cores, many test processes): the scheduler alone stalls a busy process for 100 ms and more
+    // now and then. So up to five rounds are measured, and one must meet the bound; a request that really holds the loop
+    // (every look-alike chain is in every round) fails them all.
     const rounds: Array<Awaited<ReturnType<typeof round>>> = [];
-    for (let i = 0; i < 3 && !rounds.some((r) => r.answer.ms < 100 && r.maxDelayMs < 100); i += 1) {
+    for (let i = 0; i < 5 && !rounds.some((r) => r.answer.ms < 100 && r.maxDelayMs < 100); i += 1) {
       const r = await round();
       context.diagnostic(`round ${i + 1}: concurrent request ${r.answer.ms.toFixed(1)} ms, event loop delay max ${r.maxDelayMs.toFixed(1)} ms`);
       assert.deepEqual([...new Set(r.statuses)], [403], 'every look-alike chain is refused');
