@@ -218,15 +218,18 @@ describe('adversarial certificate chains do not hold the event loop', () => {
     /** One measured round: the attacks, and a simple request sent while they are in flight. */
     const round = async () => {
       const launch = await attacker({ ...data, rounds: 4 });
-      const delay = monitorEventLoopDelay({ resolution: 10 });
-      delay.enable();
-      const attacks = launch();
+      const attacks = launch().then((statuses) => ({ statuses, at: performance.now() }));
       await sleep(20); // the attacks are on their way
+      // The event loop is watched for the life of the simple request, sent while the attacks are being handled.
+      const delay = monitorEventLoopDelay({ resolution: 1 });
+      delay.enable();
       const sent = performance.now();
-      const simple = rawRequest(server.issuer, '/.well-known/openid-configuration').then((res) => ({ status: res.status, ms: performance.now() - sent }));
-      const [statuses, answer] = await Promise.all([attacks, simple]);
+      const answer = await rawRequest(server.issuer, '/.well-known/openid-configuration').then((res) => ({ status: res.status, ms: performance.now() - sent }));
       delay.disable();
-      return { statuses, answer, maxDelayMs: delay.max / 1e6 };
+      const answeredAt = performance.now();
+      const { statuses, at } = await attacks;
+      assert.ok(at > answeredAt, 'the attacks were still being handled when the simple request was answered');
+      return { statuses, answer, maxDelayMs: delay.max / 1e6, samples: delay.count };
     };
     // This machine is shared (two cores, many test processes): the scheduler alone stalls a busy process for 100 ms and more
     // now and then. So up to five rounds are measured, and one must meet the bound; a request that really holds the loop
@@ -234,7 +237,7 @@ describe('adversarial certificate chains do not hold the event loop', () => {
     const rounds: Array<Awaited<ReturnType<typeof round>>> = [];
     for (let i = 0; i < 5 && !rounds.some((r) => r.answer.ms < 100 && r.maxDelayMs < 100); i += 1) {
       const r = await round();
-      context.diagnostic(`round ${i + 1}: concurrent request ${r.answer.ms.toFixed(1)} ms, event loop delay max ${r.maxDelayMs.toFixed(1)} ms`);
+      context.diagnostic(`round ${i + 1}: concurrent request ${r.answer.ms.toFixed(1)} ms, event loop delay max ${r.maxDelayMs.toFixed(1)} ms over ${r.samples} samples`);
       assert.deepEqual([...new Set(r.statuses)], [403], 'every look-alike chain is refused');
       assert.equal(r.answer.status, 200);
       rounds.push(r);
