@@ -48,6 +48,9 @@ export function emptySecretBasicClientId(header: string | undefined): string | u
   }
 }
 
+/** A token request body that redeems a grant (refresh token, device code, code): what a token request view may concern. */
+const REDEEMS_GRANT = /(?:^|&)grant_type=(?:refresh_token|authorization_code|urn(?::|%3A)ietf(?::|%3A)params(?::|%3A)oauth(?::|%3A)grant-type(?::|%3A)device_code)(?:&|$)/i;
+
 const values = (value: string | string[] | undefined): string[] =>
   (Array.isArray(value) ? value : value === undefined ? [] : [value]);
 
@@ -93,10 +96,10 @@ export function clientDialects(provider: Provider, { logger, resourceServers }: 
     const body = await readFormBody(ctx);
     if (body === null) return;
     if (body === undefined) return next();
-    // Most requests name no audience, ask for no resource or scope with a grant, and come from no
-    // public client: their bytes go on untouched.
+    // Most requests name no audience, redeem no grant (client credentials) and come from no public
+    // client: their bytes go on untouched, unparsed.
     const isToken = ctx.path === token;
-    if (publicCandidate === undefined && !body.includes('audience') && !(isToken && (body.includes('resource=') || body.includes('scope=')))) {
+    if (publicCandidate === undefined && !body.includes('audience') && !(isToken && REDEEMS_GRANT.test(body.toString('latin1')))) {
       replayFormBody(ctx, body);
       return next();
     }

@@ -90,6 +90,17 @@ describe('the dialects of standard clients', () => {
     assert.equal(ml.body.error, 'invalid_target');
     assert.match(String(ml.body.error_description), /no scope that https:\/\/ml\.demo accepts/);
 
+    // The same with the body as curl sends it (colons unencoded), at the device code redemption.
+    const raw = await post('/device/auth', { scope: 'openid storage.read:/store/cms' }, basic('demo-cli', ''));
+    await approveOnDevicePage(new Browser(), `${server.issuer}/device`, raw.body.user_code as string, { username: 'alice', password: 'alice-password' });
+    const redeemed = await fetch(`${server.issuer}/token`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: basic('demo-cli', '') },
+      body: `grant_type=urn:ietf:params:oauth:grant-type:device_code&device_code=${raw.body.device_code as string}&audience=https://storage.demo`,
+    });
+    assert.equal(redeemed.status, 200);
+    assert.equal(decodeJwt((await redeemed.json() as { access_token: string }).access_token).payload.aud, 'https://storage.demo');
+
     // A grant for one server is not widened to another.
     const forStorage = await deviceTokens({ scope: 'openid offline_access storage.read:/store/cms', resource: 'https://storage.demo' });
     const other = await post('/token', { grant_type: 'refresh_token', refresh_token: forStorage.refresh_token as string, resource: 'https://orchestrator.demo' }, basic('demo-cli', ''));
