@@ -2,7 +2,7 @@ import { MemoryStore } from './memory-store.ts';
 import { RedisStore } from './redis-store.ts';
 import type { Store } from './store.ts';
 
-export type { Store } from './store.ts';
+export type { ConsumeResult, Store } from './store.ts';
 export { MemoryStore } from './memory-store.ts';
 export type { MemoryStoreOptions } from './memory-store.ts';
 export { RedisStore } from './redis-store.ts';

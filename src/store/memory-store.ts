@@ -1,6 +1,6 @@
 import { EventEmitter } from 'node:events';
-import type { Store } from './store.ts';
-import { assertPositiveInteger, encode } from './values.ts';
+import type { ConsumeResult, Store } from './store.ts';
+import { assertPositiveInteger, assertTimestamp, encode } from './values.ts';
 
 /** Options of {@link MemoryStore}. */
 export interface MemoryStoreOptions {
@@ -32,6 +32,8 @@ export class MemoryStore implements Store {
   readonly kind = 'memory' as const;
 
   readonly #entries = new Map<string, Entry>();
+  /** Sealed sets: key to the end of the seal (ms). */
+  readonly #seals = new Map<string, number>();
   readonly #bus = new EventEmitter();
   readonly #now: () => number;
   readonly #onError: (err: Error) => void;
@@ -86,12 +88,26 @@ export class MemoryStore implements Store {
     return Math.round((entry.expiresAt - this.#now()) / 1000);
   }
 
-  async addToSet(key: string, member: string, ttlSeconds?: number): Promise<void> {
+  async consume<T = Record<string, unknown>>(key: string, at: number): Promise<ConsumeResult<T>> {
+    assertTimestamp(at);
+    const entry = this.#live(key, 'string');
+    if (entry === undefined) return { outcome: 'absent' };
+    const value: unknown = JSON.parse(entry.value);
+    if (value === null || typeof value !== 'object' || Array.isArray(value)) throw new TypeError(`the value at ${key} is not a JSON object`);
+    const before = JSON.parse(entry.value) as T;
+    if (Object.hasOwn(value, 'consumed')) return { outcome: 'already', value: before };
+    // Property order as the Redis store's textual append leaves it.
+    entry.value = encode({ ...value, consumed: at });
+    return { outcome: 'consumed', value: before };
+  }
+
+  async addToSet(key: string, member: string, ttlSeconds?: number): Promise<boolean> {
     const wanted = this.#expiry(ttlSeconds);
+    if (this.#sealed(key)) return false;
     const entry = this.#live(key, 'set');
     if (entry === undefined) {
       this.#entries.set(key, { type: 'set', members: new Set([member]), expiresAt: wanted });
-      return;
+      return true;
     }
     entry.members.add(member);
     if (wanted === undefined) {
@@ -100,6 +116,15 @@ export class MemoryStore implements Store {
       // A persistent set stays persistent: the ttl is a lower bound only.
       entry.expiresAt = wanted;
     }
+    return true;
+  }
+
+  async drainSet(key: string, sealSeconds?: number): Promise<string[]> {
+    const until = this.#expiry(sealSeconds);
+    const entry = this.#live(key, 'set');
+    this.#entries.delete(key);
+    if (until !== undefined && (this.#seals.get(key) ?? 0) < until) this.#seals.set(key, until);
+    return entry === undefined ? [] : [...entry.members];
   }
 
   async removeFromSet(key: string, member: string): Promise<void> {
@@ -217,6 +242,14 @@ export class MemoryStore implements Store {
     return entry;
   }
 
+  #sealed(key: string): boolean {
+    const until = this.#seals.get(key);
+    if (until === undefined) return false;
+    if (until > this.#now()) return true;
+    this.#seals.delete(key);
+    return false;
+  }
+
   #expiry(ttlSeconds: number | undefined): number | undefined {
     if (ttlSeconds === undefined) return undefined;
     assertPositiveInteger(ttlSeconds, 'ttlSeconds');
@@ -227,6 +260,9 @@ export class MemoryStore implements Store {
     const now = this.#now();
     for (const [key, entry] of this.#entries) {
       if (entry.expiresAt !== undefined && entry.expiresAt <= now) this.#entries.delete(key);
+    }
+    for (const [key, until] of this.#seals) {
+      if (until <= now) this.#seals.delete(key);
     }
   }
 }

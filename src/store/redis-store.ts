@@ -1,8 +1,8 @@
 import { Redis, Cluster } from 'ioredis';
 import type { ClusterNode, RedisOptions } from 'ioredis';
 import { StoreUnavailable } from './errors.ts';
-import type { Store } from './store.ts';
-import { assertPositiveInteger, encode } from './values.ts';
+import type { ConsumeResult, Store } from './store.ts';
+import { assertPositiveInteger, assertTimestamp, encode } from './values.ts';
 
 /** Options of {@link RedisStore}. */
 export interface RedisStoreOptions {
@@ -27,25 +27,61 @@ export interface RedisStoreOptions {
   onError?: (err: Error) => void;
 }
 
-/** Lua scripts, each on exactly one key, so they run on Cluster unchanged. */
+/** Lua scripts, each on one key (and that key's seal, in the same slot), so they run on Cluster unchanged. */
 const SCRIPTS = {
   // SADD, then keep the set alive at least ARGV[2] seconds from now without
   // ever shortening its life; without ARGV[2] the set becomes persistent.
+  // KEYS[2] is the set's seal (same hash tag): while it exists nothing is added.
   fedgateAddToSet: {
-    numberOfKeys: 1,
+    numberOfKeys: 2,
     lua: `
+if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
 local created = redis.call('EXISTS', KEYS[1]) == 0
 redis.call('SADD', KEYS[1], ARGV[1])
 if ARGV[2] == nil or ARGV[2] == '' then
   redis.call('PERSIST', KEYS[1])
-  return 0
+  return 1
 end
 local wanted = tonumber(ARGV[2]) * 1000
 local current = redis.call('PTTL', KEYS[1])
 if created or (current >= 0 and current < wanted) then
   redis.call('PEXPIRE', KEYS[1], wanted)
 end
-return 0`,
+return 1`,
+  },
+  // SMEMBERS + DEL of KEYS[1] as one step; with ARGV[1], the seal KEYS[2]
+  // (same hash tag) for at least ARGV[1] seconds.
+  fedgateDrainSet: {
+    numberOfKeys: 2,
+    lua: `
+local members = redis.call('SMEMBERS', KEYS[1])
+redis.call('DEL', KEYS[1])
+if ARGV[1] ~= '' then
+  local wanted = tonumber(ARGV[1])
+  if redis.call('TTL', KEYS[2]) < wanted then
+    redis.call('SET', KEYS[2], '1', 'EX', wanted)
+  end
+end
+return members`,
+  },
+  // Adds "consumed": ARGV[1] to the JSON object at KEYS[1] unless it has
+  // that property: {1, old} when this call did, {2, old} when it was there,
+  // {0} when the key is absent. The text is appended to, not re-encoded:
+  // cjson would turn empty arrays into objects.
+  fedgateConsume: {
+    numberOfKeys: 1,
+    lua: `
+local raw = redis.call('GET', KEYS[1])
+if not raw then return {0} end
+local ok, value = pcall(cjson.decode, raw)
+if not ok or type(value) ~= 'table' or string.sub(raw, 1, 1) ~= '{' or string.sub(raw, -1) ~= '}' then
+  return redis.error_reply('ERR the value is not a JSON object')
+end
+if value['consumed'] ~= nil then return {2, raw} end
+local body = string.sub(raw, 1, -2)
+if body ~= '{' then body = body .. ',' end
+redis.call('SET', KEYS[1], body .. '"consumed":' .. ARGV[1] .. '}', 'KEEPTTL')
+return {1, raw}`,
   },
   // INCR, and start the window when the counter has none (first increment,
   // or a value written without expiry).
@@ -77,7 +113,9 @@ return ids`,
 } as const;
 
 interface ScriptCommands {
-  fedgateAddToSet(key: string, member: string, ttlSeconds: string): Promise<number>;
+  fedgateAddToSet(key: string, seal: string, member: string, ttlSeconds: string): Promise<number>;
+  fedgateDrainSet(key: string, seal: string, sealSeconds: string): Promise<string[]>;
+  fedgateConsume(key: string, at: number): Promise<[0] | [1 | 2, string]>;
   fedgateIncrement(key: string, ttlSeconds: number): Promise<number>;
   fedgateAppendToStream(key: string, ...args: Array<string | number>): Promise<string[]>;
 }
@@ -112,7 +150,8 @@ const MAX_RECONNECT_DELAY_MS = 1000;
  *
  * Each key becomes `keyPrefix + '{' + key + '}'`, its own hash tag, unless
  * the key already contains a `{` (the caller chose its tag); every command
- * and script touches a single key, so everything runs on Cluster. Values
+ * and script touches a single key (a set's seal shares its set's tag), so
+ * everything runs on Cluster. Values
  * are JSON. Concurrent calls are auto-pipelined into one round trip.
  *
  * Failing fast: every command carries a deadline (ioredis `commandTimeout`,
@@ -187,9 +226,23 @@ export class RedisStore implements Store {
     return ttl === -2 ? undefined : ttl;
   }
 
-  async addToSet(key: string, member: string, ttlSeconds?: number): Promise<void> {
+  async consume<T = Record<string, unknown>>(key: string, at: number): Promise<ConsumeResult<T>> {
+    assertTimestamp(at);
+    const [outcome, raw] = await this.#guard(() => this.#client.fedgateConsume(this.#key(key), at));
+    if (outcome === 0) return { outcome: 'absent' };
+    return { outcome: outcome === 1 ? 'consumed' : 'already', value: JSON.parse(raw!) as T };
+  }
+
+  async addToSet(key: string, member: string, ttlSeconds?: number): Promise<boolean> {
     if (ttlSeconds !== undefined) assertPositiveInteger(ttlSeconds, 'ttlSeconds');
-    await this.#guard(() => this.#client.fedgateAddToSet(this.#key(key), member, ttlSeconds === undefined ? '' : String(ttlSeconds)));
+    const redisKey = this.#key(key);
+    return (await this.#guard(() => this.#client.fedgateAddToSet(redisKey, sealOf(redisKey), member, ttlSeconds === undefined ? '' : String(ttlSeconds)))) === 1;
+  }
+
+  async drainSet(key: string, sealSeconds?: number): Promise<string[]> {
+    if (sealSeconds !== undefined) assertPositiveInteger(sealSeconds, 'sealSeconds');
+    const redisKey = this.#key(key);
+    return this.#guard(() => this.#client.fedgateDrainSet(redisKey, sealOf(redisKey), sealSeconds === undefined ? '' : String(sealSeconds)));
   }
 
   async removeFromSet(key: string, member: string): Promise<void> {
@@ -369,6 +422,14 @@ function isUnavailability(err: unknown): boolean {
   if (!(err instanceof Error)) return false;
   if (err.name === 'ReplyError') return TRANSIENT_REPLY.test(err.message);
   return !(err instanceof TypeError || err instanceof RangeError || err instanceof SyntaxError);
+}
+
+/**
+ * The Redis key of a set's seal: the set's key with a suffix, so it keeps
+ * the set's hash tag (same Cluster slot, one script touches both).
+ */
+function sealOf(redisKey: string): string {
+  return `${redisKey}:sealed`;
 }
 
 /** Creates the ioredis client for the URL forms of {@link RedisStoreOptions.url}. */

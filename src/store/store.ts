@@ -44,11 +44,35 @@ export interface Store {
   ttl(key: string): Promise<number | undefined>;
 
   /**
+   * Marks the JSON object at `key` as consumed, once: in one atomic step, on
+   * any number of replicas, the first call sets its `consumed` property to
+   * `at` (keeping the key's time to live) and answers `consumed`; every
+   * later or concurrent call changes nothing and answers `already`. Both
+   * carry the object as it was before the call. `absent` when nothing is
+   * stored. This is how one-time artifacts (codes, refresh tokens, device
+   * codes, initial access tokens, request URIs) are used exactly once.
+   * A value that is not a JSON object is a TypeError-class misuse (rejects).
+   */
+  consume<T = Record<string, unknown>>(key: string, at: number): Promise<ConsumeResult<T>>;
+
+  /**
    * Adds `member` to the set at `key`. With `ttlSeconds` the set lives at
    * least that long from now (its expiry is only ever extended); without it
-   * the set no longer expires.
+   * the set no longer expires. Resolves false, adding nothing, while the
+   * set is sealed ({@link Store.drainSet}); true otherwise.
    */
-  addToSet(key: string, member: string, ttlSeconds?: number): Promise<void>;
+  addToSet(key: string, member: string, ttlSeconds?: number): Promise<boolean>;
+
+  /**
+   * Empties the set at `key` and returns the members it had, in one atomic
+   * step: a member added concurrently is either returned or stays in the
+   * set, never lost between a read and a delete. With `sealSeconds` the set
+   * is also sealed for that long (a later seal only ever extends it): then
+   * {@link Store.addToSet} on it adds nothing and resolves false, so a
+   * writer that adds after the seal learns it, and one that added before is
+   * among the members returned.
+   */
+  drainSet(key: string, sealSeconds?: number): Promise<string[]>;
 
   /** Removes `member` from the set at `key`. */
   removeFromSet(key: string, member: string): Promise<void>;
@@ -89,3 +113,9 @@ export interface Store {
   /** Releases connections and timers. */
   close(): Promise<void>;
 }
+
+/** What {@link Store.consume} found. */
+export type ConsumeResult<T> =
+  | { outcome: 'consumed'; value: T }
+  | { outcome: 'already'; value: T }
+  | { outcome: 'absent' };

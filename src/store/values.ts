@@ -11,3 +11,10 @@ export function assertPositiveInteger(value: number, name: string): void {
     throw new RangeError(`${name} must be a positive integer, got ${value}`);
   }
 }
+
+/** A point in time in whole seconds since the epoch (what `consume` records). */
+export function assertTimestamp(value: number): void {
+  if (!Number.isSafeInteger(value) || value < 0) {
+    throw new RangeError(`a timestamp must be a non-negative integer, got ${value}`);
+  }
+}

@@ -192,6 +192,93 @@ export function storeContract(
       assertTtlNear(await store.ttl(key), 100);
     });
 
+    it('consumes a JSON object exactly once, keeping its value and ttl', async () => {
+      const key = randomKey('consume');
+      const value = { jti: 'abc', list: [], nested: { empty: {} }, n: 1 };
+      await store.set(key, value, 100);
+      assert.deepEqual(await store.consume(key, 1_700_000_000), { outcome: 'consumed', value });
+      assert.deepEqual(await store.get(key), { ...value, consumed: 1_700_000_000 }, 'empty arrays and objects stay what they were');
+      assertTtlNear(await store.ttl(key), 100);
+      assert.deepEqual(await store.consume(key, 1_700_000_001), { outcome: 'already', value: { ...value, consumed: 1_700_000_000 } });
+      assert.equal((await store.get<{ consumed: number }>(key))!.consumed, 1_700_000_000, 'a later use changes nothing');
+
+      const empty = randomKey('consume-empty');
+      await store.set(empty, {});
+      assert.equal((await store.consume(empty, 5)).outcome, 'consumed');
+      assert.deepEqual(await store.get(empty), { consumed: 5 });
+      assert.equal(await store.ttl(empty), -1);
+
+      assert.deepEqual(await store.consume(randomKey('consume-absent'), 1), { outcome: 'absent' });
+      const scalar = randomKey('consume-scalar');
+      await store.set(scalar, ['not', 'an', 'object']);
+      await assert.rejects(store.consume(scalar, 1));
+      await assert.rejects(store.consume(key, -1));
+      await assert.rejects(store.consume(key, 1.5));
+    });
+
+    it('lets exactly one of many concurrent consumers win', async () => {
+      for (let round = 0; round < 20; round++) {
+        const key = randomKey('consume-race');
+        await store.set(key, { round }, 100);
+        const results = await Promise.all(Array.from({ length: 10 }, (_, i) => store.consume(key, 1000 + i)));
+        assert.equal(results.filter((r) => r.outcome === 'consumed').length, 1);
+        assert.equal(results.filter((r) => r.outcome === 'already').length, 9);
+        const winner = results.findIndex((r) => r.outcome === 'consumed');
+        assert.deepEqual(await store.get(key), { round, consumed: 1000 + winner }, 'the value records the winner only');
+      }
+    });
+
+    it('drains a set: returns and removes its members in one step', async () => {
+      const key = randomKey('drain');
+      await store.addToSet(key, 'a', 100);
+      await store.addToSet(key, 'b', 100);
+      assert.deepEqual((await store.drainSet(key)).sort(), ['a', 'b']);
+      assert.deepEqual(await store.setMembers(key), []);
+      assert.equal(await store.ttl(key), undefined, 'the emptied set is gone');
+      assert.deepEqual(await store.drainSet(key), []);
+      assert.equal(await store.addToSet(key, 'c', 100), true, 'without a seal the set takes members again');
+      assert.deepEqual(await store.setMembers(key), ['c']);
+    });
+
+    it('seals a drained set: refuses additions while sealed', async () => {
+      const key = randomKey('seal');
+      assert.equal(await store.addToSet(key, 'a', 100), true);
+      assert.equal(await store.addToSet(key, 'b', 100), true);
+      assert.deepEqual((await store.drainSet(key, 2)).sort(), ['a', 'b']);
+      assert.deepEqual(await store.setMembers(key), []);
+      assert.equal(await store.addToSet(key, 'c', 100), false);
+      assert.equal(await store.addToSet(key, 'c'), false);
+      assert.deepEqual(await store.setMembers(key), [], 'nothing joins a sealed set');
+      assert.deepEqual(await store.drainSet(key, 1), [], 'sealing again is harmless and does not shorten the seal');
+      assert.deepEqual(await store.drainSet(key), [], 'nor does draining without a seal end it');
+      await elapse(1100);
+      assert.equal(await store.addToSet(key, 'd', 100), false, 'still sealed: the longer seal holds');
+      await elapse(1100);
+      assert.equal(await store.addToSet(key, 'e', 100), true, 'the seal ends after its ttl');
+      assert.deepEqual(await store.setMembers(key), ['e']);
+
+      const never = randomKey('seal-absent');
+      assert.deepEqual(await store.drainSet(never, 100), [], 'an absent set can be sealed ahead');
+      assert.equal(await store.addToSet(never, 'x'), false);
+      await assert.rejects(store.drainSet(never, 0));
+    });
+
+    it('loses no concurrent addition to a drain, sealed or not', async () => {
+      for (let round = 0; round < 20; round++) {
+        const seal = round % 2 === 0 ? 100 : undefined;
+        const key = randomKey('drain-race');
+        const adds = Array.from({ length: 20 }, (_, i) => store.addToSet(key, `m${i}`, 100));
+        const drained = store.drainSet(key, seal);
+        const more = Array.from({ length: 20 }, (_, i) => store.addToSet(key, `n${i}`, 100));
+        const [added, members, late] = await Promise.all([Promise.all(adds), drained, Promise.all(more)]);
+        const accepted = [...added.map((ok, i) => (ok ? `m${i}` : '')), ...late.map((ok, i) => (ok ? `n${i}` : ''))].filter(Boolean).sort();
+        const left = await store.setMembers(key);
+        assert.deepEqual([...members, ...left].sort(), accepted, 'every accepted addition was drained or is still there');
+        if (seal) assert.deepEqual(left, [], 'nothing joins after a seal');
+        else assert.equal(accepted.length, 40, 'without a seal every addition is accepted');
+      }
+    });
+
     it('counts in a fixed window', async () => {
       const key = randomKey('counter');
       assert.equal(await store.increment(key, 2), 1);

@@ -44,6 +44,16 @@ describe('RedisStore specifics', { concurrency: true }, () => {
       assert.deepEqual(await raw.smembers(`${keyPrefix}{${setKey}}`), ['m']);
       assert.equal(await raw.get(`${keyPrefix}{${counter}}`), '1');
       assert.equal(await raw.exists(plain), 0, 'nothing is written without the prefix');
+
+      // A seal shares its set's hash tag (one slot, one script on Cluster).
+      const sealed = `grant:${randomUUID()}`;
+      await store.drainSet(sealed, 100);
+      const sealKeys = await raw.keys(`${keyPrefix}{${sealed}}*`);
+      assert.equal(sealKeys.length, 1);
+      assert.ok(sealKeys[0]!.startsWith(`${keyPrefix}{${sealed}}`));
+      const taggedSet = `{user-${randomUUID()}}:grants`;
+      await store.drainSet(taggedSet, 100);
+      assert.equal((await raw.keys(`${keyPrefix}${taggedSet}*`)).length, 1, 'a caller-tagged set keeps its tag for its seal');
     } finally {
       await store.close();
     }
