@@ -367,11 +367,10 @@ export async function createFedgate(config: Config, options: CreateOptions = {})
     if (ctx.path === PROTECTED_RESOURCE_WELL_KNOWN || ctx.path.startsWith(`${PROTECTED_RESOURCE_WELL_KNOWN}/`)) return protectedResourceMetadata(ctx, next);
     await providerMiddleware(ctx, next);
     // oidc-provider emits no success events for these routes; audit them from the response.
-    const oidcCtx = (ctx as unknown as { oidc?: { route?: string; client?: { clientId: string }; entities: { InitialAccessToken?: { destroy(): Promise<void> } } } }).oidc;
+    const oidcCtx = (ctx as unknown as { oidc?: { route?: string; client?: { clientId: string } } }).oidc;
     const clientId = oidcCtx?.client?.clientId;
+    // An initial access token allows one registration (as Keycloak's default count of 1): src/oidc/initial-access-token.ts.
     if (oidcCtx?.route === 'registration' && ctx.status === 201) {
-      // An initial access token allows one registration (as Keycloak's default count of 1).
-      await oidcCtx.entities.InitialAccessToken?.destroy();
       const registered = (ctx.body as { client_id?: string } | undefined)?.client_id;
       await audit.record({ type: 'client.registered', actor: 'initial-access-token', outcome: 'success', ip: ctx.ip, client: registered, target: registered });
     } else if (oidcCtx?.route === 'client_update' && ctx.status === 200) {

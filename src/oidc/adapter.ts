@@ -1,6 +1,16 @@
 import { createHash } from 'node:crypto';
+import Provider, { errors } from 'oidc-provider';
 import type { Adapter, AdapterPayload } from 'oidc-provider';
 import type { Store } from '../store/store.ts';
+
+/** How oidc-provider names each one-time artifact in its `invalid_grant` details. */
+const ARTIFACT_LABELS: Readonly<Record<string, string>> = {
+  AuthorizationCode: 'authorization code',
+  RefreshToken: 'refresh token',
+  DeviceCode: 'device code',
+  BackchannelAuthenticationRequest: 'backchannel authentication request',
+  PreAuthorizedCode: 'pre-authorized code',
+};
 
 /** Models whose artifacts belong to a grant and die with it. */
 const GRANTABLE = new Set([
@@ -13,6 +23,11 @@ const GRANTABLE = new Set([
 ]);
 
 const modelKey = (model: string, id: string) => `oidc:${model}:${id}`;
+
+/** The store key of an oidc-provider artifact (`oidc:<Model>:<id>`). */
+export function artifactKey(model: string, id: string): string {
+  return modelKey(model, id);
+}
 const grantIndexKey = (grantId: string) => `oidc:grant-members:${grantId}`;
 const accountGrantsKey = (accountId: string) => `oidc:account-grants:${accountId}`;
 const userCodeKey = (userCode: string) => `oidc:user-code:${userCode}`;
@@ -51,30 +66,59 @@ function ttlOf(expiresIn: number | undefined): number | undefined {
 }
 
 /**
- * Deletes every artifact of a grant and the grant itself, without a
- * provider context: used when an account is disabled.
+ * How long a revoked grant refuses new tokens and children: the rest of its
+ * own life, at least {@link MIN_SEAL_SECONDS} (longer than any request that
+ * read the grant before it went runs), {@link UNKNOWN_SEAL_SECONDS} when its
+ * expiry is unknown.
  */
-export async function revokeGrant(store: Store, grantId: string): Promise<void> {
-  await deleteGrantArtifacts(store, grantId);
-  await revokeChildGrants(store, grantId);
+const MIN_SEAL_SECONDS = 300;
+const UNKNOWN_SEAL_SECONDS = 30 * 24 * 3600;
+
+function sealSeconds(exp: unknown): number {
+  if (typeof exp !== 'number') return UNKNOWN_SEAL_SECONDS;
+  return Math.max(MIN_SEAL_SECONDS, Math.ceil(exp - Date.now() / 1000));
 }
 
-async function deleteGrantArtifacts(store: Store, grantId: string): Promise<void> {
-  const members = await store.setMembers(grantIndexKey(grantId));
-  await Promise.all([...members.map((key) => store.delete(key)), store.delete(grantIndexKey(grantId)), store.delete(modelKey('Grant', grantId))]);
+/**
+ * Revokes a grant: deletes it, every artifact of it and the grants token
+ * exchange derived from it. Used by the Grant adapter's destroy (oidc-provider's
+ * revocations) and, without a provider context, when an account is disabled.
+ *
+ * The grant's member set is sealed, not just deleted: a token written in the
+ * same instant (a refresh or exchange that read the grant just before) is
+ * either among the members drained here, or refused when it tries to join
+ * (see {@link StoreAdapter.upsert}). No ordering of clocks decides it.
+ */
+export async function revokeGrant(store: Store, grantId: string): Promise<void> {
+  await destroyGrant(store, grantId, await store.get<AdapterPayload>(modelKey('Grant', grantId)));
+}
+
+async function destroyGrant(store: Store, grantId: string, payload: AdapterPayload | undefined): Promise<void> {
+  const seal = sealSeconds(payload?.exp);
+  // The grant first: an exchange linking a child reads it after linking (linkChildGrant).
+  await store.delete(modelKey('Grant', grantId));
+  const members = await store.drainSet(grantIndexKey(grantId), seal);
+  await Promise.all([
+    ...members.map((key) => store.delete(key)),
+    ...(payload?.accountId ? [store.removeFromSet(accountGrantsKey(String(payload.accountId)), grantId)] : []),
+    revokeChildGrants(store, grantId, seal),
+  ]);
 }
 
 /**
  * Revokes the grants token exchange derived from `grantId`'s tokens, and
  * theirs in turn: an exchanged token never outlives the grant it came from.
+ * The children set is sealed like the member set: a child linked in the
+ * same instant is either revoked here or told it was not linked.
  */
-async function revokeChildGrants(store: Store, grantId: string, seen = new Set<string>([grantId])): Promise<void> {
-  const children = (await store.setMembers(grantChildrenKey(grantId))).filter((id) => !seen.has(id));
-  await store.delete(grantChildrenKey(grantId));
+async function revokeChildGrants(store: Store, grantId: string, seal: number, seen = new Set<string>([grantId])): Promise<void> {
+  const children = (await store.drainSet(grantChildrenKey(grantId), seal)).filter((id) => !seen.has(id));
   for (const child of children) seen.add(child);
   await Promise.all(children.map(async (child) => {
-    await deleteGrantArtifacts(store, child);
-    await revokeChildGrants(store, child, seen);
+    await store.delete(modelKey('Grant', child));
+    const members = await store.drainSet(grantIndexKey(child), seal);
+    await Promise.all(members.map((key) => store.delete(key)));
+    await revokeChildGrants(store, child, seal, seen);
   }));
 }
 
@@ -86,7 +130,8 @@ async function revokeChildGrants(store: Store, grantId: string, seen = new Set<s
  * after the link will find this child when it is revoked.
  */
 export async function linkChildGrant(store: Store, parentGrantIds: readonly string[], childGrantId: string, ttlSeconds: number): Promise<boolean> {
-  await Promise.all(parentGrantIds.map((parent) => store.addToSet(grantChildrenKey(parent), childGrantId, ttlOf(ttlSeconds))));
+  const linked = await Promise.all(parentGrantIds.map((parent) => store.addToSet(grantChildrenKey(parent), childGrantId, ttlOf(ttlSeconds))));
+  if (!linked.every(Boolean)) return false;
   const parents = await Promise.all(parentGrantIds.map((parent) => store.get(modelKey('Grant', parent))));
   return parents.every((parent) => parent !== undefined);
 }
@@ -101,11 +146,21 @@ export async function recordJwtAccessToken(store: Store, jws: string, payload: A
   const id = jwtRecordId(jws);
   const ttl = ttlOf(ttlSeconds);
   const key = modelKey('AccessToken', id);
-  await Promise.all([
-    // The record's own id stands in for the token (oidc-provider destroys a found token by its jti).
-    store.set(key, { ...payload, jti: id }, ttl),
-    ...(payload.grantId ? [store.addToSet(grantIndexKey(payload.grantId), key, ttl)] : []),
-  ]);
+  // The record's own id stands in for the token (oidc-provider destroys a found token by its jti).
+  await store.set(key, { ...payload, jti: id }, ttl);
+  if (payload.grantId) await joinGrant(store, payload.grantId, key, ttl);
+}
+
+/**
+ * Adds a stored artifact to its grant's member set, after the artifact is
+ * written (so a revocation that drains the set deletes a key that exists).
+ * A revoked grant's set is sealed: then the artifact is deleted again and
+ * the request fails with `invalid_grant`, as it would a moment later.
+ */
+async function joinGrant(store: Store, grantId: string, key: string, ttl: number | undefined): Promise<void> {
+  if (await store.addToSet(grantIndexKey(grantId), key, ttl)) return;
+  await store.delete(key);
+  throw new errors.InvalidGrant('the grant has been revoked');
 }
 
 /** A live grant of an account, as stored: its OIDC scopes and per-resource scopes flattened. */
@@ -147,9 +202,8 @@ export async function grantsOf(store: Store, accountId: string, clientId: string
 
 /** Revokes every grant an account holds; returns how many there were. */
 export async function revokeAccountGrants(store: Store, accountId: string): Promise<number> {
-  const grants = await store.setMembers(accountGrantsKey(accountId));
+  const grants = await store.drainSet(accountGrantsKey(accountId));
   await Promise.all(grants.map((grantId) => revokeGrant(store, grantId)));
-  await store.delete(accountGrantsKey(accountId));
   return grants.length;
 }
 
@@ -172,15 +226,13 @@ export class StoreAdapter implements Adapter {
     const key = modelKey(this.model, id);
     const ttl = ttlOf(expiresIn);
     const writes: Array<Promise<unknown>> = [store.set(key, payload, ttl)];
-    if (GRANTABLE.has(this.model) && payload.grantId) {
-      writes.push(store.addToSet(grantIndexKey(payload.grantId), key, ttl));
-    }
     if (this.model === 'Grant' && payload.accountId && !id.startsWith(EXCHANGED_GRANT_PREFIX)) {
       writes.push(store.addToSet(accountGrantsKey(payload.accountId), id, ttl));
     }
     if (payload.userCode) writes.push(store.set(userCodeKey(payload.userCode), id, ttl));
     if (this.model === 'Session' && payload.uid) writes.push(store.set(sessionUidKey(payload.uid), id, ttl));
     await Promise.all(writes);
+    if (GRANTABLE.has(this.model) && payload.grantId) await joinGrant(store, payload.grantId, key, ttl);
   }
 
   async find(id: string): Promise<AdapterPayload | undefined> {
@@ -199,33 +251,48 @@ export class StoreAdapter implements Adapter {
     return id ? this.find(id) : undefined;
   }
 
+  /**
+   * Consumes a one-time artifact in one atomic store step (Store.consume).
+   * oidc-provider checks `consumed` on the artifact it read and then calls
+   * this; two requests that read it at the same time both get here, and
+   * only one wins. The other is answered as a reuse: the grant goes with
+   * everything issued from it, as oidc-provider does for a reuse it sees
+   * itself (`consumeGrantSource`; the refresh token grant), and the request
+   * fails with the error it would have got then.
+   */
   async consume(id: string): Promise<void> {
-    const key = modelKey(this.model, id);
-    const payload = await this.#store.get<AdapterPayload>(key);
-    if (payload) await this.#store.replace(key, { ...payload, consumed: Math.floor(Date.now() / 1000) });
+    const result = await this.#store.consume<AdapterPayload>(modelKey(this.model, id), Math.floor(Date.now() / 1000));
+    if (result.outcome === 'consumed') return;
+    const label = ARTIFACT_LABELS[this.model] ?? this.model;
+    if (this.model === 'PushedAuthorizationRequest') throw new errors.InvalidRequestUri('request_uri is invalid, expired, or was already used');
+    if (result.outcome === 'absent') throw new errors.InvalidGrant(`${label} not found`);
+    const grantId = result.value.grantId;
+    if (grantId) {
+      await revokeGrant(this.#store, grantId);
+      const ctx = Provider.ctx;
+      ctx?.oidc.provider.emit('grant.revoked', ctx, grantId);
+    }
+    throw new errors.InvalidGrant(this.model === 'RefreshToken' ? 'refresh token already used' : `${label} already consumed`);
   }
 
   async destroy(id: string): Promise<void> {
     const key = modelKey(this.model, id);
     const payload = await this.#store.get<AdapterPayload>(key);
+    // A grant's member set is sealed and its exchanged descendants go with it, even when the grant itself has already expired.
+    if (this.model === 'Grant') return destroyGrant(this.#store, id, payload);
     await this.#store.delete(key);
-    // A grant's exchanged descendants go with it, even when the grant itself has already expired.
-    const cascade = this.model === 'Grant' ? revokeChildGrants(this.#store, id) : undefined;
-    if (!payload) {
-      await cascade;
-      return;
-    }
-    const cleanups: Array<Promise<unknown>> = cascade ? [cascade] : [];
+    if (!payload) return;
+    const cleanups: Array<Promise<unknown>> = [];
     if (GRANTABLE.has(this.model) && payload.grantId) cleanups.push(this.#store.removeFromSet(grantIndexKey(payload.grantId), key));
-    if (this.model === 'Grant' && payload.accountId) cleanups.push(this.#store.removeFromSet(accountGrantsKey(payload.accountId), id));
     if (payload.userCode) cleanups.push(this.#store.delete(userCodeKey(payload.userCode)));
     if (this.model === 'Session' && payload.uid) cleanups.push(this.#store.delete(sessionUidKey(payload.uid)));
     await Promise.all(cleanups);
   }
 
   async revokeByGrantId(grantId: string): Promise<void> {
-    const members = await this.#store.setMembers(grantIndexKey(grantId));
-    await Promise.all([...members.map((key) => this.#store.delete(key)), this.#store.delete(grantIndexKey(grantId))]);
+    // Drained in one step: a token joining meanwhile stays listed for the grant's own revocation.
+    const members = await this.#store.drainSet(grantIndexKey(grantId));
+    await Promise.all(members.map((key) => this.#store.delete(key)));
   }
 }
 

@@ -15,6 +15,8 @@ import { userinfoJwtRefusal } from './userinfo-jwt.ts';
 import { GRANT_REFERENCE_CLAIM, grantReference } from './grant-reference.ts';
 import { registeredResourceScopes, registrationMetadataValidator, registrationResponseScope, RESOURCE_SCOPE, withinRegisteredScopes } from './registered-clients.ts';
 import { viewingAdapterFactory } from './token-request-view.ts';
+import { singleUseInitialAccessTokens } from './initial-access-token.ts';
+import { assertRefreshTarget } from './refresh-target.ts';
 import { accountClaims, profileTokenClaims, SCOPE_CLAIMS } from './claims.ts';
 import { ADMIN_SCOPE, isGroupSelectionScope, isWlcgScope, scopeCovered, scopeRelativeToBase } from './resource-servers.ts';
 
@@ -203,7 +205,11 @@ export function createProvider(deps: ProviderDeps): Provider {
       // RFC 7636 / OAuth 2.1: public clients must use PKCE (S256 is the only method oidc-provider 9 accepts).
       required: (_ctx, client) => client.clientAuthMethod === 'none',
     },
-    rotateRefreshToken: true,
+    // Always rotate; first refuse what would only be refused after the token is used up (src/oidc/refresh-target.ts).
+    rotateRefreshToken: (ctx) => {
+      assertRefreshTarget(ctx, (resource) => resourceServers.get(resource) !== undefined);
+      return true;
+    },
     features: {
       devInteractions: { enabled: false },
       clientCredentials: { enabled: true },
@@ -408,6 +414,7 @@ export function createProvider(deps: ProviderDeps): Provider {
   provider.use(registrationResponseScope);
   provider.use(userinfoJwtRefusal(provider, logger));
   provider.use(recordedTokenBridge([provider.pathFor('introspection'), provider.pathFor('revocation')]));
+  provider.use(singleUseInitialAccessTokens(deps.store, provider.pathFor('registration')));
   registerTokenExchange(provider, {
     config, store: deps.store, accounts, policy, resourceServers, audit, logger, jwks: deps.jwks,
     clientConfig: (clientId) => clientsById.get(clientId),
