@@ -17,12 +17,13 @@ import { readOptions } from './lib/options.ts';
 import { OUTPUT_DIR, RESULTS_FILE } from './lib/paths.ts';
 import type { Benchmark, BenchmarkResult } from './lib/types.ts';
 import { refreshAtScale } from './refresh-at-scale.ts';
+import { refreshTokens } from './refresh-tokens.ts';
 import { samlMetadata } from './saml-metadata.ts';
 import { tokenExchange } from './token-exchange.ts';
 import { tokenIssuance } from './token-issuance.ts';
 
 /** Every benchmark, in run order; later features append theirs. */
-const BENCHMARKS: Benchmark[] = [tokenIssuance, authzDecisions, authzHttp, samlMetadata, tokenExchange, refreshAtScale];
+const BENCHMARKS: Benchmark[] = [tokenIssuance, authzDecisions, authzHttp, samlMetadata, tokenExchange, refreshAtScale, refreshTokens];
 
 async function main(): Promise<void> {
   const options = readOptions();

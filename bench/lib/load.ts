@@ -4,12 +4,19 @@
  */
 import { createRequire } from 'node:module';
 
+/** One entry of autocannon's `requests`: a request rebuilt before each send, and what it learns from the answer. */
+interface AutocannonRequest {
+  setupRequest?: (request: { body?: string | Buffer }, context: object) => { body?: string | Buffer };
+  onResponse?: (status: number, body: string, context: object) => void;
+}
+
 /** The part of autocannon's options this harness uses. */
 interface AutocannonOptions {
   url: string;
   method?: string;
   headers?: Record<string, string>;
   body?: string;
+  requests?: AutocannonRequest[];
   connections?: number;
   pipelining?: number;
   duration?: number;
@@ -38,6 +45,13 @@ export interface LoadRequest {
   method: 'GET' | 'POST';
   headers: Record<string, string>;
   body?: string;
+  /**
+   * For a request that cannot simply repeat (a refresh token is used once):
+   * `body()` gives the body of each request as it is sent (it replaces
+   * `body`), and `onResponse` sees every answer (e.g. to keep the new
+   * refresh token for a later request).
+   */
+  dynamic?: { body(): string; onResponse(status: number, body: string): void };
 }
 
 export interface LoadOptions {
@@ -72,11 +86,19 @@ async function fire(request: LoadRequest, connections: number, duration: number)
     method: request.method,
     headers: request.headers,
     ...(request.body === undefined ? {} : { body: request.body }),
+    ...(request.dynamic ? { requests: [dynamicRequest(request.dynamic)] } : {}),
     connections,
     pipelining: 1,
     duration,
     timeout: 10,
   });
+}
+
+function dynamicRequest(dynamic: NonNullable<LoadRequest['dynamic']>): AutocannonRequest {
+  return {
+    setupRequest: (req) => ({ ...req, body: dynamic.body() }),
+    onResponse: (status, body) => dynamic.onResponse(status, body),
+  };
 }
 
 /** The warm-up run: same load, result discarded. */

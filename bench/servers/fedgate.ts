@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { createFedgate } from '../../src/app.ts';
 import { loadConfig } from '../../src/config/index.ts';
 import { createLogger } from '../../src/observability/logger.ts';
-import { createStore } from '../../src/store/index.ts';
+import { createStore, type ConsumeResult, type Store } from '../../src/store/index.ts';
 import { serveUnderBench } from '../lib/ipc.ts';
 
 const redisUrl = process.env.REDIS_URL || 'redis://127.0.0.1:6379';
@@ -27,11 +27,13 @@ const loaded = await loadConfig({
 const config = { ...loaded, keysDir };
 const logger = createLogger(config.logLevel);
 // The same store createFedgate would make from REDIS_URL, only with the bench key prefix.
-const store = createStore({
+const created = createStore({
   redisUrl,
   keyPrefix,
   onError: (err) => logger.error({ err: { message: err.message } }, 'store connection error'),
 });
+// BENCH_CONSUME=read-then-write: one-time artifacts consumed as before the atomic Store.consume (the refresh-tokens baseline).
+const store = process.env.BENCH_CONSUME === 'read-then-write' ? withReadThenWriteConsume(created) : created;
 const fedgate = await createFedgate(config, { store, logger });
 // BENCH_PORT: a fixed port, for benchmarks whose requests must match the issuer (BENCH_ISSUER).
 const server = await fedgate.listen(Number(process.env.BENCH_PORT ?? 0), '127.0.0.1');
@@ -42,3 +44,26 @@ serveUnderBench(server, async () => {
   logger.flush();
   await rm(keysDir, { recursive: true, force: true });
 });
+
+/**
+ * The store with `consume` done the way the adapter did it before it was
+ * one atomic step: read the artifact, then write it back marked (two round
+ * trips, and two concurrent uses can both pass). Everything else is the
+ * store itself.
+ */
+function withReadThenWriteConsume(inner: Store): Store {
+  async function consume<T>(key: string, at: number): Promise<ConsumeResult<T>> {
+    const value = await inner.get<T>(key);
+    if (value === undefined) return { outcome: 'absent' };
+    await inner.replace(key, { ...value, consumed: at });
+    return { outcome: 'consumed', value };
+  }
+  return new Proxy(inner, {
+    get(target, property) {
+      if (property === 'consume') return consume;
+      const value: unknown = Reflect.get(target, property, target);
+      // The store's methods use private fields: they must run on the store itself, not the proxy.
+      return typeof value === 'function' ? value.bind(target) : value;
+    },
+  });
+}

@@ -237,42 +237,6 @@ export async function loginThroughPages(browser: Browser, authorizationUrl: URL,
   throw new Error('login did not finish');
 }
 
-/** Enters a user code on the device page and walks login, consent and confirmation; returns the last page. */
-export async function approveOnDevicePage(
-  browser: Browser, verificationUri: string, userCode: string, user: { username: string; password: string }, consent: 'approve' | 'deny' = 'approve',
-): Promise<string> {
-  const input = await browser.request(verificationUri);
-  assert.equal(input.status, 200);
-  const inputPage = await input.text();
-  assert.match(inputPage, /Enter the code/i);
-  let res = await browser.request(new URL(formAction(inputPage, '/device'), verificationUri), {
-    form: { xsrf: hiddenInput(inputPage, 'xsrf'), user_code: userCode },
-  });
-  for (let i = 0; i < 10; i += 1) {
-    const location = res.headers.get('location');
-    if (location) {
-      res = await browser.request(new URL(location, verificationUri));
-      continue;
-    }
-    const page = await res.text();
-    if (res.status === 400 && consent === 'deny') return page;
-    assert.equal(res.status, 200, page.slice(0, 400));
-    if (page.includes('op.deviceConfirmForm')) {
-      res = await browser.request(new URL(formAction(page, '/device'), verificationUri), {
-        form: { xsrf: hiddenInput(page, 'xsrf'), user_code: hiddenInput(page, 'user_code'), confirm: 'yes' },
-      });
-    } else if (page.includes('name="password"')) {
-      res = await browser.request(new URL(formAction(page, '/login'), verificationUri), { form: { ...user, csrf: hiddenInput(page, 'csrf') } });
-    } else if (page.includes('/confirm"')) {
-      const step = consent === 'approve' ? '/confirm' : '/abort';
-      res = await browser.request(new URL(formAction(page, step), verificationUri), { form: { csrf: hiddenInput(page, 'csrf') } });
-    } else {
-      return page;
-    }
-  }
-  throw new Error('device approval did not finish');
-}
-
 /** An authorization URL with a fresh PKCE (S256) challenge, and its verifier. */
 export async function pkceAuthorizationUrl(config: oidc.Configuration, params: Record<string, string>): Promise<{ url: URL; verifier: string }> {
   const verifier = oidc.randomPKCECodeVerifier();
