@@ -132,6 +132,8 @@ interface Subscription {
 const DEFAULT_KEY_PREFIX = 'fedgate:';
 /** Default of {@link RedisStoreOptions.deadlineMs}. */
 export const DEFAULT_DEADLINE_MS = 2000;
+/** ioredis's message for its commandTimeout, used for the store's own deadline too. */
+const TIMED_OUT = 'Command timed out';
 /** While the store is marked unavailable, how often it is asked whether it is back. */
 const PROBE_INTERVAL_MS = 250;
 /**
@@ -345,14 +347,30 @@ export class RedisStore implements Store {
    */
   #guard<T>(call: () => Promise<T>): Promise<T> {
     if (this.#unavailable !== undefined) return Promise.reject(this.#unavailable);
-    return call().catch((err: unknown) => {
+    return this.#withDeadline(call()).catch((err: unknown) => {
       if (!isUnavailability(err)) throw err;
       throw this.#markUnavailable(err as Error);
     });
   }
 
+  /**
+   * The caller's own deadline. ioredis's commandTimeout starts only when a
+   * command is written, and with auto-pipelining a command waits, unwritten,
+   * for the pipeline before it: during a stall a call would wait one deadline
+   * per pipeline ahead of it.
+   */
+  #withDeadline<T>(pending: Promise<T>): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(TIMED_OUT)), this.#deadlineMs);
+      pending.then(
+        (value) => { clearTimeout(timer); resolve(value); },
+        (err: unknown) => { clearTimeout(timer); reject(err); },
+      );
+    });
+  }
+
   #markUnavailable(cause: Error): StoreUnavailable {
-    const err = new StoreUnavailable(cause.message === 'Command timed out'
+    const err = new StoreUnavailable(cause.message === TIMED_OUT
       ? `the store did not answer within ${this.#deadlineMs} ms`
       : 'the store cannot be reached', { cause });
     if (this.#closed) return err;
@@ -375,7 +393,7 @@ export class RedisStore implements Store {
     clearTimeout(this.#probe);
     this.#probe = setTimeout(() => {
       this.#probe = undefined;
-      this.#client.ping().then(
+      this.#withDeadline(this.#client.ping()).then(
         () => this.#markAvailable(),
         () => { if (!this.#closed && this.#unavailable !== undefined) this.#scheduleProbe(); },
       );

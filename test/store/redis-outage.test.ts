@@ -110,6 +110,22 @@ describe('RedisStore under a Redis outage (its own redis-server)', () => {
     await waitUntilAnswers(store);
   });
 
+  it('a call queued behind another one during the stall still ends within its own deadline', async () => {
+    redis.freeze();
+    try {
+      const first = timed(() => store.get('k'));
+      await new Promise((r) => setTimeout(r, 50));
+      // Auto-pipelined behind the first call's pipeline, which Redis has not answered.
+      const second = await timed(() => store.set('k2', 1));
+      assert.ok(second.error instanceof StoreUnavailable, String(second.error));
+      assert.ok(second.ms < DEADLINE_MS + SLACK_MS, `${second.ms} ms`);
+      assert.ok((await first).error instanceof StoreUnavailable);
+    } finally {
+      redis.thaw();
+    }
+    await waitUntilAnswers(store);
+  });
+
   it('while down, calls fail as StoreUnavailable within the deadline, and it recovers when Redis is back', async () => {
     await redis.kill();
     for (const [name, call] of Object.entries(calls)) {
