@@ -200,7 +200,7 @@ async function measureAcs(options: BenchOptions, dir: string, aggregateFile: str
   const groups = new Groups(store, accounts);
   const bridge = await createSamlBridge({
     config, store, logger, audit, accounts, groups,
-    hooks: { finishLogin: async () => { throw new Error('not used'); }, currentAccount: async () => undefined },
+    hooks: { finishLogin: async () => { throw new Error('not used'); }, currentAccount: async () => undefined, interactionExists: async () => true },
   });
   await bridge.start();
   const app = new Koa();

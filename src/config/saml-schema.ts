@@ -129,12 +129,28 @@ export const samlSchema = z.object({
   /** How long a sent AuthnRequest may be answered (the user's time at the identity provider). */
   requestTtlSeconds: seconds.max(24 * 3600).default(900),
   /**
-   * Require every assertion to carry its own signature. Off by default: a
-   * signature over the whole Response covers the assertion as well (SAML
-   * profiles §4.1.3.5), and some identity providers sign only the response.
-   * The SP metadata always asks for signed assertions (WantAssertionsSigned).
+   * Require every assertion to carry its own signature (a signature over
+   * the whole Response alone is not enough). On by default, and the SP
+   * metadata's WantAssertionsSigned says exactly this, so identity
+   * providers that follow metadata (Shibboleth IdP, SimpleSAMLphp, pysaml2,
+   * ADFS, Entra ID) sign the assertion. Turn it off only for an identity
+   * provider that can sign nothing but the response; the metadata then says
+   * WantAssertionsSigned="false" and a response signature covering the
+   * assertion is accepted (SAML profiles §4.1.3.5).
    */
-  requireSignedAssertions: z.boolean().default(false),
+  requireSignedAssertions: z.boolean().default(true),
+  /**
+   * How responses are checked off the event loop (src/federation/saml/validation-pool.ts):
+   * worker threads, how long one check may run, and how many may wait.
+   */
+  validation: z.object({
+    /** Worker threads checking responses. */
+    threads: z.number().int().min(1).max(64).default(2),
+    /** A check running longer is stopped and the response refused (`too_complex`). */
+    deadlineMs: z.number().int().min(50).max(60_000).default(2000),
+    /** Responses that may wait for a thread; beyond that the ACS answers 503 (`busy`). */
+    maxQueue: z.number().int().min(1).max(10_000).default(256),
+  }).strict().prefault({}),
   /** Accept RSA-SHA1 signatures and SHA-1 digests (deprecated, RFC 9231 §2.2.1 context); off by default. */
   allowSha1Signatures: z.boolean().default(false),
   /** Where identity providers come from; the first source naming an entityID wins. */

@@ -4,7 +4,7 @@ import type { Context } from 'koa';
 import type Provider from 'oidc-provider';
 import type { Account, Accounts } from '../accounts/accounts.ts';
 import type { Store } from '../store/store.ts';
-import type { FederationHooks } from './types.ts';
+import type { FederationHooks, InteractionCheck } from './types.ts';
 
 /** A login an identity bridge finished, waiting for the browser to come back to its interaction. */
 export interface PendingFederatedLogin {
@@ -26,7 +26,7 @@ const PENDING_TTL_SECONDS = 120;
  * it is the browser that started the interaction (a link someone else sent
  * cannot log a victim in to the sender's account).
  */
-export function federationHooks(deps: { store: Store; accounts: Accounts; provider: () => Provider }): FederationHooks {
+export function federationHooks(deps: { store: Store; accounts: Accounts; provider: () => Provider }): FederationHooks & InteractionCheck {
   return {
     async finishLogin(ctx: Context, uid: string, account: Account, amr: string) {
       const interaction = await deps.provider().Interaction.find(uid);
@@ -35,6 +35,9 @@ export function federationHooks(deps: { store: Store; accounts: Accounts; provid
       await deps.store.set(pendingKey(key), { uid, accountId: account.id, amr } satisfies PendingFederatedLogin, PENDING_TTL_SECONDS);
       ctx.status = 303;
       ctx.redirect(`/interaction/${encodeURIComponent(uid)}/federated?key=${key}`);
+    },
+    async interactionExists(uid: string) {
+      return (await deps.provider().Interaction.find(uid)) !== undefined;
     },
     async currentAccount(ctx: Context) {
       const session = await deps.provider().Session.get(ctx as never).catch(absentUnlessUnavailable);

@@ -33,3 +33,13 @@ export interface FederationHooks {
   /** The account logged in in this browser (oidc-provider's session), if any. */
   currentAccount(ctx: Context): Promise<Account | undefined>;
 }
+
+/** What a bridge that stores state before a login (SAML) checks first. */
+export interface InteractionCheck {
+  /**
+   * Whether the OIDC interaction `uid` exists (not expired, not finished).
+   * Checked before a bridge stores anything for a login into it, so that
+   * anonymous callers with made-up ids leave nothing behind.
+   */
+  interactionExists(uid: string): Promise<boolean>;
+}

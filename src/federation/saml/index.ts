@@ -23,7 +23,7 @@ import type { Audit } from '../../observability/audit.ts';
 import type { Logger } from '../../observability/logger.ts';
 import type { Store } from '../../store/store.ts';
 import * as pages from '../../views/pages.ts';
-import type { FederationHooks } from '../types.ts';
+import type { FederationHooks, InteractionCheck } from '../types.ts';
 import { AccountResolver } from './account-resolver.ts';
 import { AttributeMapper } from './attributes.ts';
 import { StoreCacheProvider } from './cache-provider.ts';
@@ -33,6 +33,7 @@ import { ResponseValidator } from './response.ts';
 import { discoveryHref, samlRoutes, type DiscoveryPurpose } from './routes.ts';
 import { ServiceProvider } from './service-provider.ts';
 import { loadOrCreateSpKeys } from './sp-keys.ts';
+import { ValidationPool, type ValidationStats } from './validation-pool.ts';
 
 export type { DiscoveryPurpose } from './routes.ts';
 
@@ -44,7 +45,7 @@ export interface SamlBridgeDeps {
   audit: Audit;
   accounts: Accounts;
   groups: Groups;
-  hooks: FederationHooks;
+  hooks: FederationHooks & InteractionCheck;
 }
 
 /** An identity provider as a login page lists it. */
@@ -75,7 +76,9 @@ export interface SamlBridge {
    * @throws ConfigError when SAML is enabled and no source could be loaded.
    */
   start(): Promise<void>;
-  /** Stops the metadata refreshes. */
+  /** What the response validation threads have done (for metrics and tests). */
+  validationStats(): ValidationStats;
+  /** Stops the metadata refreshes and the validation threads. */
   close(): Promise<void>;
 }
 
@@ -101,6 +104,7 @@ export async function createSamlBridge(deps: SamlBridgeDeps): Promise<SamlBridge
       },
       providers: () => [],
       search: () => [],
+      validationStats: () => ({ tasks: 0, signatureChecks: 0, deadlineExceeded: 0, rejectedBusy: 0 }),
       discoveryUrl: discoveryHref,
       start: async () => {},
       close: async () => {},
@@ -126,7 +130,11 @@ export async function createSamlBridge(deps: SamlBridgeDeps): Promise<SamlBridge
     cacheProvider,
   });
   const registry = new IdpRegistry({ sources: saml.metadata, allow: saml.entityIds.allow, deny: saml.entityIds.deny, allowSha1: saml.allowSha1Signatures, logger });
-  const validator = new ResponseValidator({ store, sp, cacheProvider, idp: (id) => registry.get(id), clockSkewSeconds: saml.clockSkewSeconds, allowSha1: saml.allowSha1Signatures });
+  const pool = new ValidationPool(saml.validation);
+  const validator = new ResponseValidator({
+    store, sp, cacheProvider, pool, idp: (id) => registry.get(id),
+    clockSkewSeconds: saml.clockSkewSeconds, requireSignedAssertions: saml.requireSignedAssertions, allowSha1: saml.allowSha1Signatures,
+  });
   const mapper = new AttributeMapper(saml.attributes, saml.entitlementRules);
   const resolver = new AccountResolver(accounts, groups, store, saml);
   const routes = samlRoutes({
@@ -139,16 +147,19 @@ export async function createSamlBridge(deps: SamlBridgeDeps): Promise<SamlBridge
     routes,
     providers: () => registry.providers().map(summary),
     search: (q, limit = 20) => registry.search(q, limit).map(summary),
+    validationStats: () => pool.stats(),
     discoveryUrl: discoveryHref,
     async start() {
-      const statuses = await registry.start();
+      const [statuses] = await Promise.all([registry.start(), pool.warm()]);
       if (!statuses.some((s) => s.ok)) {
         registry.close();
+        await pool.close();
         throw new ConfigError('saml.metadata', statuses.map((s) => `${s.name}: could not be loaded (${s.reason ?? 'unknown'})`));
       }
     },
     async close() {
       registry.close();
+      await pool.close();
     },
   };
 }

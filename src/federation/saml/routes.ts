@@ -29,11 +29,12 @@ import { PageError, sendPage } from '../../http/page.ts';
 import type { Audit } from '../../observability/audit.ts';
 import type { Store } from '../../store/store.ts';
 import * as pages from '../../views/pages.ts';
-import type { FederationHooks } from '../types.ts';
+import type { FederationHooks, InteractionCheck } from '../types.ts';
 import type { AccountResolver } from './account-resolver.ts';
 import type { AttributeMapper, MappedIdentity } from './attributes.ts';
 import type { IdpRecord } from './metadata.ts';
 import type { IdpRegistry } from './registry.ts';
+import { RESPONSE_LIMITS } from './response-checks.ts';
 import { relayKey, SamlResponseError, type Purpose, type RejectReason, type RequestContext, type ResponseValidator } from './response.ts';
 import type { ServiceProvider } from './service-provider.ts';
 import { discoveryPage, linkedPage, type DiscoveryChoice } from './views.ts';
@@ -47,7 +48,7 @@ export interface SamlRoutesDeps {
   logger: Logger;
   audit: Audit;
   accounts: Accounts;
-  hooks: FederationHooks;
+  hooks: FederationHooks & InteractionCheck;
   registry: IdpRegistry;
   sp: ServiceProvider;
   validator: ResponseValidator;
@@ -84,10 +85,13 @@ const REJECT_MESSAGES: Partial<Record<RejectReason, string>> = {
   replayed: 'This sign-in response was already used. Go back to the application and start again.',
   expired: 'The sign-in response has expired. Check your computer\'s clock, then go back to the application and start again.',
   not_yet_valid: 'The sign-in response is not valid yet. Check your computer\'s clock, then go back to the application and start again.',
+  busy: 'Too many sign-ins are being checked right now. Wait a moment, then go back to the application and start again.',
   unknown_idp: 'This institution is not trusted by this service.',
   no_subject: 'Your institution did not release an identifier this service can use. Contact your institution\'s help desk.',
 };
-const BAD_REQUEST: ReadonlySet<RejectReason> = new Set(['malformed', 'doctype', 'unknown_request', 'unsolicited', 'expired', 'not_yet_valid']);
+const BAD_REQUEST: ReadonlySet<RejectReason> = new Set(['malformed', 'doctype', 'too_complex', 'unknown_request', 'unsolicited', 'expired', 'not_yet_valid']);
+/** Refusals that are not 400 or 403. */
+const STATUS: Partial<Record<RejectReason, number>> = { too_large: 413, busy: 503 };
 
 function parsePurpose(query: Record<string, unknown>): DiscoveryPurpose | undefined {
   const interaction = typeof query.interaction === 'string' ? query.interaction : undefined;
@@ -116,8 +120,8 @@ export function samlRoutes(deps: SamlRoutesDeps): Koa.Middleware {
   const { config, store, audit, accounts, hooks, registry, sp, validator, mapper, resolver, secureCookies } = deps;
   const logger = deps.logger.child({ component: 'saml' });
   const router = new Router({ prefix: '/saml' });
-  // Responses with certificates and many attributes run to tens of KiB; 1 MiB leaves room and bounds the parse.
-  const form = bodyParser({ enableTypes: ['form'], formLimit: '1mb', encoding: 'utf-8' });
+  // The largest response accepted (RESPONSE_LIMITS.maxBytes) in base64, form-encoded, with its RelayState.
+  const form = bodyParser({ enableTypes: ['form'], formLimit: `${Math.ceil((RESPONSE_LIMITS.maxBytes * 4) / 3 * 1.25 / 1024)}kb`, encoding: 'utf-8' });
 
   const cookieOptions = { httpOnly: true, sameSite: 'lax' as const, secure: secureCookies, path: '/saml', overwrite: true };
   const browserId = (ctx: Context, create: boolean): string | undefined => {
@@ -192,6 +196,11 @@ export function samlRoutes(deps: SamlRoutesDeps): Koa.Middleware {
       stored = { kind: 'link', accountId: account.id };
       actor = account.id;
     } else {
+      // Before anything is stored or a cookie set: a made-up interaction id leaves no trace.
+      if (!(await hooks.interactionExists(purpose.interaction))) {
+        logger.info({ reason: 'unknown_interaction' }, 'SAML login for an unknown interaction refused');
+        throw new PageError(400, 'invalid_request', 'This sign-in request has expired or does not exist. Go back to the application and start again.');
+      }
       stored = { kind: 'login', interaction: purpose.interaction };
     }
     if (!idp) {
@@ -211,25 +220,39 @@ export function samlRoutes(deps: SamlRoutesDeps): Koa.Middleware {
     ctx.redirect(url);
   });
 
-  router.post('/acs', form, async (ctx) => {
+  /** Every refusal at the ACS: an audit event, a log line without the response, an error page. */
+  const reject = async (ctx: Context, reason: RejectReason, idp: string | undefined, status?: string): Promise<never> => {
+    await audit.record({ type: 'saml.response_rejected', actor: idp ? `saml:${idp}` : 'anonymous', outcome: 'failure', ip: ctx.ip, detail: { reason, ...(idp ? { idp } : {}), ...(status ? { status } : {}) } });
+    logger.warn({ reason, idp, status }, 'SAML response refused');
+    throw new PageError(STATUS[reason] ?? (BAD_REQUEST.has(reason) ? 400 : 403), reason, REJECT_MESSAGES[reason] ?? 'The sign-in response from your institution was not accepted. Go back to the application and start again.');
+  };
+  /** The form parser, its refusals (a body over the limit: 413) audited like any refused response. */
+  const acsForm: Koa.Middleware = async (ctx, next) => {
+    try {
+      await form(ctx, async () => {});
+    } catch (err) {
+      const status = (err as { status?: number }).status;
+      if (status === 413) return reject(ctx, 'too_large', undefined);
+      if (status && status >= 400 && status < 500) return reject(ctx, 'malformed', undefined);
+      throw err;
+    }
+    await next();
+  };
+
+  router.post('/acs', acsForm, async (ctx) => {
     const body = (ctx.request.body ?? {}) as Record<string, unknown>;
     const samlResponse = typeof body.SAMLResponse === 'string' ? body.SAMLResponse : '';
     const relayState = typeof body.RelayState === 'string' ? body.RelayState : undefined;
-    const reject = async (reason: RejectReason, idp: string | undefined, status?: string) => {
-      await audit.record({ type: 'saml.response_rejected', actor: idp ? `saml:${idp}` : 'anonymous', outcome: 'failure', ip: ctx.ip, detail: { reason, ...(idp ? { idp } : {}), ...(status ? { status } : {}) } });
-      logger.warn({ reason, idp, status }, 'SAML response refused');
-      throw new PageError(BAD_REQUEST.has(reason) ? 400 : 403, reason, REJECT_MESSAGES[reason] ?? 'The sign-in response from your institution was not accepted. Go back to the application and start again.');
-    };
-    if (!samlResponse) return reject('malformed', undefined);
+    if (!samlResponse) return reject(ctx, 'malformed', undefined);
     let accepted;
     try {
       accepted = await validator.validate(samlResponse, relayState);
     } catch (err) {
-      if (err instanceof SamlResponseError) return reject(err.reason, err.idp, err.status);
+      if (err instanceof SamlResponseError) return reject(ctx, err.reason, err.idp, err.status);
       throw err;
     }
     const identity = mapper.map(accepted.statements, accepted.idp, sp.entityId);
-    if (identity === 'no_subject') return reject('no_subject', accepted.idp.entityID);
+    if (identity === 'no_subject') return reject(ctx, 'no_subject', accepted.idp.entityID);
     const key = randomBytes(32).toString('base64url');
     const outcome: Outcome = { purpose: accepted.context.purpose, browser: accepted.context.browser, idp: accepted.idp.entityID, identity };
     await store.set(outcomeKey(key), outcome, OUTCOME_TTL_SECONDS);

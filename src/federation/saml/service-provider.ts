@@ -3,7 +3,7 @@
  * identity provider and use (they are cheap option bags), the signed SP
  * metadata, and signed AuthnRequests over HTTP-Redirect (SAML bindings §3.4).
  */
-import { generateServiceProviderMetadata, SAML, ValidateInResponseTo, type CacheProvider } from '@node-saml/node-saml';
+import { generateServiceProviderMetadata, SAML, ValidateInResponseTo, type CacheProvider, type SamlConfig } from '@node-saml/node-saml';
 import type { IdpRecord } from './metadata.ts';
 import type { SpKeys } from './sp-keys.ts';
 
@@ -20,6 +20,50 @@ export interface ServiceProviderOptions {
   cacheProvider: CacheProvider;
 }
 
+/** What {@link samlOptions} needs of the SP. */
+export type SamlValidationOptions = Pick<ServiceProviderOptions, 'entityId' | 'acsUrl' | 'clockSkewSeconds' | 'requireSignedAssertions' | 'cacheProvider'>
+  & { requestTtlSeconds?: number };
+
+/**
+ * node-saml options for exchanges with `idp`, shared by the requests this
+ * SP sends and the validation worker that checks responses. What is set and why:
+ * - `idpCert`: the identity provider's signing certificates from metadata, nothing else;
+ * - `audience`: our entityID (SAML core §2.5.1.4);
+ * - `acceptedClockSkewMs`: the configured skew for NotBefore/NotOnOrAfter;
+ * - `validateInResponseTo: always` with the given cache: no unsolicited responses;
+ * - `wantAuthnResponseSigned: false`, `wantAssertionsSigned` from config
+ *   (what the SP metadata announces): with it the assertion itself must be
+ *   signed; without it a signature over the assertion or over the response
+ *   containing it will do;
+ * - `identifierFormat: null`: no NameIDPolicy Format, so an IdP never fails
+ *   with InvalidNameIDPolicy (the subject comes from attributes);
+ * - `disableRequestedAuthnContext`: an exact PasswordProtectedTransport
+ *   request would refuse MFA logins at some identity providers;
+ * - `signatureAlgorithm: sha256` for the redirect-binding signature.
+ */
+export function samlOptions(o: SamlValidationOptions, idp: Pick<IdpRecord, 'entityID' | 'signingCertificates'> & { ssoUrl?: string }): SamlConfig {
+  return {
+    issuer: o.entityId,
+    callbackUrl: o.acsUrl,
+    audience: o.entityId,
+    ...(idp.ssoUrl ? { entryPoint: idp.ssoUrl } : {}),
+    idpIssuer: idp.entityID,
+    idpCert: idp.signingCertificates,
+    signatureAlgorithm: 'sha256',
+    digestAlgorithm: 'sha256',
+    authnRequestBinding: 'HTTP-Redirect',
+    identifierFormat: null,
+    allowCreate: true,
+    disableRequestedAuthnContext: true,
+    acceptedClockSkewMs: o.clockSkewSeconds * 1000,
+    wantAssertionsSigned: o.requireSignedAssertions,
+    wantAuthnResponseSigned: false,
+    validateInResponseTo: ValidateInResponseTo.always,
+    ...(o.requestTtlSeconds ? { requestIdExpirationPeriodMs: o.requestTtlSeconds * 1000 } : {}),
+    cacheProvider: o.cacheProvider,
+  };
+}
+
 /** The SP side of node-saml; see the module comment. */
 export class ServiceProvider {
   readonly entityId: string;
@@ -34,45 +78,16 @@ export class ServiceProvider {
   }
 
   /**
-   * A node-saml client for `idp`. `requestId` fixes the ID of the next
+   * A node-saml client for `idp` (see {@link samlOptions}), with the SP key
+   * for signing AuthnRequests. `requestId` fixes the ID of the next
    * AuthnRequest it generates (the caller keeps it with the request's purpose).
-   *
-   * What is set and why:
-   * - `idpCert`: the identity provider's signing certificates from metadata, nothing else;
-   * - `audience`: our entityID (SAML core §2.5.1.4);
-   * - `acceptedClockSkewMs`: the configured skew for NotBefore/NotOnOrAfter;
-   * - `validateInResponseTo: always` with the store-backed cache: no unsolicited responses;
-   * - `wantAuthnResponseSigned: false`, `wantAssertionsSigned` from config: a
-   *   signature over the assertion or over the response containing it is required either way;
-   * - `identifierFormat: null`: no NameIDPolicy Format, so an IdP never fails
-   *   with InvalidNameIDPolicy (the subject comes from attributes);
-   * - `disableRequestedAuthnContext`: an exact PasswordProtectedTransport
-   *   request would refuse MFA logins at some identity providers;
-   * - `signatureAlgorithm: sha256` for the redirect-binding signature.
    */
   client(idp: IdpRecord, requestId?: string): SAML {
     const o = this.#options;
     return new SAML({
-      issuer: o.entityId,
-      callbackUrl: o.acsUrl,
-      audience: o.entityId,
-      entryPoint: idp.ssoUrl,
-      idpIssuer: idp.entityID,
-      idpCert: idp.signingCertificates,
+      ...samlOptions(o, idp),
       privateKey: o.keys.privateKeyPem,
       publicCert: o.keys.certificatePem,
-      signatureAlgorithm: 'sha256',
-      digestAlgorithm: 'sha256',
-      authnRequestBinding: 'HTTP-Redirect',
-      identifierFormat: null,
-      allowCreate: true,
-      disableRequestedAuthnContext: true,
-      acceptedClockSkewMs: o.clockSkewSeconds * 1000,
-      wantAssertionsSigned: o.requireSignedAssertions,
-      wantAuthnResponseSigned: false,
-      validateInResponseTo: ValidateInResponseTo.always,
-      requestIdExpirationPeriodMs: o.requestTtlSeconds * 1000,
-      cacheProvider: o.cacheProvider,
       ...(requestId ? { generateUniqueId: () => requestId } : {}),
     });
   }
@@ -87,8 +102,9 @@ export class ServiceProvider {
 
   /**
    * The SP metadata (SAML metadata §2.4.4), signed with the SP key: the ACS
-   * (HTTP-POST), the signing certificate, AuthnRequestsSigned and
-   * WantAssertionsSigned. Built once.
+   * (HTTP-POST), the signing certificate, AuthnRequestsSigned, and
+   * WantAssertionsSigned exactly as enforced (config
+   * `saml.requireSignedAssertions`). Built once.
    */
   metadata(): string {
     const o = this.#options;
@@ -96,7 +112,7 @@ export class ServiceProvider {
       issuer: o.entityId,
       callbackUrl: o.acsUrl,
       identifierFormat: null,
-      wantAssertionsSigned: true,
+      wantAssertionsSigned: o.requireSignedAssertions,
       privateKey: o.keys.privateKeyPem,
       publicCerts: o.keys.certificatePem,
       signatureAlgorithm: 'sha256',

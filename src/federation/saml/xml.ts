@@ -22,7 +22,7 @@ export const NS = {
 
 /** Why a document was not accepted as XML. */
 export class XmlError extends Error {
-  readonly code: 'malformed' | 'doctype' | 'xml_comment';
+  readonly code: 'malformed' | 'doctype' | 'xml_comment' | 'too_large' | 'too_complex';
   constructor(code: XmlError['code'], message: string) {
     super(message);
     this.name = 'XmlError';
@@ -62,6 +62,124 @@ export function parseXml(text: string): Document {
     if (node.nodeType === DOCUMENT_TYPE) throw new XmlError('doctype', 'a DOCTYPE is not allowed');
   }
   return doc;
+}
+
+/**
+ * XML 1.0 §2.8 XMLDecl: `<?xml version="1.x" [encoding="..."] [standalone="yes|no"]?>`,
+ * only at the very start of a document.
+ */
+const XML_DECLARATION = /^<\?xml[ \t\r\n]+version[ \t\r\n]*=[ \t\r\n]*(["'])1\.[0-9]+\1(?:[ \t\r\n]+encoding[ \t\r\n]*=[ \t\r\n]*(["'])([A-Za-z][A-Za-z0-9._-]*)\2)?(?:[ \t\r\n]+standalone[ \t\r\n]*=[ \t\r\n]*(["'])(?:yes|no)\4)?[ \t\r\n]*\?>/;
+
+/**
+ * Takes the XML declaration off the start of `text`, the one processing
+ * instruction-like construct a SAML message may carry: stock identity
+ * providers (Shibboleth IdP, pysaml2, SimpleSAMLphp) begin their responses
+ * with one. Only UTF-8 is accepted (the binding's base64 is decoded as
+ * UTF-8). Anything else that starts like a declaration is refused; a
+ * declaration anywhere else is a processing instruction, refused by
+ * {@link refuseCommentsAndInstructions}.
+ *
+ * @throws XmlError
+ */
+export function stripXmlDeclaration(text: string): string {
+  if (!text.startsWith('<?xml')) return text;
+  const match = XML_DECLARATION.exec(text);
+  if (!match) throw new XmlError('malformed', 'not a well-formed XML declaration');
+  if (match[3] !== undefined && !/^utf-?8$/i.test(match[3])) throw new XmlError('malformed', 'only UTF-8 documents are accepted');
+  return text.slice(match[0].length);
+}
+
+/** Bounds on the shape of an untrusted document, checked by {@link checkXmlLimits}. */
+export interface XmlLimits {
+  /** UTF-8 bytes. */
+  maxBytes: number;
+  /** Elements in the whole document. */
+  maxElements: number;
+  /** Nesting depth (the document element is depth 1). */
+  maxDepth: number;
+  /** Element children of any one element (the sibling flood). */
+  maxChildren: number;
+  /**
+   * The sum over elements of the square of their element-child count. XPath
+   * (the `xpath` package under node-saml and xml-crypto) orders node sets by
+   * scanning siblings, so `//` over a document costs about this many steps
+   * per level of its node-set tree: a few thousand elements under a handful
+   * of wide parents are as slow as a single flood.
+   */
+  maxSiblingWork: number;
+  /** Attributes (namespace declarations included) on any one element. */
+  maxAttributes: number;
+}
+
+/**
+ * Checks `text` against `limits` in one pass over the raw characters,
+ * before any parser, XPath or signature code sees it. xml-crypto's and
+ * node-saml's XPath lookups are quadratic in the number of siblings
+ * (16,000 empty elements, 85 KB, held the event loop for 7 s), so the shape
+ * is bounded first. Hand-written because no maintained streaming XML
+ * library bounds width and depth without building the tree first; it only
+ * counts: anything it cannot read is left to the parser to refuse.
+ *
+ * @throws XmlError `too_large` (bytes) or `too_complex` (elements, depth, width, attributes)
+ */
+export function checkXmlLimits(text: string, limits: XmlLimits): void {
+  if (Buffer.byteLength(text, 'utf8') > limits.maxBytes) throw new XmlError('too_large', 'the document is too large');
+  const tooComplex = (what: string) => new XmlError('too_complex', `the document has too many ${what}`);
+  const childCounts: number[] = [0];
+  let elements = 0;
+  let siblingWork = 0;
+  let i = text.indexOf('<');
+  while (i !== -1 && i < text.length - 1) {
+    const next = text.charCodeAt(i + 1);
+    let end: number;
+    if (next === 0x2f /* / */) {
+      if (childCounts.length > 1) childCounts.pop();
+      end = text.indexOf('>', i);
+    } else if (next === 0x21 /* ! */) {
+      if (text.startsWith('<!--', i)) end = text.indexOf('-->', i + 4) + 2;
+      else if (text.startsWith('<![CDATA[', i)) end = text.indexOf(']]>', i + 9) + 2;
+      else end = text.indexOf('>', i);
+    } else if (next === 0x3f /* ? */) {
+      end = text.indexOf('?>', i + 2) + 1;
+    } else {
+      elements += 1;
+      if (elements > limits.maxElements) throw tooComplex('elements');
+      const siblings = childCounts.length - 1;
+      const before = childCounts[siblings]!;
+      childCounts[siblings] = before + 1;
+      if (before + 1 > limits.maxChildren) throw tooComplex('sibling elements');
+      // (c + 1)² - c²: the sum of squared child counts, kept as it grows.
+      siblingWork += 2 * before + 1;
+      if (siblingWork > limits.maxSiblingWork) throw tooComplex('sibling elements');
+      // The start tag: attribute values may hold `>` but never `<` (XML 1.0 §2.3 AttValue).
+      let attributes = 0;
+      let j = i + 1;
+      end = -1;
+      while (j < text.length) {
+        const c = text.charCodeAt(j);
+        if (c === 0x22 || c === 0x27) {
+          const close = text.indexOf(c === 0x22 ? '"' : "'", j + 1);
+          if (close === -1) break;
+          j = close + 1;
+          continue;
+        }
+        if (c === 0x3d /* = */ && ++attributes > limits.maxAttributes) throw tooComplex('attributes on one element');
+        if (c === 0x3e /* > */) {
+          end = j;
+          break;
+        }
+        if (c === 0x3c /* < */) break;
+        j += 1;
+      }
+      if (end === -1) return; // not well-formed: the parser refuses it
+      if (text.charCodeAt(end - 1) !== 0x2f /* / */) {
+        childCounts.push(0);
+        if (childCounts.length - 1 > limits.maxDepth) throw tooComplex('levels of nesting');
+      }
+    }
+    if (end < i) return; // unterminated: the parser refuses it
+    i = text.indexOf('<', end + 1);
+  }
 }
 
 /**

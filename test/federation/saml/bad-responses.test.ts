@@ -3,24 +3,18 @@
  * response is refused with an error page (4xx, never a 500), an audit event
  * `saml.response_rejected` with the scenario's reason code, and nothing from
  * the assertion in the logs. Where a refusal must come before any
- * cryptography, the XML signature checks that ran are counted (xml-crypto's
- * SignedXml.checkSignature, which node-saml calls for every signature).
+ * cryptography, the XML signature checks the worker pool ran are counted
+ * (the bridge's validationStats: xml-crypto checkSignature calls, one per
+ * signature node-saml checks).
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { SignedXml } from 'xml-crypto';
+import { MemoryStore } from '../../../src/store/index.ts';
 import { INVALID_RESPONSES, type Kit } from '../../fixtures/saml/invalid/scenarios.ts';
 import { testKeyPair } from '../../fixtures/saml/metadata-builder.ts';
 import { postToAcs, spMetadata, startLogin, tempFile } from './flows.ts';
 import { startTestbed, type Testbed } from './testbed.ts';
 import { TestIdp } from './test-idp.ts';
-
-let signatureChecks = 0;
-const checkSignature = SignedXml.prototype.checkSignature;
-SignedXml.prototype.checkSignature = function counted(this: SignedXml, ...args: Parameters<SignedXml['checkSignature']>) {
-  signatureChecks += 1;
-  return checkSignature.apply(this, args);
-} as SignedXml['checkSignature'];
 
 describe('bad SAML responses are refused', () => {
   let tb: Testbed;
@@ -60,8 +54,9 @@ describe('bad SAML responses are refused', () => {
       };
       const body = await scenario(kit);
       const logsBefore = tb.logs.lines.length;
-      signatureChecks = 0;
+      const checksBefore = tb.bridge.validationStats().signatureChecks;
       const answer = await postToAcs(browser, body);
+      const signatureChecks = tb.bridge.validationStats().signatureChecks - checksBefore;
 
       assert.equal(answer.status, status, answer.text);
       assert.match(answer.headers.get('content-type') ?? '', /^text\/html/);
@@ -78,8 +73,8 @@ describe('bad SAML responses are refused', () => {
     });
   }
 
-  it('refuses a response signed only as a whole when assertions must be signed (requireSignedAssertions)', async () => {
-    const strict = await startTestbed({ saml: { requireSignedAssertions: true, metadata: [{ file: await tempFile('idp.xml', idp.metadata()), trustUnsigned: true }] } });
+  it('refuses a response signed only as a whole when assertions must be signed (requireSignedAssertions, the default)', async () => {
+    const strict = await startTestbed({ saml: { metadata: [{ file: await tempFile('idp.xml', idp.metadata()), trustUnsigned: true }] } });
     try {
       const browser = strict.browser();
       const strictSp = await spMetadata(strict);
@@ -91,6 +86,37 @@ describe('bad SAML responses are refused', () => {
       assert.equal((await postToAcs(browser, await idp.respond(strictSp, both, { signWith: 'both', attributes: { 'urn:oasis:names:tc:SAML:attribute:subject-id': ['s@uni.example.org'] } }))).status, 303);
     } finally {
       await strict.close();
+    }
+  });
+
+  it('stores nothing and sets no cookie for a login into an interaction that does not exist', async () => {
+    const written: string[] = [];
+    class RecordingStore extends MemoryStore {
+      override async set(key: string, value: unknown, ttlSeconds?: number) {
+        written.push(key);
+        return super.set(key, value, ttlSeconds);
+      }
+      override async setIfAbsent(key: string, value: unknown, ttlSeconds?: number) {
+        written.push(key);
+        return super.setIfAbsent(key, value, ttlSeconds);
+      }
+    }
+    const recorded = await startTestbed({ store: new RecordingStore(), saml: { metadata: [{ file: await tempFile('idp.xml', idp.metadata()), trustUnsigned: true }] } });
+    try {
+      const browser = recorded.browser();
+      written.length = 0;
+      const answer = await browser.get(`/saml/login?idp=${encodeURIComponent(idp.entityID)}&interaction=unknown-made-up`);
+      assert.equal(answer.status, 400);
+      assert.match(answer.text, /<code>invalid_request<\/code>/);
+      assert.deepEqual(written.filter((k) => k.startsWith('saml:')), []);
+      assert.equal(browser.cookies.size, 0);
+      // The same request for an interaction that exists stores its request.
+      assert.equal((await browser.get(`/saml/login?idp=${encodeURIComponent(idp.entityID)}&interaction=uid-real`)).status, 303);
+      assert.ok(written.some((k) => k.startsWith('saml:relay:')));
+      assert.ok(written.some((k) => k.startsWith('saml:authn-request:')));
+    } finally {
+      await recorded.close();
+      await recorded.store.close();
     }
   });
 
@@ -110,5 +136,9 @@ describe('bad SAML responses are refused', () => {
     assert.equal((await browser.get('/saml/login?idp=x')).status, 400);
     const huge = await browser.post('/saml/acs', { SAMLResponse: 'A'.repeat(2 * 1024 * 1024), RelayState: 'x' });
     assert.equal(huge.status, 413);
+    assert.match(huge.text, /<code>too_large<\/code>/);
+    const event = (await tb.events()).findLast((e) => e.type === 'saml.response_rejected')!;
+    assert.equal(event.detail?.reason, 'too_large');
+    assert.equal(event.actor, 'anonymous');
   });
 });

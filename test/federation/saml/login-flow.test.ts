@@ -117,11 +117,11 @@ describe('SAML login with a real identity provider', () => {
     assert.equal((await tb.accounts.list()).length, 1);
   });
 
-  it('accepts a response signed as a whole (not the assertion), the NameID-valued eduPersonTargetedID as subject', async () => {
+  it('accepts the NameID-valued eduPersonTargetedID as subject (response and assertion signed)', async () => {
     const browser = tb.browser();
     const request = await startLogin(tb, browser, idp, { interaction: 'uid-eptid' });
     const body = await idp.respond(await spMetadata(tb), request, {
-      signWith: 'response',
+      signWith: 'both',
       attributes: { [ATTR.eptid]: [{ nameId: 'opaque-7f3e', nameQualifier: idp.entityID, spNameQualifier: request.spEntityId }] },
     });
     const acs = await postToAcs(browser, body);

@@ -8,6 +8,7 @@
 import { randomBytes } from 'node:crypto';
 import * as samlify from 'samlify';
 import { testKeyPair, type TestKeyPair } from '../../fixtures/saml/metadata-builder.ts';
+import { withTemplates, xmlsecSign, type XmlsecSign } from '../../fixtures/saml/xmlsec.ts';
 
 // samlify insists on a schema validator; the tests check fedgate, not samlify's input.
 samlify.setSchemaValidator({ validate: async () => 'skipped' });
@@ -51,6 +52,8 @@ export interface ResponseFields {
   notBefore?: Date;
   notOnOrAfter?: Date;
   subjectNotOnOrAfter?: Date;
+  /** A NotBefore on the SubjectConfirmationData (none by default, as SAML profiles §4.1.4.2 suggests). */
+  subjectNotBefore?: Date;
   authnStatement?: boolean;
   attributes?: Record<string, AttrValue[]>;
 }
@@ -87,7 +90,7 @@ export function responseXml(idpEntityId: string, request: ReceivedRequest, f: Re
     + `<saml:Assertion xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" xmlns:xs="http://www.w3.org/2001/XMLSchema" ID="${assertionId}" Version="2.0" IssueInstant="${iso(now)}">`
     + `<saml:Issuer>${esc(issuer)}</saml:Issuer>`
     + `<saml:Subject><saml:NameID Format="${esc(f.nameIdFormat ?? PERSISTENT)}" NameQualifier="${esc(issuer)}" SPNameQualifier="${esc(request.spEntityId)}">${nameIdText}</saml:NameID>`
-    + `<saml:SubjectConfirmation Method="urn:oasis:names:tc:SAML:2.0:cm:bearer"><saml:SubjectConfirmationData NotOnOrAfter="${iso(f.subjectNotOnOrAfter ?? notOnOrAfter)}" Recipient="${esc(f.recipient ?? request.acsUrl)}"${attr('InResponseTo', f.subjectInResponseTo ?? inResponseTo)}/></saml:SubjectConfirmation></saml:Subject>`
+    + `<saml:SubjectConfirmation Method="urn:oasis:names:tc:SAML:2.0:cm:bearer"><saml:SubjectConfirmationData${f.subjectNotBefore ? ` NotBefore="${iso(f.subjectNotBefore)}"` : ''} NotOnOrAfter="${iso(f.subjectNotOnOrAfter ?? notOnOrAfter)}" Recipient="${esc(f.recipient ?? request.acsUrl)}"${attr('InResponseTo', f.subjectInResponseTo ?? inResponseTo)}/></saml:SubjectConfirmation></saml:Subject>`
     + `<saml:Conditions NotBefore="${iso(f.notBefore ?? new Date(now.getTime() - 60_000))}" NotOnOrAfter="${iso(notOnOrAfter)}"><saml:AudienceRestriction><saml:Audience>${esc(f.audience ?? request.spEntityId)}</saml:Audience></saml:AudienceRestriction></saml:Conditions>`
     + (f.authnStatement === false ? '' : `<saml:AuthnStatement AuthnInstant="${iso(now)}" SessionIndex="_s${randomBytes(6).toString('hex')}"><saml:AuthnContext><saml:AuthnContextClassRef>urn:oasis:names:tc:SAML:2.0:ac:classes:PasswordProtectedTransport</saml:AuthnContextClassRef></saml:AuthnContext></saml:AuthnStatement>`)
     + (attributes ? `<saml:AttributeStatement>${attributes}</saml:AttributeStatement>` : '')
@@ -178,6 +181,18 @@ export class TestIdp {
       customTagReplacement: () => ({ id, context: xml }),
     });
     return { SAMLResponse: result.context, RelayState: request.relayState };
+  }
+
+  /**
+   * A response signed the way a stock identity provider does it, by
+   * xmlsec1 rather than samlify/xml-crypto: with the XML declaration, RSA-SHA256,
+   * the assertion's and/or the response's signature. `edit` changes the
+   * unsigned document before signing (the scenarios break things there).
+   */
+  async respondXmlsec(request: ReceivedRequest, options: ResponseFields & { sign?: XmlsecSign; key?: TestKeyPair; edit?: (xml: string) => string } = {}): Promise<{ SAMLResponse: string; RelayState: string; xml: string }> {
+    const { xml } = responseXml(this.entityID, request, options);
+    const signed = await xmlsecSign(withTemplates((options.edit ?? ((x) => x))(xml), options.sign ?? 'both'), options.key ?? this.keys, options.sign ?? 'both');
+    return { SAMLResponse: Buffer.from(signed).toString('base64'), RelayState: request.relayState, xml: signed };
   }
 
   /** A response nobody signed. */

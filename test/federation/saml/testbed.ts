@@ -2,8 +2,9 @@
  * A SAML test bed of real parts: fedgate's SAML bridge (createSamlBridge)
  * with a MemoryStore, real Accounts, Groups and Audit, served by a Koa app
  * on loopback the way app.ts dispatches `/saml/*`. The FederationHooks are
- * a fake that records finishLogin calls and reads the "logged-in account"
- * from a test cookie (the real hooks belong to the assembly).
+ * a fake that records finishLogin calls, reads the "logged-in account"
+ * from a test cookie, and knows every interaction id except those starting
+ * with `unknown` (the real hooks belong to the assembly).
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
@@ -15,7 +16,7 @@ import { Accounts, type Account } from '../../../src/accounts/accounts.ts';
 import { Groups } from '../../../src/accounts/groups.ts';
 import { fileConfigSchema, type Config } from '../../../src/config/index.ts';
 import { createSamlBridge, type SamlBridge } from '../../../src/federation/saml/index.ts';
-import type { FederationHooks } from '../../../src/federation/types.ts';
+import type { FederationHooks, InteractionCheck } from '../../../src/federation/types.ts';
 import { Audit, type StoredAuditEvent } from '../../../src/observability/audit.ts';
 import { createLogger } from '../../../src/observability/logger.ts';
 import { MemoryStore } from '../../../src/store/index.ts';
@@ -104,6 +105,11 @@ export class Browser {
     return this.#send(path, { method: 'POST', body: new URLSearchParams(form), headers: { 'content-type': 'application/x-www-form-urlencoded' } });
   }
 
+  /** POST of an already form-encoded body (nothing to encode at sending time). */
+  postEncoded(path: string, body: string): Promise<Answer> {
+    return this.#send(path, { method: 'POST', body, headers: { 'content-type': 'application/x-www-form-urlencoded' } });
+  }
+
   /** Pretend `account` is logged in (what the fake currentAccount reads). */
   loginAs(account: Account | undefined): void {
     if (account) this.cookies.set('test-account', account.id);
@@ -126,7 +132,11 @@ export async function startTestbed(options: TestbedOptions = {}): Promise<Testbe
   const groups = new Groups(store, accounts);
   await groups.seed((options.groups ?? []).map((path) => ({ path })));
   const finished: FinishCall[] = [];
-  const hooks: FederationHooks = {
+  const hooks: FederationHooks & InteractionCheck = {
+    // Interaction ids starting with `unknown` never existed; `gone` expires between /saml/login and completion.
+    async interactionExists(uid) {
+      return !uid.startsWith('unknown');
+    },
     async finishLogin(ctx, uid, account, amr) {
       if (uid === 'gone') throw new Error('interaction not found');
       finished.push({ uid, account, amr });
