@@ -122,7 +122,9 @@ export async function startTestbed(options: TestbedOptions = {}): Promise<Testbe
   const port = await freePort();
   const issuer = options.issuer ?? `http://127.0.0.1:${port}`;
   const keysDir = options.keysDir ?? await mkdtemp(join(tmpdir(), 'fedgate-saml-'));
-  const file = fileConfigSchema.parse({ issuer, keysDir, logLevel: 'debug', saml: { enabled: true, ...options.saml } });
+  // A generous validation deadline unless a test sets one: on a CI machine saturated by parallel test files the
+  // (niced) validation threads may wait long for a core, and a verdict must not turn into too_complex for that.
+  const file = fileConfigSchema.parse({ issuer, keysDir, logLevel: 'debug', saml: { enabled: true, validation: { deadlineMs: 30_000 }, ...options.saml } });
   const config: Config = { ...file, issuer, port, redisUrl: undefined, production: false, demo: false, source: 'saml test bed', users: [] };
   const store = options.store ?? new MemoryStore();
   const logs = new LogCapture();
