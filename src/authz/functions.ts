@@ -9,9 +9,9 @@
 import { normaliseScopePath, pathWithin, scopeCovered } from '../oidc/resource-servers.ts';
 
 /** A WLCG storage capability with its path (`storage.read:/store/cms`). */
-const PATH_SCOPE = /^(storage\.(?:read|create|modify|stage)):(\/.*)$/;
+const PATH_SCOPE = /^(storage\.(?:read|create|modify|stage|poll)):(\/.*)$/;
 /** A WLCG storage capability without a path: the rule's object decides the path. */
-const BARE_STORAGE = /^storage\.(?:read|create|modify|stage)$/;
+const BARE_STORAGE = /^storage\.(?:read|create|modify|stage|poll)$/;
 
 /**
  * An object pattern, compiled once for repeated matching.
@@ -145,7 +145,8 @@ export function scopeMatchTokens(tokens: readonly string[], required: string, ob
     if (typeof obj !== 'string' || obj[0] !== '/' || objectSegments(obj) === undefined) return false;
     for (const token of tokens) {
       const m = PATH_SCOPE.exec(token);
-      if (m === null || m[1] !== required) continue;
+      // WLCG profile 1.2 §2.2.1: storage.stage also authorizes poll (never read); other capabilities only themselves.
+      if (m === null || (m[1] !== required && !(required === 'storage.poll' && m[1] === 'storage.stage'))) continue;
       const base = normaliseScopePath(m[2]!);
       if (base !== undefined && pathWithin(obj, base)) return true;
     }

@@ -22,7 +22,7 @@ export const OPERATION_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE
 /** The WLCG compute capability scopes (WLCG profile §2.2.1): the default of a compute data source. */
 export const WLCG_COMPUTE_SCOPES = ['compute.read', 'compute.modify', 'compute.create', 'compute.cancel'] as const;
 /** The WLCG storage capabilities a storage base path turns into scopes. */
-export const WLCG_STORAGE_CAPABILITIES = ['storage.read', 'storage.create', 'storage.modify', 'storage.stage'] as const;
+export const WLCG_STORAGE_CAPABILITIES = ['storage.read', 'storage.create', 'storage.modify', 'storage.stage', 'storage.poll'] as const;
 
 const NAME_MESSAGE = 'lower-case letters, digits and - only, starting with a letter or digit (at most 63)';
 const name = z.string().regex(DATA_SOURCE_NAME, NAME_MESSAGE);
@@ -126,7 +126,7 @@ export const dataSourceSchema = z.object({
     ctx.addIssue({ code: 'custom', path: ['accessTokenTtl'], message: `above the maximum of ${LIFETIME_MAXIMUMS.accessToken} s (6 h, AARC-G081, WLCG profile §4.3.1); shorten it, or document the risk assessment that allows it in lifetimeException` });
   }
   ds.scopes?.forEach((scope, i) => {
-    const storage = /^storage\.(read|create|modify|stage):(.*)$/.exec(scope);
+    const storage = /^storage\.(read|create|modify|stage|poll):(.*)$/.exec(scope);
     if (storage && !absolutePath.safeParse(storage[2]).success) {
       ctx.addIssue({ code: 'custom', path: ['scopes', i], message: 'a storage scope path must be absolute (storage.read:/data)' });
     }

@@ -101,7 +101,7 @@ export function demoRealm(): Omit<FileConfig, 'users'> & { users: Array<FileConf
         audience: 'https://storage.demo',
         name: 'Demo storage',
         kind: 'storage',
-        scopes: ['storage.read:/', 'storage.create:/', 'storage.modify:/', 'storage.stage:/'],
+        scopes: ['storage.read:/', 'storage.create:/', 'storage.modify:/', 'storage.stage:/', 'storage.poll:/'],
         profile: 'wlcg',
         accessTokenFormat: 'jwt',
         signingAlg: 'ES256',

@@ -94,7 +94,7 @@ function crossCheck(config: FileConfig): string[] {
     rs.scopes.forEach((scope, j) => {
       if (scope === ADMIN_SCOPE) problems.push(`resourceServers.${i}.scopes.${j}: ${ADMIN_SCOPE} is the scope of the built-in admin API resource server only`);
       if (/\s/.test(scope)) problems.push(`resourceServers.${i}.scopes.${j}: must not contain white space`);
-      const storage = /^storage\.(read|create|modify|stage):(.*)$/.exec(scope);
+      const storage = /^storage\.(read|create|modify|stage|poll):(.*)$/.exec(scope);
       if (storage && !storage[2]!.startsWith('/')) {
         problems.push(`resourceServers.${i}.scopes.${j}: storage scope path must be absolute (e.g. storage.read:/store)`);
       }

@@ -3,7 +3,7 @@ import { ADMIN_API_PATH, ADMIN_SCOPE, WLCG_ANY_AUDIENCE, type ResourceServerConf
 export { ADMIN_SCOPE };
 
 /** WLCG capability scopes that carry a path (WLCG profile §2.2.1). */
-const PATH_SCOPE = /^(storage\.(?:read|create|modify|stage)):(\/.*)$/;
+const PATH_SCOPE = /^(storage\.(?:read|create|modify|stage|poll)):(\/.*)$/;
 /** WLCG group selection scopes (WLCG profile §3.1): `wlcg.groups` and `wlcg.groups:/cms`. */
 const WLCG_GROUPS_SCOPE = /^wlcg\.groups(?::(\/.+))?$/;
 
@@ -76,7 +76,7 @@ const WLCG_ANY: ResourceServerConfig = {
   audience: WLCG_ANY_AUDIENCE,
   name: 'Any WLCG service',
   kind: 'other',
-  scopes: ['storage.read:/', 'storage.create:/', 'storage.modify:/', 'storage.stage:/', 'compute.read', 'compute.modify', 'compute.create', 'compute.cancel'],
+  scopes: ['storage.read:/', 'storage.create:/', 'storage.modify:/', 'storage.stage:/', 'storage.poll:/', 'compute.read', 'compute.modify', 'compute.create', 'compute.cancel'],
   profile: 'wlcg',
   accessTokenFormat: 'jwt',
   signingAlg: 'ES256',

@@ -165,6 +165,14 @@ describe('scopeMatch', () => {
     ['storage.modify:/', 'storage.modify', '/store/cms/f', true],
     ['openid storage.read:/store/cms storage.modify:/store/cms/a', 'storage.modify', '/store/cms/a/b', true],
     ['storage.modify', 'storage.modify', '/store/cms/f', false],
+    // WLCG profile 1.2 §2.2.1: stage authorizes poll but not read; poll authorizes nothing else.
+    ['storage.poll:/tape/cms', 'storage.poll', '/tape/cms/f', true],
+    ['storage.stage:/tape/cms', 'storage.poll', '/tape/cms/f', true],
+    ['storage.stage:/tape/cms', 'storage.poll', '/tape/atlas/f', false],
+    ['storage.stage:/tape/cms', 'storage.read', '/tape/cms/f', false],
+    ['storage.poll:/tape/cms', 'storage.stage', '/tape/cms/f', false],
+    ['storage.poll:/tape/cms', 'storage.read', '/tape/cms/f', false],
+    ['storage.read:/tape/cms', 'storage.poll', '/tape/cms/f', false],
     // ... never through traversal, in the token's path or the object.
     ['storage.modify:/store/cms/user/..', 'storage.modify', '/store/cms/other', false],
     ['storage.modify:/store/cms/user', 'storage.modify', '/store/cms/user/../other', false],

@@ -26,9 +26,9 @@ const problemsOf = (input: unknown) => {
 describe('a data source record and what it turns into', () => {
   it('generates the WLCG storage scopes at the base path, and the compute scopes for compute', () => {
     assert.deepEqual(effectiveScopes(parseDataSource({ name: 's', audience: 'https://s.test', kind: 'storage', storage: { basePath: '/data/' } })),
-      ['storage.read:/data', 'storage.create:/data', 'storage.modify:/data', 'storage.stage:/data']);
+      ['storage.read:/data', 'storage.create:/data', 'storage.modify:/data', 'storage.stage:/data', 'storage.poll:/data']);
     assert.deepEqual(effectiveScopes(parseDataSource({ name: 's', audience: 'https://s.test', kind: 'storage', storage: { basePath: '/' }, scopes: ['storage.read:/public'] })),
-      ['storage.read:/public', 'storage.read:/', 'storage.create:/', 'storage.modify:/', 'storage.stage:/']);
+      ['storage.read:/public', 'storage.read:/', 'storage.create:/', 'storage.modify:/', 'storage.stage:/', 'storage.poll:/']);
     assert.deepEqual(effectiveScopes(parseDataSource({ name: 'c', audience: 'https://c.test', kind: 'compute' })), ['compute.read', 'compute.modify', 'compute.create', 'compute.cancel']);
     assert.deepEqual(effectiveScopes(parseDataSource({ name: 'c', audience: 'https://c.test', kind: 'compute', scopes: ['compute.read'] })), ['compute.read'], 'an explicit list replaces the default');
     assert.deepEqual(effectiveScopes(parseDataSource({ name: 'm', audience: 'urn:example:ml', kind: 'ml', scopes: ['ml.inference'] })), ['ml.inference']);

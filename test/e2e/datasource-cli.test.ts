@@ -87,7 +87,7 @@ describe('command line: datasource add, list, remove against a running deploymen
     assert.equal(bundle.name, 'tape');
     assert.equal(bundle.issuer, issuer);
     assert.equal(bundle.audience, 'https://tape.partner.test');
-    assert.deepEqual(bundle.scopes, ['storage.read:/tape', 'storage.create:/tape', 'storage.modify:/tape', 'storage.stage:/tape']);
+    assert.deepEqual(bundle.scopes, ['storage.read:/tape', 'storage.create:/tape', 'storage.modify:/tape', 'storage.stage:/tape', 'storage.poll:/tape']);
     assert.ok(bundle.introspection.client_id && bundle.introspection.client_secret, 'the secret, once');
     assert.match(bundle.snippets.nginx, /authz\?service=tape/);
     assert.deepEqual(bundle.policy_rules.filter((r: { type: string }) => r.type === 'p').map((r: { subject: string; domain: string; object: string; scope: string }) => [r.subject, r.domain, r.object, r.scope]), [

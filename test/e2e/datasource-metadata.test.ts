@@ -103,7 +103,7 @@ describe('RFC 9728 protected resource metadata for data sources', () => {
     assert.equal(res.headers.get('access-control-allow-origin'), '*');
     const metadata = await res.json() as ResourceMetadata;
     assert.equal(metadata.resource, 'https://archive.partner.test');
-    assert.deepEqual(metadata.scopes_supported, ['storage.read:/archive', 'storage.create:/archive', 'storage.modify:/archive', 'storage.stage:/archive']);
+    assert.deepEqual(metadata.scopes_supported, ['storage.read:/archive', 'storage.create:/archive', 'storage.modify:/archive', 'storage.stage:/archive', 'storage.poll:/archive']);
     assert.equal((await fetch(`${server.issuer}${WELL_KNOWN}/api/archive`)).status, 404, 'no route, no gateway resource');
   });
 
