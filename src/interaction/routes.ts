@@ -5,7 +5,7 @@ import Router from '@koa/router';
 import type { Context } from 'koa';
 import type Provider from 'oidc-provider';
 import type { Accounts } from '../accounts/accounts.ts';
-import type { Config } from '../config/schema.ts';
+import { ADMIN_SCOPE, type Config } from '../config/schema.ts';
 import { csrfMatches, csrfToken as csrfCookieToken } from '../http/csrf.ts';
 import { takePendingLogin } from '../federation/hooks.ts';
 import { ACCOUNT_CLIENT_ID } from '../oidc/provider.ts';
@@ -145,14 +145,17 @@ export function interactionRoutes(deps: InteractionDeps): Router {
     if (interaction.prompt.name === 'consent') {
       const clientId = String(interaction.params.client_id);
       const staticClient = clientsById.get(clientId);
-      if ((staticClient && !staticClient.consentRequired) || clientId === ACCOUNT_CLIENT_ID) {
+      const missing = interaction.prompt.details;
+      const missingResourceScopes = (missing.missingResourceScopes as Record<string, string[]> | undefined) ?? {};
+      // The admin API's scope is always asked for, even by a client that skips consent: no relying party
+      // turns an administrator's sign-in into an admin token unseen.
+      const asksAdmin = Object.values(missingResourceScopes).some((scopes) => scopes.includes(ADMIN_SCOPE));
+      if (((staticClient && !staticClient.consentRequired) || clientId === ACCOUNT_CLIENT_ID) && !asksAdmin) {
         const grantId = await grantConsent(interaction);
         return finish(ctx, { consent: { grantId } });
       }
-      const missing = interaction.prompt.details;
       const oidcScopes = (missing.missingOIDCScope as string[] | undefined) ?? [];
-      const resources = Object.entries((missing.missingResourceScopes as Record<string, string[]> | undefined) ?? {})
-        .map(([audience, scopes]) => ({ audience, scopes }));
+      const resources = Object.entries(missingResourceScopes).map(([audience, scopes]) => ({ audience, scopes }));
       const account = await accounts.findById(interaction.session!.accountId);
       const name = await clientName(clientId);
       return sendPage(ctx, (nonce) => pages.consentPage({

@@ -35,6 +35,11 @@ describe('admin API: only tokens meant for it', () => {
           clientId: 'admin-robot', clientSecret: 'admin-robot-secret-0123', applicationType: 'web', grantTypes: ['client_credentials'],
           redirectUris: [], postLogoutRedirectUris: [], scopes: ['fedgate.admin'], consentRequired: false, accessTokenTtl: 2,
         });
+        // A first-party web application that skips the consent page.
+        config.clients.push({
+          clientId: 'first-party', clientSecret: 'first-party-secret-0123', applicationType: 'web', grantTypes: ['authorization_code'],
+          redirectUris: [PORTAL_REDIRECT], postLogoutRedirectUris: [], consentRequired: false,
+        });
       },
     });
     await server.fedgate.policy.importCsv(`p, /admins, scopes, ${NOTES}, notes.read, allow,\n`, 'merge');
@@ -109,6 +114,20 @@ describe('admin API: only tokens meant for it', () => {
     });
     assert.equal(toAdmin.status, 400);
     assert.equal(toAdmin.body.error, 'invalid_target');
+  });
+
+  it('always asks the administrator before a relying party gets an admin token, even one that skips consent', async () => {
+    const firstParty = await rp(server.issuer, 'first-party', 'first-party-secret-0123');
+    // Without fedgate.admin no consent page: refusing a page that never comes changes nothing.
+    const plain = await authorizationCodeFlow(firstParty, { redirectUri: PORTAL_REDIRECT, scope: 'openid', username: 'admin', password: 'admin-password', consent: 'deny' });
+    assert.ok(plain.access_token);
+    await assert.rejects(
+      authorizationCodeFlow(firstParty, { redirectUri: PORTAL_REDIRECT, scope: 'openid fedgate.admin', resource: adminApi(server.issuer), username: 'admin', password: 'admin-password', consent: 'deny' }),
+      (err: { error?: string }) => err.error === 'access_denied',
+    );
+    const approved = await authorizationCodeFlow(firstParty, { redirectUri: PORTAL_REDIRECT, scope: 'openid fedgate.admin', resource: adminApi(server.issuer), username: 'admin', password: 'admin-password' });
+    assert.equal(approved.scope, 'fedgate.admin');
+    assert.equal((await call(approved.access_token)).status, 200);
   });
 
   it('takes a DPoP-bound token only with a proof of its key for this request', async () => {

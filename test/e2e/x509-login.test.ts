@@ -69,6 +69,11 @@ describe('X.509 certificate login and mTLS clients', () => {
           redirectUris: [], postLogoutRedirectUris: [], consentRequired: false,
           tokenEndpointAuthMethod: 'tls_client_auth', tlsClientAuthSubjectDn: '/DC=org/DC=fedgate-test/CN=Bob', certificateBoundAccessTokens: true,
         });
+        config.clients.push({
+          clientId: 'mtls-admin', name: 'Certificate admin robot', applicationType: 'web', grantTypes: ['client_credentials'],
+          redirectUris: [], postLogoutRedirectUris: [], consentRequired: false, scopes: ['fedgate.admin'],
+          tokenEndpointAuthMethod: 'tls_client_auth', tlsClientAuthSubjectDn: '/DC=org/DC=fedgate-test/CN=Bob', certificateBoundAccessTokens: true,
+        });
       },
     });
     mtlsPort = (server.fedgate.mtlsServer()!.address() as { port: number }).port;
@@ -186,5 +191,20 @@ describe('X.509 certificate login and mTLS clients', () => {
     assert.equal((await authz({ pem: pki.alice.pem, key: pki.alice.key })).status, 401, 'another certificate');
     assert.equal((await authz(undefined)).status, 401, 'no certificate');
     assert.equal((await authz({ pem: pki.bob.pem, key: pki.bob.key })).status, 403, 'the right certificate passes authentication');
+  });
+
+  it('takes a certificate-bound admin token at the admin API only with its certificate', async () => {
+    const body = new URLSearchParams({ grant_type: 'client_credentials', client_id: 'mtls-admin', resource: `${server.issuer}/admin/api`, scope: 'fedgate.admin' }).toString();
+    const res = await mtls(mtlsPort, '/token', { pem: pki.bob.pem, key: pki.bob.key }, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body });
+    assert.equal(res.status, 200, res.body);
+    const { access_token: token, scope } = JSON.parse(res.body) as { access_token: string; scope: string };
+    assert.equal(scope, 'fedgate.admin');
+    const accounts = (cert: { pem: string; key: string } | undefined) => mtls(mtlsPort, '/admin/api/accounts', cert, { headers: { authorization: `Bearer ${token}` } });
+    assert.equal((await accounts({ pem: pki.bob.pem, key: pki.bob.key })).status, 200);
+    const other = await accounts({ pem: pki.alice.pem, key: pki.alice.key });
+    assert.equal(other.status, 401, 'another certificate');
+    assert.match(String(other.headers['www-authenticate']), /error="invalid_token"/);
+    assert.equal((await accounts(undefined)).status, 401, 'no certificate');
+    assert.equal((await rawRequest(server.issuer, '/admin/api/accounts', { headers: { authorization: `Bearer ${token}` } })).status, 401, 'on the plain listener');
   });
 });
