@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtemp, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
@@ -31,20 +31,15 @@ describe('loadConfig', () => {
   });
 
   it('keeps the admin API\'s audience and scope to the built-in resource server', async () => {
-    const file = join(await mkdtemp(join(tmpdir(), 'fedgate-admin-rs-')), 'fedgate.yaml');
-    await writeFile(file, [
-      'issuer: https://id.example.org',
-      'resourceServers:',
-      '  - { audience: "https://notes.example", scopes: [notes.read, fedgate.admin] }',
-    ].join('\n'));
-    await assert.rejects(loadConfig({ FEDGATE_CONFIG: file }), (err: ConfigError) =>
-      err.problems.some((p) => p === 'resourceServers.0.scopes.1: fedgate.admin is the scope of the built-in admin API resource server only'));
-    await writeFile(file, [
-      'issuer: https://id.example.org',
-      'resourceServers:',
-      '  - { audience: "https://id.example.org/admin/api", scopes: [notes.read] }',
-    ].join('\n'));
-    await assert.rejects(loadConfig({ FEDGATE_CONFIG: file }), (err: ConfigError) =>
-      err.problems.some((p) => p === 'resourceServers.0.audience: https://id.example.org/admin/api is the built-in admin API resource server'));
+    const dir = await mkdtemp(join(tmpdir(), 'fedgate-admin-rs-'));
+    const file = join(dir, 'fedgate.yaml');
+    for (const [server, problem] of [
+      ['{ audience: "https://notes.example", scopes: [notes.read, fedgate.admin] }', 'resourceServers.0.scopes.1: fedgate.admin is the scope of the built-in admin API resource server only'],
+      ['{ audience: "https://id.example.org/admin/api", scopes: [notes.read] }', 'resourceServers.0.audience: https://id.example.org/admin/api is the built-in admin API resource server'],
+    ]) {
+      await writeFile(file, `issuer: https://id.example.org\nresourceServers:\n  - ${server}\n`);
+      await assert.rejects(loadConfig({ FEDGATE_CONFIG: file }), (err: ConfigError) => err.problems.includes(problem!));
+    }
+    await rm(dir, { recursive: true, force: true });
   });
 });
