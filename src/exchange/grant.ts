@@ -122,7 +122,10 @@ export function registerTokenExchange(provider: Provider, deps: TokenExchangeDep
   });
   /** Grants of recent access token exchanges, by everything that made them (see the handler). */
   const childGrants = new BoundedMap<string, { id: string; exp: number }>(CHILD_GRANT_CACHE_SIZE);
-  const tokens = new PresentedTokens({ issuer: config.issuer, store, accounts, provider, jwks: deps.jwks, trustedIssuers });
+  const tokens = new PresentedTokens({
+    issuer: config.issuer, store, accounts, provider, jwks: deps.jwks, trustedIssuers,
+    policyScopes: (audience, scopes) => resourceServers.policyScopes(audience, scopes),
+  });
 
   async function present(value: string, typeParam: unknown, role: 'subject' | 'actor', clientId: string): Promise<PresentedToken> {
     const declared = tokenTypeName(typeParam);

@@ -66,6 +66,11 @@ export interface PresentedTokenOptions {
   /** fedgate's signing keys (private JWKs are reduced to their public parts). */
   jwks: { keys: object[] };
   trustedIssuers: TrustedIssuers;
+  /**
+   * A JWT's scopes in fedgate's terms: tokens for a storage with a base path
+   * carry paths relative to it (WLCG profile §2.2.3); exchange decides on absolute ones.
+   */
+  policyScopes?: (audience: unknown, scopes: string[]) => string[];
 }
 
 function scopeList(value: unknown): string[] {
@@ -232,7 +237,8 @@ export class PresentedTokens {
     const payload = await this.#verifyOwn(value, seen, 'at+jwt');
     const clientId = payload.client_id;
     if (typeof clientId !== 'string' || typeof payload.sub !== 'string' || typeof payload.exp !== 'number') throw new UnusableToken('the token lacks required claims');
-    const base = { type: 'access_token' as const, origin: 'fedgate' as const, iss: this.#options.issuer, sub: payload.sub, clientId, scopes: scopeList(payload.scope), exp: payload.exp };
+    const scopes = this.#options.policyScopes ? this.#options.policyScopes(payload.aud, scopeList(payload.scope)) : scopeList(payload.scope);
+    const base = { type: 'access_token' as const, origin: 'fedgate' as const, iss: this.#options.issuer, sub: payload.sub, clientId, scopes, exp: payload.exp };
     const act = actorClaim(payload.act);
     const mayAct = actorClaim(payload.may_act);
     const actors = { ...(act ? { act } : {}), ...(mayAct ? { mayAct } : {}) };

@@ -18,7 +18,6 @@ import { certificateHeaderForms, createClientCertificateReader } from './client-
 import { createProxy } from './proxy.ts';
 import { ServiceRegistry } from './service-registry.ts';
 import { TokenVerifier, type TokenVerifierStats } from './token-verifier.ts';
-import { scopeUnderBase } from '../oidc/resource-servers.ts';
 
 export { AUTHZ_PATH } from './authz-endpoint.ts';
 export { parseAuthorization, type Authenticated } from './authenticate.ts';
@@ -38,7 +37,7 @@ export { ACCESS_TOKEN_ALGORITHMS, CLOCK_TOLERANCE, type AudiencePolicy, type Ide
 /** What the gateway needs from the rest of fedgate. */
 export interface GatewayDeps extends Pick<Services, 'config' | 'store' | 'logger' | 'metrics' | 'audit' | 'accounts'> {
   /** Audiences whose tokens carry storage paths relative to a base path (WLCG profile §2.2.3). */
-  resourceServers?: Pick<Services['resourceServers'], 'storageBaseOf'>;
+  resourceServers?: Pick<Services['resourceServers'], 'policyScopes'>;
   pdp: PolicyDecisionPoint;
   /** Changes whenever policies, groups, memberships or account states change anywhere: cached identities read before are re-read. */
   policyVersion(): number;
@@ -91,10 +90,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
     provider: deps.provider,
     policyVersion: deps.policyVersion,
     cacheSize: config.gateway.tokenCacheSize,
-    policyScopes: (audience, scopes) => {
-      const base = audience.length === 1 ? deps.resourceServers?.storageBaseOf(audience[0]) : undefined;
-      return base ? scopes.map((scope) => scopeUnderBase(scope, base)) : scopes;
-    },
+    policyScopes: (audience, scopes) => deps.resourceServers?.policyScopes(audience, scopes) ?? scopes,
   });
   const certificates = createClientCertificateReader({ trustedProxies: config.trustedProxies, logger, headerForms: certificateHeaderForms(config.x509.headerNames) });
   const decision = { pdp, audit, metrics: deps.metrics };

@@ -201,6 +201,17 @@ export class ResourceServers {
     return base && base !== '/' ? base : undefined;
   }
 
+  /**
+   * A fedgate JWT's scopes in fedgate's (absolute) terms, for the decisions
+   * of the gateway and token exchange: a token for one audience with a
+   * storage base path carries paths relative to it ({@link scopeRelativeToBase}).
+   */
+  policyScopes(audience: unknown, scopes: string[]): string[] {
+    const single = Array.isArray(audience) && audience.length === 1 ? audience[0] : audience;
+    const base = typeof single === 'string' ? this.storageBaseOf(single) : undefined;
+    return base ? scopes.map((scope) => scopeUnderBase(scope, base)) : scopes;
+  }
+
   /** Removes a resource server and the aliases naming it; true when there was one. */
   delete(audience: string): boolean {
     if (audience === this.adminAudience || !this.#byAudience.delete(audience)) return false;

@@ -3,7 +3,7 @@ import { describe, it } from 'node:test';
 import { aarcEntitlement, profileTokenClaims, vopersonId, wlcgGroups } from '../../src/oidc/claims.ts';
 import { loadConfig } from '../../src/config/index.ts';
 import type { Account } from '../../src/accounts/accounts.ts';
-import { normaliseScopePath, scopeCovered } from '../../src/oidc/resource-servers.ts';
+import { normaliseScopePath, ResourceServers, scopeCovered, scopeRelativeToBase, scopeUnderBase } from '../../src/oidc/resource-servers.ts';
 
 describe('WLCG scopes and claims', () => {
   it('covers narrower storage paths, never wider ones or escapes', () => {
@@ -18,6 +18,24 @@ describe('WLCG scopes and claims', () => {
     assert.equal(scopeCovered('compute.cancel', allowed), false);
     assert.equal(normaliseScopePath('//a///b/'), '/a/b');
     assert.equal(normaliseScopePath('/a/./b'), undefined);
+  });
+
+  it('writes storage paths relative to a storage base path in tokens, and reads them back (WLCG profile §2.2.3)', () => {
+    assert.equal(scopeRelativeToBase('storage.read:/store/cms', '/store'), 'storage.read:/cms');
+    assert.equal(scopeRelativeToBase('storage.stage:/store', '/store'), 'storage.stage:/');
+    assert.equal(scopeRelativeToBase('storage.read:/storex/cms', '/store'), 'storage.read:/storex/cms', 'a sibling is not under the base');
+    assert.equal(scopeRelativeToBase('compute.read', '/store'), 'compute.read');
+    assert.equal(scopeRelativeToBase('storage.read:/store/cms', '/'), 'storage.read:/store/cms');
+    assert.equal(scopeUnderBase('storage.read:/cms', '/store'), 'storage.read:/store/cms');
+    assert.equal(scopeUnderBase('storage.read:/', '/store'), 'storage.read:/store');
+    const servers = new ResourceServers([
+      { audience: 'https://xrootd.test', kind: 'storage', scopes: ['storage.read:/store'], profile: 'wlcg', accessTokenFormat: 'jwt', signingAlg: 'ES256', storageBasePath: '/store' },
+      { audience: 'https://plain.test', kind: 'storage', scopes: ['storage.read:/'], profile: 'wlcg', accessTokenFormat: 'jwt', signingAlg: 'ES256' },
+    ]);
+    assert.deepEqual(servers.policyScopes('https://xrootd.test', ['storage.read:/cms', 'openid']), ['storage.read:/store/cms', 'openid']);
+    assert.deepEqual(servers.policyScopes(['https://xrootd.test'], ['storage.read:/cms']), ['storage.read:/store/cms']);
+    assert.deepEqual(servers.policyScopes('https://plain.test', ['storage.read:/cms']), ['storage.read:/cms']);
+    assert.deepEqual(servers.policyScopes(['https://xrootd.test', 'https://plain.test'], ['storage.read:/cms']), ['storage.read:/cms'], 'several audiences: no single base');
   });
 
   it('selects wlcg.groups as the profile says: requested ones first, members only', () => {
