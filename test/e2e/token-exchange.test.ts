@@ -71,6 +71,12 @@ describe('token exchange (RFC 8693)', () => {
     return { user, orchestratorToken: handed.body.access_token!, handed };
   };
 
+  /** The orchestrator asks a refresh token for sync&share from a token it was handed. */
+  const syncRefreshToken = async (subjectToken: string) => exchange('demo-orchestrator', {
+    subject_token: subjectToken, subject_token_type: AT, actor_token: await ownToken('demo-orchestrator'), actor_token_type: AT,
+    audience: 'https://sync.demo', requested_token_type: RT, scope: 'sync.write',
+  });
+
   it('is advertised in discovery', async () => {
     const meta = await (await fetch(`${server.issuer}/.well-known/openid-configuration`)).json() as { grant_types_supported: string[] };
     assert.ok(meta.grant_types_supported.includes(GRANT));
@@ -128,10 +134,7 @@ describe('token exchange (RFC 8693)', () => {
 
   it('gives the orchestrator a refresh token for a long job, which it uses later and which rotates', async () => {
     const { orchestratorToken } = await portalToOrchestrator();
-    const got = await exchange('demo-orchestrator', {
-      subject_token: orchestratorToken, subject_token_type: AT, actor_token: await ownToken('demo-orchestrator'), actor_token_type: AT,
-      audience: 'https://sync.demo', requested_token_type: RT, scope: 'sync.write',
-    });
+    const got = await syncRefreshToken(orchestratorToken);
     assert.equal(got.status, 200, JSON.stringify(got.body));
     assert.equal(got.body.issued_token_type, RT);
     assert.equal(got.body.token_type, 'N_A');
@@ -167,10 +170,7 @@ describe('token exchange (RFC 8693)', () => {
     // Another login of alice at the portal, without offline_access, beside the one whose token is exchanged.
     const other = await login('alice', 'openid compute.create sync.write');
     const { orchestratorToken } = await portalToOrchestrator();
-    const got = await exchange('demo-orchestrator', {
-      subject_token: orchestratorToken, subject_token_type: AT, actor_token: await ownToken('demo-orchestrator'), actor_token_type: AT,
-      audience: 'https://sync.demo', requested_token_type: RT, scope: 'sync.write',
-    });
+    const got = await syncRefreshToken(orchestratorToken);
     assert.equal(got.status, 200, JSON.stringify(got.body));
     assert.equal(got.body.issued_token_type, RT);
     // And the other login's token still gets none.
@@ -179,10 +179,7 @@ describe('token exchange (RFC 8693)', () => {
       audience: 'https://orchestrator.demo',
     });
     assert.equal(handed.status, 200, JSON.stringify(handed.body));
-    const refused = await exchange('demo-orchestrator', {
-      subject_token: handed.body.access_token!, subject_token_type: AT, actor_token: await ownToken('demo-orchestrator'), actor_token_type: AT,
-      audience: 'https://sync.demo', requested_token_type: RT, scope: 'sync.write',
-    });
+    const refused = await syncRefreshToken(handed.body.access_token!);
     assert.equal(refused.body.error, 'invalid_scope');
   });
 
