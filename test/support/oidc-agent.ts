@@ -31,6 +31,7 @@ export class OidcAgent {
   readonly home: string;
   readonly env: Record<string, string>;
   readonly #pid: number;
+  readonly #running = new Set<ChildProcess>();
 
   private constructor(home: string, env: Record<string, string>, pid: number) {
     this.home = home;
@@ -59,11 +60,15 @@ export class OidcAgent {
 
   /** Starts an oidc-agent tool (oidc-gen, oidc-add, oidc-token) against this agent. */
   run(command: 'oidc-gen' | 'oidc-add' | 'oidc-token', args: string[]): RunningCommand {
-    return runCommand(command, args, this.env);
+    const running = runCommand(command, args, this.env);
+    this.#running.add(running.child);
+    running.child.once('close', () => this.#running.delete(running.child));
+    return running;
   }
 
-  /** Stops the agent (by its pid) and removes its home. */
+  /** Stops the commands still running (an oidc-gen waiting for a user who never came), then the agent (by its pid), and removes its home. */
   async stop(): Promise<void> {
+    for (const child of this.#running) child.kill('SIGTERM');
     try {
       process.kill(this.#pid, 'SIGTERM');
     } catch {
