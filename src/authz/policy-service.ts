@@ -6,6 +6,7 @@ import type { Config } from '../config/schema.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { Store } from '../store/store.ts';
 import { scopeCovered } from '../oidc/resource-servers.ts';
+import { withLock } from '../store/lock.ts';
 import { PolicyEngine } from './engine.ts';
 import { isPathScope, objectMatch, scopeMatch } from './functions.ts';
 import { formatPolicyCsv, hierarchyLines, lineKey, parsePolicyCsv, validateLine } from './rules.ts';
@@ -113,6 +114,11 @@ export class PolicyService implements PolicyDecisionPoint {
   /** A number that changes with every policy, group, membership or account change this replica has seen. */
   get version(): number {
     return this.engine.version;
+  }
+
+  /** The policy's version in the store (`policy:version`), the same on every replica: what the admin API reports. */
+  storedVersion(): Promise<number> {
+    return this.watcher.currentVersion();
   }
 
   /**
@@ -359,19 +365,8 @@ export class PolicyService implements PolicyDecisionPoint {
     return problems;
   }
 
-  async #locked<T>(work: () => Promise<T>): Promise<T> {
-    const { store } = this.#deps;
-    const deadline = Date.now() + LOCK_WAIT_MS;
-    const token = this.watcher.origin + Math.random();
-    while (!(await store.setIfAbsent(LOCK_KEY, token, LOCK_TTL_SECONDS))) {
-      if (Date.now() > deadline) throw new PolicyBusyError();
-      await new Promise((resolve) => setTimeout(resolve, 25));
-    }
-    try {
-      return await work();
-    } finally {
-      if ((await store.get(LOCK_KEY)) === token) await store.delete(LOCK_KEY);
-    }
+  #locked<T>(work: () => Promise<T>): Promise<T> {
+    return withLock(this.#deps.store, LOCK_KEY, { ttlSeconds: LOCK_TTL_SECONDS, waitMs: LOCK_WAIT_MS, busy: () => new PolicyBusyError() }, work);
   }
 
   /** Replaces the stored lines matching `selects` with `wanted`, validated, in one announced change. */

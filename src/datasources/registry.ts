@@ -30,6 +30,7 @@ import type { ServiceRegistry } from '../gateway/service-registry.ts';
 import type { Audit } from '../observability/audit.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { ResourceServers } from '../oidc/resource-servers.ts';
+import { withLock } from '../store/lock.ts';
 import type { Store } from '../store/store.ts';
 import { ChangeFeed, type DataSourceChange } from './change-feed.ts';
 import { DataSourceError, type FieldProblem } from './errors.ts';
@@ -617,19 +618,9 @@ export class DataSources {
     if (problems.length) throw new ConfigError('dataSources', problems);
   }
 
-  async #locked<T>(work: () => Promise<T>): Promise<T> {
-    const { store } = this.#deps;
-    const deadline = Date.now() + LOCK_WAIT_MS;
-    const token = `${this.#feed.origin}:${randomUUID()}`;
-    while (!(await store.setIfAbsent(LOCK_KEY, token, LOCK_TTL_SECONDS))) {
-      if (Date.now() > deadline) throw new DataSourceError('temporarily_unavailable', 'another data source change is in progress; try again');
-      await new Promise((resolve) => setTimeout(resolve, 25));
-    }
-    try {
-      return await work();
-    } finally {
-      if ((await store.get(LOCK_KEY)) === token) await store.delete(LOCK_KEY);
-    }
+  #locked<T>(work: () => Promise<T>): Promise<T> {
+    const busy = () => new DataSourceError('temporarily_unavailable', 'another data source change is in progress; try again');
+    return withLock(this.#deps.store, LOCK_KEY, { ttlSeconds: LOCK_TTL_SECONDS, waitMs: LOCK_WAIT_MS, busy }, work);
   }
 
   #storedView(record: StoredDataSource): DataSourceView {

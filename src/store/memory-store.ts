@@ -74,6 +74,34 @@ export class MemoryStore implements Store {
     return true;
   }
 
+  async compareAndSet(key: string, expected: unknown, value: unknown): Promise<boolean> {
+    const before = encode(expected);
+    const after = encode(value);
+    const entry = this.#live(key);
+    if (entry?.type !== 'string' || entry.value !== before) return false;
+    entry.value = after;
+    return true;
+  }
+
+  async acquireLock(key: string, owner: string, ttlSeconds: number): Promise<boolean> {
+    return this.setIfAbsent(key, owner, ttlSeconds);
+  }
+
+  async renewLock(key: string, owner: string, ttlSeconds: number): Promise<boolean> {
+    const expiresAt = this.#expiry(ttlSeconds);
+    const entry = this.#live(key);
+    if (entry?.type !== 'string' || entry.value !== encode(owner)) return false;
+    entry.expiresAt = expiresAt;
+    return true;
+  }
+
+  async releaseLock(key: string, owner: string): Promise<boolean> {
+    const entry = this.#live(key);
+    if (entry?.type !== 'string' || entry.value !== encode(owner)) return false;
+    this.#entries.delete(key);
+    return true;
+  }
+
   async delete(key: string): Promise<boolean> {
     const existed = this.#live(key) !== undefined;
     this.#entries.delete(key);

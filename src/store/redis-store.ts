@@ -64,6 +64,27 @@ if ARGV[1] ~= '' then
 end
 return members`,
   },
+  // SET KEYS[1] ARGV[2] KEEPTTL when its value is ARGV[1]: compare-and-set,
+  // and (with ARGV[2] empty) compare-and-delete, e.g. a lock's release.
+  fedgateCompareAndSet: {
+    numberOfKeys: 1,
+    lua: `
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+if ARGV[2] == '' then
+  redis.call('DEL', KEYS[1])
+else
+  redis.call('SET', KEYS[1], ARGV[2], 'KEEPTTL')
+end
+return 1`,
+  },
+  // EXPIRE KEYS[1] ARGV[2] when its value is ARGV[1]: a lock's renewal by its owner.
+  fedgateRenewLock: {
+    numberOfKeys: 1,
+    lua: `
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('EXPIRE', KEYS[1], ARGV[2])
+return 1`,
+  },
   // Adds "consumed": ARGV[1] to the JSON object at KEYS[1] unless it has
   // that property: {1, old} when this call did, {2, old} when it was there,
   // {0} when the key is absent. The text is appended to, not re-encoded:
@@ -116,6 +137,8 @@ interface ScriptCommands {
   fedgateAddToSet(key: string, seal: string, member: string, ttlSeconds: string): Promise<number>;
   fedgateDrainSet(key: string, seal: string, sealSeconds: string): Promise<string[]>;
   fedgateConsume(key: string, at: number): Promise<[0] | [1 | 2, string]>;
+  fedgateCompareAndSet(key: string, expected: string, value: string): Promise<number>;
+  fedgateRenewLock(key: string, owner: string, ttlSeconds: number): Promise<number>;
   fedgateIncrement(key: string, ttlSeconds: number): Promise<number>;
   fedgateAppendToStream(key: string, ...args: Array<string | number>): Promise<string[]>;
 }
@@ -217,6 +240,26 @@ export class RedisStore implements Store {
   async replace(key: string, value: unknown): Promise<boolean> {
     const encoded = encode(value);
     return (await this.#guard(() => this.#client.set(this.#key(key), encoded, 'KEEPTTL', 'XX'))) === 'OK';
+  }
+
+  async compareAndSet(key: string, expected: unknown, value: unknown): Promise<boolean> {
+    const before = encode(expected);
+    const after = encode(value);
+    return (await this.#guard(() => this.#client.fedgateCompareAndSet(this.#key(key), before, after))) === 1;
+  }
+
+  async acquireLock(key: string, owner: string, ttlSeconds: number): Promise<boolean> {
+    return this.setIfAbsent(key, owner, ttlSeconds);
+  }
+
+  async renewLock(key: string, owner: string, ttlSeconds: number): Promise<boolean> {
+    assertPositiveInteger(ttlSeconds, 'ttlSeconds');
+    return (await this.#guard(() => this.#client.fedgateRenewLock(this.#key(key), encode(owner), ttlSeconds))) === 1;
+  }
+
+  async releaseLock(key: string, owner: string): Promise<boolean> {
+    // An empty replacement is the script's delete (no encoded value is empty).
+    return (await this.#guard(() => this.#client.fedgateCompareAndSet(this.#key(key), encode(owner), ''))) === 1;
   }
 
   async delete(key: string): Promise<boolean> {

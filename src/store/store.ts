@@ -37,6 +37,26 @@ export interface Store {
    */
   replace(key: string, value: unknown): Promise<boolean>;
 
+  /**
+   * Replaces the value at `key` with `value`, keeping its time to live, only
+   * if it still is `expected` (as `get` returned it): a compare-and-set for
+   * read-modify-write updates that must not lose a concurrent change. False,
+   * writing nothing, when the value changed meanwhile or the key is gone.
+   */
+  compareAndSet(key: string, expected: unknown, value: unknown): Promise<boolean>;
+
+  /**
+   * Takes the lock `key` for `owner` (a token unique to this holder) for
+   * `ttlSeconds`, unless someone holds it. True when taken.
+   */
+  acquireLock(key: string, owner: string, ttlSeconds: number): Promise<boolean>;
+
+  /** Extends the lock to `ttlSeconds` from now, if `owner` still holds it. False when it does not (expired, taken by another). */
+  renewLock(key: string, owner: string, ttlSeconds: number): Promise<boolean>;
+
+  /** Releases the lock if `owner` holds it (compare-and-delete: never another holder's). True when released. */
+  releaseLock(key: string, owner: string): Promise<boolean>;
+
   /** Deletes `key`. True when something was deleted. */
   delete(key: string): Promise<boolean>;
 

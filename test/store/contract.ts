@@ -279,6 +279,56 @@ export function storeContract(
       }
     });
 
+    it('compares and sets: writes only over the value it was given, keeping the ttl', async () => {
+      const key = randomKey('cas');
+      await store.set(key, { n: 1, list: [] }, 100);
+      assert.equal(await store.compareAndSet(key, { n: 1, list: [] }, { n: 2, list: ['a'] }), true);
+      assert.deepEqual(await store.get(key), { n: 2, list: ['a'] });
+      assertTtlNear(await store.ttl(key), 100);
+      assert.equal(await store.compareAndSet(key, { n: 1, list: [] }, { n: 3 }), false, 'a stale expectation writes nothing');
+      assert.deepEqual(await store.get(key), { n: 2, list: ['a'] });
+      assert.equal(await store.compareAndSet(randomKey('cas-absent'), { n: 1 }, { n: 2 }), false);
+    });
+
+    it('loses no update of concurrent read-modify-write loops on compareAndSet', async () => {
+      const key = randomKey('cas-race');
+      await store.set(key, { count: 0, by: [] as number[] });
+      await Promise.all(Array.from({ length: 20 }, async (_, i) => {
+        for (;;) {
+          const current = (await store.get<{ count: number; by: number[] }>(key))!;
+          if (await store.compareAndSet(key, current, { count: current.count + 1, by: [...current.by, i] })) return;
+        }
+      }));
+      const final = (await store.get<{ count: number; by: number[] }>(key))!;
+      assert.equal(final.count, 20);
+      assert.deepEqual([...final.by].sort((a, b) => a - b), Array.from({ length: 20 }, (_, i) => i));
+    });
+
+    it('locks for one owner at a time, renews and releases only for that owner', async () => {
+      const key = randomKey('lock');
+      assert.equal(await store.acquireLock(key, 'alpha', 100), true);
+      assert.equal(await store.acquireLock(key, 'beta', 100), false, 'held');
+      assert.equal(await store.renewLock(key, 'beta', 100), false, 'only the owner renews');
+      assert.equal(await store.releaseLock(key, 'beta'), false, 'only the owner releases');
+      assert.equal(await store.acquireLock(key, 'beta', 100), false, 'still held by alpha');
+      assert.equal(await store.renewLock(key, 'alpha', 200), true);
+      assertTtlNear(await store.ttl(key), 200);
+      assert.equal(await store.releaseLock(key, 'alpha'), true);
+      assert.equal(await store.releaseLock(key, 'alpha'), false, 'released once');
+      assert.equal(await store.acquireLock(key, 'beta', 100), true, 'free again');
+      await assert.rejects(store.renewLock(key, 'beta', 0));
+    });
+
+    it('frees an unrenewed lock after its ttl, and the late owner cannot release the new holder\'s', async () => {
+      const key = randomKey('lock-expiry');
+      assert.equal(await store.acquireLock(key, 'alpha', 1), true);
+      await elapse(2100);
+      assert.equal(await store.acquireLock(key, 'beta', 100), true, 'expired: another takes it');
+      assert.equal(await store.renewLock(key, 'alpha', 100), false, 'the late owner learns it lost the lock');
+      assert.equal(await store.releaseLock(key, 'alpha'), false, 'and cannot release it');
+      assert.equal(await store.acquireLock(key, 'gamma', 100), false, 'beta still holds it');
+    });
+
     it('counts in a fixed window', async () => {
       const key = randomKey('counter');
       assert.equal(await store.increment(key, 2), 1);

@@ -14,6 +14,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { AccountError, type Account, type Accounts } from '../../accounts/accounts.ts';
 import type { Groups } from '../../accounts/groups.ts';
 import type { SamlConfig } from '../../config/saml-schema.ts';
+import { tryLock } from '../../store/lock.ts';
 import type { Store } from '../../store/store.ts';
 import { usernameCandidates, type MappedIdentity } from './attributes.ts';
 
@@ -73,8 +74,8 @@ export class AccountResolver {
     if (!this.jitAllowed(issuer)) return 'no_linked_account';
 
     // One creator per identity across replicas: two first logins at once must not make two accounts.
-    const lock = jitLockKey(issuer, identity.subject);
-    if (!(await this.#store.setIfAbsent(lock, 1, LOCK_SECONDS))) {
+    const lock = await tryLock(this.#store, jitLockKey(issuer, identity.subject), { ttlSeconds: LOCK_SECONDS });
+    if (!lock) {
       for (let i = 0; i < 30; i += 1) {
         await sleep(100);
         const created = await this.#accounts.findByIdentity('saml', issuer, identity.subject);
@@ -98,7 +99,7 @@ export class AccountResolver {
         return owner ? this.#existing(owner, identity) : 'busy';
       }
     } finally {
-      await this.#store.delete(lock);
+      await lock.release();
     }
   }
 
