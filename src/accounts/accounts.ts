@@ -57,6 +57,8 @@ const ACCOUNT_IDS = 'account-ids';
 /** Account ids whose direct groups include the group: the member list of a group. */
 export const groupMembersKey = (group: string) => `group-members:${group}`;
 const MEMBER_INDEX_BUILT = 'group-members-indexed';
+/** Compare-and-set attempts of one account update before it gives up (each lost one means another update landed). */
+const MAX_UPDATE_ATTEMPTS = 50;
 /** Identity index keys hash issuer and subject: DNs and entity IDs can be long and hold any character. */
 const identityKey = (type: string, issuer: string, subject: string) =>
   `account-identity:${type}:${createHash('sha256').update(`${issuer}\n${subject}`).digest('base64url')}`;
@@ -186,79 +188,87 @@ export class Accounts {
     }
   }
 
-  async #save(account: Account): Promise<Account> {
-    account.updatedAt = Math.floor(Date.now() / 1000);
-    await this.#store.set(accountKey(account.id), account);
-    return account;
-  }
-
-  async #require(id: string): Promise<Account> {
-    const account = await this.findById(id);
-    if (!account) throw new AccountError('not_found', 'no such account');
-    return account;
+  /**
+   * Changes an account in one compare-and-set: read it, let `change` edit a
+   * copy, write the copy only if the stored record is still the one read;
+   * otherwise read again and redo the change on the newer record. Two
+   * concurrent updates (a disable while an identity is linked) both land,
+   * neither overwriting the other's field with what it read before.
+   * `change` returns false when there is nothing to write.
+   */
+  async #update(id: string, change: (account: Account) => boolean | void): Promise<{ before: Account; after: Account }> {
+    for (let attempt = 0; attempt < MAX_UPDATE_ATTEMPTS; attempt += 1) {
+      const before = await this.findById(id);
+      if (!before) throw new AccountError('not_found', 'no such account');
+      const after = structuredClone(before);
+      if (change(after) === false) return { before, after: before };
+      after.updatedAt = Math.floor(Date.now() / 1000);
+      if (await this.#store.compareAndSet(accountKey(id), before, after)) return { before, after };
+    }
+    throw new Error(`account ${id} kept changing; the update was not written`);
   }
 
   async setGroups(id: string, groups: string[]): Promise<Account> {
-    const account = await this.#require(id);
-    const before = account.groups;
-    account.groups = [...new Set(groups)].sort();
-    await this.#save(account);
-    await this.#indexGroups(account.id, before, account.groups);
-    await this.onChanged?.(account);
-    return account;
+    const wanted = [...new Set(groups)].sort();
+    const { before, after } = await this.#update(id, (account) => { account.groups = wanted; });
+    await this.#indexGroups(after.id, before.groups, after.groups);
+    await this.onChanged?.(after);
+    return after;
   }
 
   async setPassword(id: string, password: string): Promise<Account> {
-    const account = await this.#require(id);
-    account.passwordHash = await hashPassword(password);
-    return this.#save(account);
+    const passwordHash = await hashPassword(password);
+    return (await this.#update(id, (account) => { account.passwordHash = passwordHash; })).after;
   }
 
-  /** Disables or enables an account; disabling revokes its grants through onDisabled. */
   /**
    * Replaces the account's identity assurance values (from a federated
    * login); writes nothing when they are unchanged.
    */
   async setAssurance(account: Account, assurance: readonly string[]): Promise<Account> {
-    const current = account.assurance ?? [];
-    if (current.length === assurance.length && current.every((v, i) => v === assurance[i])) return account;
-    const fresh = await this.#require(account.id);
-    if (assurance.length) fresh.assurance = [...assurance];
-    else delete fresh.assurance;
-    await this.#save(fresh);
-    return fresh;
+    const same = (current: readonly string[]) => current.length === assurance.length && current.every((v, i) => v === assurance[i]);
+    if (same(account.assurance ?? [])) return account;
+    return (await this.#update(account.id, (fresh) => {
+      if (same(fresh.assurance ?? [])) return false;
+      if (assurance.length) fresh.assurance = [...assurance];
+      else delete fresh.assurance;
+      return true;
+    })).after;
   }
 
+  /** Disables or enables an account; disabling revokes its grants through onDisabled. */
   async setDisabled(id: string, disabled: boolean): Promise<Account> {
-    const account = await this.#require(id);
-    account.disabled = disabled;
-    await this.#save(account);
-    if (disabled && this.onDisabled) await this.onDisabled(account);
-    await this.onChanged?.(account);
-    return account;
+    const { after } = await this.#update(id, (account) => { account.disabled = disabled; });
+    if (disabled && this.onDisabled) await this.onDisabled(after);
+    await this.onChanged?.(after);
+    return after;
   }
 
   /** Links an external identity; refuses one already linked to another account. */
   async link(id: string, identity: Omit<LinkedIdentity, 'linkedAt'>): Promise<Account> {
-    const account = await this.#require(id);
+    const account = await this.findById(id);
+    if (!account) throw new AccountError('not_found', 'no such account');
     const key = identityKey(identity.type, identity.issuer, identity.subject);
     if (!(await this.#store.setIfAbsent(key, account.id))) {
       const owner = await this.#store.get<string>(key);
       if (owner !== account.id) throw new AccountError('identity_taken', 'this identity is already linked to another account');
-      return account;
     }
-    account.identities.push({ ...identity, linkedAt: Math.floor(Date.now() / 1000) });
-    return this.#save(account);
+    const same = (i: LinkedIdentity) => i.type === identity.type && i.issuer === identity.issuer && i.subject === identity.subject;
+    return (await this.#update(id, (fresh) => {
+      if (fresh.identities.some(same)) return false;
+      fresh.identities.push({ ...identity, linkedAt: Math.floor(Date.now() / 1000) });
+      return true;
+    })).after;
   }
 
   async unlink(id: string, identity: Pick<LinkedIdentity, 'type' | 'issuer' | 'subject'>): Promise<Account> {
-    const account = await this.#require(id);
     const key = identityKey(identity.type, identity.issuer, identity.subject);
-    if ((await this.#store.get<string>(key)) === account.id) await this.#store.delete(key);
-    account.identities = account.identities.filter(
-      (i) => !(i.type === identity.type && i.issuer === identity.issuer && i.subject === identity.subject),
-    );
-    return this.#save(account);
+    if ((await this.#store.get<string>(key)) === id) await this.#store.delete(key);
+    return (await this.#update(id, (account) => {
+      account.identities = account.identities.filter(
+        (i) => !(i.type === identity.type && i.issuer === identity.issuer && i.subject === identity.subject),
+      );
+    })).after;
   }
 
   /**
