@@ -43,7 +43,7 @@ export function policyRoutes(deps: PolicyRoutesDeps): Router {
         type: 'policy.changed', actor: caller(ctx).actor, outcome: 'success', ip: ctx.ip, target,
         detail: { action, ...extra, added: diff.added.map(ruleToJson), removed: diff.removed.map(ruleToJson) },
       });
-      ctx.body = { added: diff.added.map(ruleToJson), removed: diff.removed.map(ruleToJson), version: policy.version };
+      ctx.body = { added: diff.added.map(ruleToJson), removed: diff.removed.map(ruleToJson), version: await policy.storedVersion() };
     } catch (err) {
       if (err instanceof PolicyValidationError) {
         await audit.record({ type: 'policy.changed', actor: caller(ctx).actor, outcome: 'failure', ip: ctx.ip, target, detail: { action, problems: err.problems.slice(0, 20) } });
@@ -73,7 +73,8 @@ export function policyRoutes(deps: PolicyRoutesDeps): Router {
 
   router.get('/policies', async (ctx) => {
     if (ctx.accepts('json', 'text/csv') === 'text/csv') return exportCsv(ctx);
-    ctx.body = { version: policy.version, rules: (await policy.list(filterOf(ctx))).map(ruleToJson) };
+    const [version, rules] = await Promise.all([policy.storedVersion(), policy.list(filterOf(ctx))]);
+    ctx.body = { version, rules: rules.map(ruleToJson) };
   });
   router.get('/policies/export', exportCsv);
 

@@ -58,6 +58,25 @@ describe('policy changes across replicas', () => {
     await within(1000, async () => (await decideOnB('/deployments/7')) === 403);
   });
 
+  it('reports the store\'s policy version on every replica, not a per-replica counter', async () => {
+    const rule = { type: 'p', subject: '/atlas', domain: 'orchestrator', object: '/versioned/**', action: 'read', effect: 'allow', scope: '' };
+    const added = await admin('/policies', 'POST', { rules: [rule] });
+    assert.equal(added.status, 201);
+    const stored = Number(await a.store.get(POLICY_VERSION_KEY));
+    assert.equal((await added.json() as { version: number }).version, stored);
+    // Announced changes raise the store's version; each replica's own counter also moves with its reloads and caches.
+    assert.equal((await admin('/groups/cms/members/bob', 'PUT')).status, 200);
+    assert.equal((await admin('/groups/cms/members/bob', 'DELETE')).status, 200);
+    // What a version check or a missed message makes a replica do: its own counter moves, the policy does not change.
+    await b.fedgate.policy.reload();
+    const now = Number(await a.store.get(POLICY_VERSION_KEY));
+    for (const replica of [a, b]) {
+      const listed = await fetch(`${replica.issuer}/admin/api/policies`, { headers: { authorization: `Bearer ${adminToken}` } });
+      assert.equal((await listed.json() as { version: number }).version, now, `${replica.issuer} reports the store's version`);
+    }
+    assert.equal((await admin('/policies', 'DELETE', { rules: [rule] })).status, 200);
+  });
+
   it('catches up after a missed announcement: a version gap, or the periodic version check', async () => {
     const service = a.fedgate.policy;
     await service.adapter.addLines([{ ptype: 'p', values: ['/atlas', 'orchestrator', '/gap/**', 'read', 'allow', ''] }]);
