@@ -99,6 +99,13 @@ const GROUP_TEMPLATE = /^\/[A-Za-z0-9._\-/$<>]+$/;
  * maps `...:group:cms#authority` to `/cms` and
  * `...:group:cms:production#authority` to `/cms/production`. Only groups
  * that exist in the group registry are assigned.
+ *
+ * `assertedBy` names the identity providers whose values the rule maps:
+ * by entityID, or by the registration authority of their metadata
+ * (mdrpi:RegistrationInfo, e.g. `https://www.aai.dfn.de` for a national
+ * federation). A value a rule matches from any other identity provider maps
+ * to nothing and is audited (`saml.entitlement_refused`): membership of a
+ * federation is not authority over a collaboration's groups.
  */
 export const entitlementRuleSchema = z.object({
   pattern: z.string().min(1).refine((p) => {
@@ -110,6 +117,12 @@ export const entitlementRuleSchema = z.object({
     }
   }, 'must be a valid regular expression'),
   group: z.string().regex(GROUP_TEMPLATE, 'must be a group path such as /cms or /cms/$1'),
+  assertedBy: z.object({
+    /** entityIDs of identity providers that may assert values of this rule. */
+    entityIds: z.array(z.string().min(1)).default([]),
+    /** Registration authorities (mdrpi) whose identity providers may assert values of this rule. */
+    registrationAuthorities: z.array(z.string().min(1)).default([]),
+  }).strict().refine((a) => a.entityIds.length + a.registrationAuthorities.length > 0, 'name at least one entityId or registrationAuthority'),
 }).strict();
 
 export const samlSchema = z.object({

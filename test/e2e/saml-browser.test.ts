@@ -46,7 +46,7 @@ describe('SAML login in a browser', () => {
         config.saml = samlSchema.parse({
           enabled: true,
           metadata: [{ file: metadataFile, trustUnsigned: true }],
-          entitlementRules: [{ pattern: '^urn:geant:fedgate\\.demo:group:cms(?::([a-z]+))?#', group: '/cms/$1' }],
+          entitlementRules: [{ pattern: '^urn:geant:fedgate\\.demo:group:cms(?::([a-z]+))?#', group: '/cms/$1', assertedBy: { entityIds: [idp.entityID] } }],
         });
       },
     });

@@ -36,10 +36,16 @@ export interface MappedIdentity {
   subjectSource: string;
   name?: string | undefined;
   email?: string | undefined;
-  /** eduPersonPrincipalName, when released: a readable username candidate. */
-  principalName?: string | undefined;
+  /**
+   * A `user@scope` identifier (eduPersonPrincipalName, else subject-id or
+   * eduPersonUniqueId) whose scope the identity provider's metadata lists
+   * (shibmd:Scope): the only source of a just-in-time username.
+   */
+  scopedName?: string | undefined;
   /** Group paths the entitlement rules produced (not yet checked against the registry). */
   groups: string[];
+  /** Entitlement values a rule matched but this identity provider may not assert for it (audited, mapped to nothing). */
+  refusedEntitlements: string[];
   /** eduPersonAssurance values (REFEDS RAF, AARC-G021), passed on as `eduperson_assurance`. */
   assurance: string[];
 }
@@ -80,6 +86,16 @@ export function readStatements(assertion: Element): AssertionStatements {
   return { nameId: nameIdElement ? readNameId(nameIdElement) : undefined, attributes };
 }
 
+/**
+ * Whether the identity provider's metadata vouches for `scope`: it lists
+ * shibmd:Scope values and `scope` is one of them. Unlike
+ * {@link scopeAllowed}, an identity provider that declares no scope vouches
+ * for none.
+ */
+export function scopeVouched(idp: Pick<IdpRecord, 'scopes'>, scope: string): boolean {
+  return idp.scopes.length > 0 && scopeAllowed(idp, scope);
+}
+
 /** Whether `scope` is one the identity provider may assert (shibmd:Scope); any scope when it declares none. */
 export function scopeAllowed(idp: Pick<IdpRecord, 'scopes'>, scope: string): boolean {
   if (idp.scopes.length === 0) return true;
@@ -106,6 +122,8 @@ const SCOPED_SUBJECTS: Record<string, RegExp> = {
 };
 const TARGETED_ID = 'urn:oid:1.3.6.1.4.1.5923.1.1.1.10';
 const PRINCIPAL_NAME = 'urn:oid:1.3.6.1.4.1.5923.1.1.1.6';
+/** Identifiers a username may come from, best first: meant to be read by people, and scoped (pairwise-id is neither). */
+const USERNAME_SOURCES = [PRINCIPAL_NAME, 'urn:oasis:names:tc:SAML:attribute:subject-id', 'urn:oid:1.3.6.1.4.1.5923.1.1.1.13'];
 /** eduPersonAssurance (eduPerson 2021-11): assurance URIs such as https://refeds.org/assurance/IAP/medium. */
 const ASSURANCE = 'urn:oid:1.3.6.1.4.1.5923.1.1.1.11';
 const MAX_ASSURANCE_VALUES = 50;
@@ -129,11 +147,16 @@ export type MappingProblem = 'no_subject';
  */
 export class AttributeMapper {
   readonly #names: SamlConfig['attributes'];
-  readonly #rules: Array<{ pattern: RegExp; group: string }>;
+  readonly #rules: Array<{ pattern: RegExp; group: string; entityIds: ReadonlySet<string>; registrationAuthorities: ReadonlySet<string> }>;
 
   constructor(names: SamlConfig['attributes'], rules: readonly EntitlementRule[]) {
     this.#names = names;
-    this.#rules = rules.map((r) => ({ pattern: new RegExp(r.pattern, 'u'), group: r.group }));
+    this.#rules = rules.map((r) => ({
+      pattern: new RegExp(r.pattern, 'u'),
+      group: r.group,
+      entityIds: new Set(r.assertedBy.entityIds),
+      registrationAuthorities: new Set(r.assertedBy.registrationAuthorities),
+    }));
   }
 
   /**
@@ -144,7 +167,7 @@ export class AttributeMapper {
    * Profile §3.3.2); a NameID-valued one must be qualified for this IdP/SP
    * pair when it is qualified at all (SAML core §8.3.7).
    */
-  map(statements: AssertionStatements, idp: Pick<IdpRecord, 'entityID' | 'scopes'>, spEntityId: string): MappedIdentity | MappingProblem {
+  map(statements: AssertionStatements, idp: Pick<IdpRecord, 'entityID' | 'scopes' | 'registrationAuthority'>, spEntityId: string): MappedIdentity | MappingProblem {
     const qualifiedForUs = (id: NameId) =>
       (id.nameQualifier === undefined || id.nameQualifier === idp.entityID) && (id.spNameQualifier === undefined || id.spNameQualifier === spEntityId);
     let subject: string | undefined;
@@ -191,28 +214,44 @@ export class AttributeMapper {
     const surname = first(this.#names.surname);
     const name = first(this.#names.displayName) ?? ([given, surname].filter(Boolean).join(' ') || undefined);
     const emailValue = this.#names.email.flatMap((n) => statements.attributes.get(n) ?? []).find((v) => /^[^\s@]{1,64}@[^\s@]{1,189}$/.test(v.text));
-    const principal = statements.attributes.get(PRINCIPAL_NAME);
-    const principalName = principal?.length === 1 && SCOPED_SYNTAX.test(principal[0]!.text)
-      && scopeAllowed(idp, principal[0]!.text.slice(principal[0]!.text.lastIndexOf('@') + 1)) ? principal[0]!.text : undefined;
+    const scopedName = USERNAME_SOURCES.map((n) => statements.attributes.get(n)).map((values) => {
+      const value = values?.length === 1 ? values[0]!.text : undefined;
+      return value !== undefined && SCOPED_SYNTAX.test(value) && scopeVouched(idp, value.slice(value.lastIndexOf('@') + 1)) ? value : undefined;
+    }).find((v) => v !== undefined);
     const entitlements = this.#names.entitlement.flatMap((n) => statements.attributes.get(n) ?? []).map((v) => v.text);
+    const { groups, refused } = this.groups(entitlements, idp);
     return {
       subject,
       subjectSource,
       name: name?.slice(0, 200),
       email: emailValue?.text,
-      principalName,
-      groups: this.groups(entitlements),
+      scopedName,
+      groups,
+      refusedEntitlements: refused,
       assurance: assuranceValues(statements.attributes.get(ASSURANCE) ?? []),
     };
   }
 
-  /** The group paths the entitlement rules map `entitlements` to; see the rule schema for the template syntax. */
-  groups(entitlements: readonly string[]): string[] {
+  /**
+   * The group paths the entitlement rules map `entitlements` from `idp` to
+   * (see the rule schema for the template syntax), and the values a rule
+   * matched that `idp` may not assert for it: a rule counts only for the
+   * identity providers it names, by entityID or by the registration
+   * authority of their metadata (MDRPI §2.1). The one place that decides.
+   */
+  groups(entitlements: readonly string[], idp: Pick<IdpRecord, 'entityID' | 'registrationAuthority'>): { groups: string[]; refused: string[] } {
     const out = new Set<string>();
+    const refused = new Set<string>();
     for (const value of entitlements) {
       for (const rule of this.#rules) {
         const match = rule.pattern.exec(value);
         if (!match) continue;
+        const allowed = rule.entityIds.has(idp.entityID)
+          || (idp.registrationAuthority !== undefined && rule.registrationAuthorities.has(idp.registrationAuthority));
+        if (!allowed) {
+          refused.add(value);
+          continue;
+        }
         const capture = (key: string) => (/^\d$/.test(key) ? match[Number(key)] : match.groups?.[key]) ?? '';
         const expanded = rule.group.replace(/\$(\d|<([A-Za-z_][A-Za-z0-9_]*)>)/g, (_all, digit: string, named: string | undefined) =>
           capture(named ?? digit).replaceAll(':', '/'));
@@ -220,7 +259,7 @@ export class AttributeMapper {
         if (GROUP_PATH.test(path)) out.add(path);
       }
     }
-    return [...out].sort();
+    return { groups: [...out].sort(), refused: [...refused] };
   }
 }
 
@@ -228,20 +267,24 @@ export class AttributeMapper {
 const GROUP_PATH = /^(\/(?!\.\.?(?:\/|$))[A-Za-z0-9._-]+)+$/;
 
 /**
- * Usernames to try for a just-in-time account, best first: the
- * eduPersonPrincipalName, the email address, the subject, each reduced to
- * letters, digits and `._@-` (what a configured username may hold), then a
- * name derived from a hash of the identity. The caller adds a suffix when
- * one is taken.
+ * Usernames to try for a just-in-time account, best first. The rule: a
+ * username comes only from a `user@scope` identifier whose scope the
+ * identity provider's metadata vouches for ({@link MappedIdentity.scopedName}),
+ * kept with its scope, so every identity provider names accounts only
+ * inside its own scopes and none can take a name that looks like another's.
+ * An unverified `mail`, an identifier with a foreign scope, or an unscoped
+ * (opaque) one never becomes a username; without a vouched identifier the
+ * account is named `fallback` (a hash of the identity, no `@`). The local
+ * part is reduced to letters, digits and `._-`; a name that would not fit
+ * in 64 characters whole is not shortened (that could cut the scope). The
+ * caller adds a suffix before the `@` when one is taken.
  */
-export function usernameCandidates(identity: Pick<MappedIdentity, 'principalName' | 'email' | 'subject'>, fallback: string): string[] {
-  const clean = (value: string | undefined) => {
-    if (!value) return undefined;
-    const reduced = value.normalize('NFKD').replace(/\p{M}+/gu, '').replace(/[^A-Za-z0-9._@-]+/g, '-')
-      .replace(/-{2,}/g, '-').replace(/^[._@-]+|[._@-]+$/g, '').toLowerCase().slice(0, 64);
-    return reduced.length >= 2 ? reduced : undefined;
-  };
-  const out = [clean(identity.principalName), clean(identity.email), identity.subject.length <= 64 ? clean(identity.subject) : undefined, fallback]
-    .filter((c): c is string => c !== undefined);
-  return [...new Set(out)];
+export function usernameCandidates(identity: Pick<MappedIdentity, 'scopedName'>, fallback: string): string[] {
+  const scoped = identity.scopedName;
+  const at = scoped?.lastIndexOf('@') ?? -1;
+  if (!scoped || at < 1) return [fallback];
+  const local = scoped.slice(0, at).normalize('NFKD').replace(/\p{M}+/gu, '').replace(/[^A-Za-z0-9._-]+/g, '-')
+    .replace(/-{2,}/g, '-').replace(/^[._-]+|[._-]+$/g, '').toLowerCase();
+  const name = `${local}@${scoped.slice(at + 1).toLowerCase()}`;
+  return local.length >= 1 && name.length <= 64 ? [name, fallback] : [fallback];
 }

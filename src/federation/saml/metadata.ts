@@ -26,6 +26,8 @@ export interface IdpRecord {
   ssoUrl: string;
   /** PEM certificates of KeyDescriptors for signing (or without `use`). */
   signingCertificates: string[];
+  /** mdrpi:RegistrationInfo registrationAuthority (the federation that registered it), its own or its EntitiesDescriptor's. */
+  registrationAuthority?: string | undefined;
   /** shibmd:Scope values; empty when the metadata declares none. */
   scopes: Array<{ value: string; regexp: boolean }>;
   /** Listed in discovery unless the entity asks to be hidden (REFEDS hide-from-discovery). */
@@ -380,7 +382,14 @@ function preferred(names: Array<{ lang: string; value: string }>): string | unde
   return (names.find((n) => n.lang === 'en') ?? names.find((n) => n.lang.startsWith('en')) ?? names[0])?.value;
 }
 
-function readIdp(entity: Element, entityID: string, validUntil: number | undefined): IdpRecord | undefined {
+/** The registrationAuthority of an mdrpi:RegistrationInfo in `extensions` (MDRPI §2.1), if any. */
+function registrationAuthorityIn(extensions: Element | undefined): string | undefined {
+  const info = extensions ? child(extensions, NS.mdrpi, 'RegistrationInfo') : undefined;
+  const authority = info ? attribute(info, 'registrationAuthority')?.trim() : undefined;
+  return authority && authority.length <= 1024 ? authority : undefined;
+}
+
+function readIdp(entity: Element, entityID: string, validUntil: number | undefined, inheritedAuthority: string | undefined): IdpRecord | undefined {
   const descriptor = children(entity, NS.metadata, 'IDPSSODescriptor')
     .find((d) => (d.getAttribute('protocolSupportEnumeration') ?? '').split(/\s+/).includes(NS.protocol));
   if (!descriptor) return undefined;
@@ -450,6 +459,10 @@ function readIdp(entity: Element, entityID: string, validUntil: number | undefin
     logo: logo === undefined ? undefined : detach(logo),
     ssoUrl: detach(ssoUrl),
     signingCertificates,
+    registrationAuthority: (() => {
+      const authority = registrationAuthorityIn(entityExtensions) ?? inheritedAuthority;
+      return authority === undefined ? undefined : detach(authority);
+    })(),
     scopes: scopes.map((s) => ({ value: detach(s.value), regexp: s.regexp })),
     hidden,
     validUntil,
@@ -500,13 +513,14 @@ export function parseMetadata(input: string, options: ParseMetadataOptions = {})
 
   const idps: IdpRecord[] = [];
   let entities = 0;
-  const visit = (element: Element, inheritedValidUntil: number | undefined) => {
+  const visit = (element: Element, inheritedValidUntil: number | undefined, inheritedAuthority: string | undefined) => {
     if (element.namespaceURI !== NS.metadata) return;
     const own = parseInstant(attribute(element, 'validUntil'));
     const effective = own === undefined ? inheritedValidUntil : Math.min(own, inheritedValidUntil ?? Infinity);
     if (element.localName === 'EntitiesDescriptor') {
-      for (const nested of children(element, NS.metadata, 'EntitiesDescriptor')) visit(nested, effective);
-      for (const entity of children(element, NS.metadata, 'EntityDescriptor')) visit(entity, effective);
+      const authority = registrationAuthorityIn(child(element, NS.metadata, 'Extensions')) ?? inheritedAuthority;
+      for (const nested of children(element, NS.metadata, 'EntitiesDescriptor')) visit(nested, effective, authority);
+      for (const entity of children(element, NS.metadata, 'EntityDescriptor')) visit(entity, effective, authority);
       return;
     }
     if (element.localName !== 'EntityDescriptor') return;
@@ -514,7 +528,7 @@ export function parseMetadata(input: string, options: ParseMetadataOptions = {})
     if (effective !== undefined && effective <= now) return;
     const entityID = element.getAttribute('entityID') ?? '';
     if (!entityID || entityID.length > 1024) return;
-    const idp = readIdp(element, entityID, effective);
+    const idp = readIdp(element, entityID, effective, inheritedAuthority);
     if (idp) idps.push(idp);
   };
 
@@ -522,6 +536,7 @@ export function parseMetadata(input: string, options: ParseMetadataOptions = {})
   const validUntil = parseInstant(rootValidUntilText);
   let verifier: StreamingVerifier | undefined;
   let firstElement = true;
+  let rootAuthority: string | undefined;
   for (const part of top.children) {
     if (part.kind === 'comment') continue; // neither canonical form nor data
     if (part.kind === 'other') throw new MetadataError('malformed', 'unexpected content in the document element');
@@ -542,7 +557,9 @@ export function parseMetadata(input: string, options: ParseMetadataOptions = {})
     if (firstElement && options.signingCertificate !== undefined) throw new MetadataError('unsigned', 'the metadata is not signed');
     firstElement = false;
     verifier?.element(element);
-    if (isAggregate) visit(element, validUntil);
+    // The aggregate's own Extensions come before its entities (SAML metadata §2.3.1): their RegistrationInfo applies to all.
+    if (isAggregate && element.namespaceURI === NS.metadata && element.localName === 'Extensions') rootAuthority = registrationAuthorityIn(element);
+    if (isAggregate) visit(element, validUntil, rootAuthority);
   }
   if (options.signingCertificate !== undefined) {
     if (!verifier) throw new MetadataError('unsigned', 'the metadata is not signed');
@@ -552,7 +569,7 @@ export function parseMetadata(input: string, options: ParseMetadataOptions = {})
   if (rootValidUntilText !== undefined && validUntil === undefined) throw new MetadataError('malformed', 'validUntil is not a valid xs:dateTime');
   if (validUntil !== undefined && validUntil <= now) throw new MetadataError('expired', 'the metadata has expired (validUntil has passed)');
   // A single entity is small: its data is read from one tree of the whole (verified) document.
-  if (isEntity) visit(parse(xml), validUntil);
+  if (isEntity) visit(parse(xml), validUntil, undefined);
   if (entities === 0) throw new MetadataError('no_entities', 'the metadata describes no entity');
   return { idps, validUntil, cacheDurationSeconds: parseDuration(attribute(root, 'cacheDuration')), entities, verified: options.signingCertificate !== undefined };
 }

@@ -253,6 +253,18 @@ export function samlRoutes(deps: SamlRoutesDeps): Koa.Middleware {
     }
     const identity = mapper.map(accepted.statements, accepted.idp, sp.entityId);
     if (identity === 'no_subject') return reject(ctx, 'no_subject', accepted.idp.entityID);
+    if (identity.refusedEntitlements.length > 0) {
+      // The login goes on without them; the identity provider's attempt is on record.
+      const { entityID, registrationAuthority } = accepted.idp;
+      await audit.record({
+        type: 'saml.entitlement_refused', actor: `saml:${entityID}`, outcome: 'failure', ip: ctx.ip,
+        detail: {
+          idp: entityID, ...(registrationAuthority ? { registrationAuthority } : {}),
+          count: identity.refusedEntitlements.length, values: identity.refusedEntitlements.slice(0, 10).map((v) => v.slice(0, 256)),
+        },
+      });
+      logger.warn({ idp: entityID, count: identity.refusedEntitlements.length }, 'entitlements from an identity provider their rules do not name were ignored');
+    }
     const key = randomBytes(32).toString('base64url');
     const outcome: Outcome = { purpose: accepted.context.purpose, browser: accepted.context.browser, idp: accepted.idp.entityID, identity };
     await store.set(outcomeKey(key), outcome, OUTCOME_TTL_SECONDS);

@@ -15,6 +15,8 @@ export const NS = {
   mdui: 'urn:oasis:names:tc:SAML:metadata:ui',
   /** Shibboleth metadata extensions (shibmd:Scope). */
   shibmd: 'urn:mace:shibboleth:metadata:1.0',
+  /** SAML V2.0 Metadata Extensions for Registration and Publication Information. */
+  mdrpi: 'urn:oasis:names:tc:SAML:metadata:rpi',
   /** SAML V2.0 Metadata Extension for Entity Attributes. */
   mdattr: 'urn:oasis:names:tc:SAML:metadata:attribute',
   xml: 'http://www.w3.org/XML/1998/namespace',

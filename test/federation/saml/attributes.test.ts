@@ -11,13 +11,15 @@ import { AttributeMapper, readStatements, usernameCandidates, type AssertionStat
 import { parseXml } from '../../../src/federation/saml/xml.ts';
 import { ATTR, responseXml } from './test-idp.ts';
 
-const IDP = { entityID: 'https://idp.uni.example.org/idp', scopes: [{ value: 'uni.example.org', regexp: false }, { value: '^[a-z]+\\.uni\\.example\\.org$', regexp: true }] };
+const FEDERATION = 'https://federation.example.org/';
+const IDP = { entityID: 'https://idp.uni.example.org/idp', registrationAuthority: FEDERATION, scopes: [{ value: 'uni.example.org', regexp: false }, { value: '^[a-z]+\\.uni\\.example\\.org$', regexp: true }] };
 const SP = 'https://fedgate.example.org/saml/metadata';
+const CMS_IDP = 'https://idp.cms.example.org/idp';
 const config = samlSchema.parse({
   entitlementRules: [
-    { pattern: '^urn:geant:example\\.org:group:cms(?::([^#]+))?#', group: '/cms/$1' },
-    { pattern: '^urn:geant:example\\.org:group:(?<vo>[a-z]+):members#', group: '/$<vo>' },
-    { pattern: '^urn:geant:example\\.org:group:weird#', group: '/bad/$1' },
+    { pattern: '^urn:geant:example\\.org:group:cms(?::([^#]+))?#', group: '/cms/$1', assertedBy: { entityIds: [IDP.entityID, CMS_IDP] } },
+    { pattern: '^urn:geant:example\\.org:group:(?<vo>[a-z]+):members#', group: '/$<vo>', assertedBy: { registrationAuthorities: [FEDERATION] } },
+    { pattern: '^urn:geant:example\\.org:group:weird#', group: '/bad/$1', assertedBy: { entityIds: [IDP.entityID] } },
   ],
 });
 const mapper = new AttributeMapper(config.attributes, config.entitlementRules);
@@ -124,12 +126,51 @@ describe('SAML attribute mapping', () => {
     assert.deepEqual(read.attributes.get(ATTR.mail)?.map((v) => v.text), ['a@b.example', 'c@d.example']);
   });
 
-  it('derives safe usernames: letters, digits and ._@- only', () => {
-    assert.deepEqual(usernameCandidates({ principalName: 'Jöhn.Dóe@Uni.Example.org', email: 'x y@z.example', subject: 'S1@uni.example.org' }, 'saml-abc'),
-      ['john.doe@uni.example.org', 'x-y@z.example', 's1@uni.example.org', 'saml-abc']);
-    assert.deepEqual(usernameCandidates({ subject: '!!', principalName: undefined, email: undefined }, 'saml-abc'), ['saml-abc']);
-    for (const name of usernameCandidates({ principalName: '<script>@x', email: '../../etc@x', subject: 'a/b\\c' }, 'saml-1')) {
-      assert.match(name, /^[a-z0-9._@-]+$/);
+  it('maps an entitlement only from the identity providers its rule names (entityID or registration authority), and reports the others', () => {
+    const values = ['urn:geant:example.org:group:cms:production#aai.example.org', 'urn:geant:example.org:group:atlas:members#aai.example.org', 'urn:mace:unrelated'];
+    const named = mapper.groups(values, IDP);
+    assert.deepEqual(named, { groups: ['/atlas', '/cms/production'], refused: [] });
+    // Another member of the same federation: the registration authority rule holds, the entityID rule does not.
+    const sibling = mapper.groups(values, { entityID: 'https://idp.sibling.example.org/idp', registrationAuthority: FEDERATION });
+    assert.deepEqual(sibling, { groups: ['/atlas'], refused: ['urn:geant:example.org:group:cms:production#aai.example.org'] });
+    // An identity provider of another federation: nothing.
+    const stranger = mapper.groups(values, { entityID: 'https://idp.elsewhere.example.com/idp', registrationAuthority: 'https://other-federation.example/' });
+    assert.deepEqual(stranger, { groups: [], refused: values.slice(0, 2) });
+    // No registration authority in its metadata: only entityID rules can name it.
+    assert.deepEqual(mapper.groups(values, { entityID: CMS_IDP, registrationAuthority: undefined }), { groups: ['/cms/production'], refused: ['urn:geant:example.org:group:atlas:members#aai.example.org'] });
+    const mapped = mapper.map(statements({ [ATTR.subjectId]: ['S1@uni.example.org'], [ATTR.entitlement]: values }), { ...IDP, entityID: 'https://idp.sibling.example.org/idp', scopes: IDP.scopes }, SP);
+    assert.ok(mapped !== 'no_subject');
+    assert.deepEqual(mapped.groups, ['/atlas']);
+    assert.deepEqual(mapped.refusedEntitlements, ['urn:geant:example.org:group:cms:production#aai.example.org']);
+  });
+
+  it('refuses an entitlement rule that names no identity provider', () => {
+    assert.throws(() => samlSchema.parse({ entitlementRules: [{ pattern: '^x$', group: '/x' }] }));
+    assert.throws(() => samlSchema.parse({ entitlementRules: [{ pattern: '^x$', group: '/x', assertedBy: {} }] }), /name at least one entityId or registrationAuthority/);
+  });
+
+  it('takes the username source only from a scope the metadata vouches for: never mail, a foreign scope, or an IdP without scopes', () => {
+    const scoped = (attrs: Record<string, string[]>, idp: Parameters<AttributeMapper['map']>[1] = IDP) => {
+      const m = mapper.map(statements(attrs), idp, SP);
+      return m === 'no_subject' ? m : m.scopedName;
+    };
+    assert.equal(scoped({ [ATTR.subjectId]: ['S1@uni.example.org'], [ATTR.eppn]: ['jdoe@uni.example.org'] }), 'jdoe@uni.example.org');
+    assert.equal(scoped({ [ATTR.subjectId]: ['S1@uni.example.org'], [ATTR.eppn]: ['jdoe@dept.uni.example.org'] }), 'jdoe@dept.uni.example.org');
+    // A foreign ePPN scope: the vouched subject-id is taken instead; mail never.
+    assert.equal(scoped({ [ATTR.subjectId]: ['S1@uni.example.org'], [ATTR.eppn]: ['admin@victim.example.com'], [ATTR.mail]: ['root@uni.example.org'] }), 'S1@uni.example.org');
+    assert.equal(scoped({ [ATTR.pairwiseId]: ['PW@uni.example.org'], [ATTR.mail]: ['jdoe@uni.example.org'] }), undefined);
+    // No shibmd:Scope in its metadata: it vouches for nothing (its subject is still accepted).
+    assert.equal(scoped({ [ATTR.subjectId]: ['S1@uni.example.org'], [ATTR.eppn]: ['jdoe@uni.example.org'] }, { entityID: IDP.entityID, scopes: [], registrationAuthority: undefined }), undefined);
+  });
+
+  it('derives usernames only from the vouched scoped name, keeping its scope, else the fallback', () => {
+    assert.deepEqual(usernameCandidates({ scopedName: 'Jöhn.Dóe@Uni.Example.org' }, 'saml-abc'), ['john.doe@uni.example.org', 'saml-abc']);
+    assert.deepEqual(usernameCandidates({ scopedName: undefined }, 'saml-abc'), ['saml-abc']);
+    assert.deepEqual(usernameCandidates({ scopedName: '!!@uni.example.org' }, 'saml-abc'), ['saml-abc']);
+    // Too long to keep whole: never shortened into something that looks like another scope.
+    assert.deepEqual(usernameCandidates({ scopedName: `${'a'.repeat(50)}@uni.example.org` }, 'saml-abc'), ['saml-abc']);
+    for (const name of usernameCandidates({ scopedName: '<script>/../x@uni.example.org' }, 'saml-1')) {
+      assert.match(name, /^[a-z0-9._-]+(@uni\.example\.org)?$/);
     }
   });
 });

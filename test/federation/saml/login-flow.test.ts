@@ -14,9 +14,11 @@ import { login, postToAcs, spMetadata, startLogin, tempFile } from './flows.ts';
 import { startTestbed, type Testbed } from './testbed.ts';
 import { ATTR, TestIdp } from './test-idp.ts';
 
+const UNI = 'https://idp.uni.example.org/idp/shibboleth';
+const FEDERATION = 'https://federation.example.org/';
 const ENTITLEMENT_RULES = [
-  { pattern: '^urn:geant:example\\.org:group:cms(?::([a-z:]+))?#', group: '/cms/$1' },
-  { pattern: '^urn:geant:example\\.org:group:(?<vo>atlas)#', group: '/$<vo>' },
+  { pattern: '^urn:geant:example\\.org:group:cms(?::([a-z:]+))?#', group: '/cms/$1', assertedBy: { entityIds: [UNI] } },
+  { pattern: '^urn:geant:example\\.org:group:(?<vo>atlas)#', group: '/$<vo>', assertedBy: { registrationAuthorities: [FEDERATION] } },
 ];
 
 describe('SAML login with a real identity provider', () => {
@@ -26,10 +28,11 @@ describe('SAML login with a real identity provider', () => {
   let metadataFile: string;
 
   before(async () => {
-    idp = await TestIdp.create('https://idp.uni.example.org/idp/shibboleth');
+    idp = await TestIdp.create(UNI);
     other = await TestIdp.create('https://idp.other.example.net/idp');
-    metadataFile = await tempFile('idp.xml', idp.metadata());
-    const otherFile = await tempFile('other.xml', other.metadata());
+    // Both registered by the same federation; each vouches for its own scope.
+    metadataFile = await tempFile('idp.xml', idp.metadata({ scopes: ['uni.example.org'], registrationAuthority: FEDERATION }));
+    const otherFile = await tempFile('other.xml', other.metadata({ scopes: ['other.example.net'], registrationAuthority: FEDERATION }));
     tb = await startTestbed({
       groups: ['/cms', '/cms/production', '/atlas'],
       saml: {
@@ -130,7 +133,8 @@ describe('SAML login with a real identity provider', () => {
     assert.equal(complete.status, 303);
     const account = tb.finished.at(-1)!.account;
     assert.equal(account.identities[0]!.subject, 'opaque-7f3e');
-    assert.match(account.username, /^opaque-7f3e$/);
+    // An opaque identifier without a scope names no account: the hashed fallback does.
+    assert.match(account.username, /^saml-[a-z0-9]{12}$/);
   });
 
   it('makes unique usernames from the identity when the natural one is taken', async () => {
@@ -219,6 +223,51 @@ describe('SAML login with a real identity provider', () => {
     assert.equal(complete!.status, 400);
     assert.match(complete!.text, /expired/);
     assert.equal((await tb.events()).findLast((e) => e.type === 'login.failed')?.detail?.reason, 'interaction_expired');
+  });
+
+  it('maps an entitlement only from the identity providers its rule names, and audits the others', async () => {
+    const local = await tb.accounts.create({ username: 'other-linker' });
+    const browser = tb.browser();
+    browser.loginAs(local);
+    // `other` may assert atlas (its federation is named) but not cms (only UNI is).
+    const { complete } = await login(tb, browser, other, { link: true }, {
+      attributes: {
+        [ATTR.subjectId]: ['ent1@other.example.net'],
+        [ATTR.entitlement]: ['urn:geant:example.org:group:cms:production#aai.example.org', 'urn:geant:example.org:group:atlas#aai.example.org'],
+      },
+    });
+    assert.equal(complete!.status, 200, complete!.text);
+    assert.deepEqual((await tb.accounts.findById(local.id))!.groups, ['/atlas']);
+    const event = (await tb.events()).findLast((e) => e.type === 'saml.entitlement_refused')!;
+    assert.equal(event.detail?.idp, other.entityID);
+    assert.equal(event.detail?.registrationAuthority, FEDERATION);
+    assert.deepEqual(event.detail?.values, ['urn:geant:example.org:group:cms:production#aai.example.org']);
+  });
+
+  it('never names an account after an unverified mail or a scope another identity provider owns', async () => {
+    // `other` releases a subject in its own scope, an ePPN and mail in UNI's: the account is named in other's scope.
+    const jit = await startTestbed({
+      saml: { metadata: [{ file: metadataFile, trustUnsigned: true }, { file: await tempFile('other.xml', other.metadata({ scopes: ['other.example.net'] })), trustUnsigned: true }] },
+    });
+    try {
+      const squatter = await login(jit, jit.browser(), other, { interaction: 'uid-squat' }, {
+        attributes: { [ATTR.subjectId]: ['mallory@other.example.net'], [ATTR.eppn]: ['jdoe@uni.example.org'], [ATTR.mail]: ['jdoe@uni.example.org'] },
+      });
+      assert.equal(squatter.complete!.status, 303);
+      assert.equal(jit.finished.at(-1)!.account.username, 'mallory@other.example.net');
+      // Only mail, or an opaque identifier: a hashed name that looks like nobody's.
+      const mailOnly = await login(jit, jit.browser(), other, { interaction: 'uid-mail' }, {
+        attributes: { [ATTR.pairwiseId]: ['pw7@other.example.net'], [ATTR.mail]: ['jdoe@uni.example.org'] },
+      });
+      assert.equal(mailOnly.complete!.status, 303);
+      assert.match(jit.finished.at(-1)!.account.username, /^saml-[a-z0-9]{12}$/);
+      // UNI's own user still gets the name in UNI's scope.
+      const owner = await login(jit, jit.browser(), idp, { interaction: 'uid-owner' }, { attributes: { [ATTR.subjectId]: ['j1@uni.example.org'], [ATTR.eppn]: ['jdoe@uni.example.org'] } });
+      assert.equal(owner.complete!.status, 303);
+      assert.equal(jit.finished.at(-1)!.account.username, 'jdoe@uni.example.org');
+    } finally {
+      await jit.close();
+    }
   });
 
   it('lets any replica finish a login another started (request IDs and outcomes in the shared store)', async () => {

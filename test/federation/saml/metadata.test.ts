@@ -306,4 +306,18 @@ describe('SAML metadata', () => {
       }
     });
   });
+
+  it('reads each identity provider\'s registration authority (MDRPI), its own or its aggregate\'s', () => {
+    const rpi = (authority: string) => `<md:Extensions><mdrpi:RegistrationInfo xmlns:mdrpi="urn:oasis:names:tc:SAML:metadata:rpi" registrationAuthority="${authority}"/></md:Extensions>`;
+    const own = idpEntityXml({ entityID: 'https://idp.own.example/idp', certificates: [idpCerts[0]!], ssoUrl: 'https://idp.own.example/sso' })
+      .replace(/(<md:EntityDescriptor[^>]*>)/, `$1${rpi('https://own-federation.example/')}`);
+    const inherited = idpEntityXml({ entityID: 'https://idp.inherited.example/idp', certificates: [idpCerts[0]!], ssoUrl: 'https://idp.inherited.example/sso' });
+    const xml = aggregateXml([own, inherited]).replace(/(<md:EntitiesDescriptor[^>]*>)/, `$1${rpi('https://aggregate-federation.example/')}`);
+    const parsed = parseMetadata(xml);
+    assert.deepEqual(parsed.idps.map((i) => [i.entityID, i.registrationAuthority]), [
+      ['https://idp.own.example/idp', 'https://own-federation.example/'],
+      ['https://idp.inherited.example/idp', 'https://aggregate-federation.example/'],
+    ]);
+    assert.equal(parseMetadata(inherited).idps[0]!.registrationAuthority, undefined);
+  });
 });

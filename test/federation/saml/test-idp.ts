@@ -142,9 +142,21 @@ export class TestIdp {
     });
   }
 
-  /** This IdP's metadata, as samlify writes it. */
-  metadata(): string {
-    return this.#idp.getMetadata();
+  /**
+   * This IdP's metadata, as samlify writes it, with the extensions a
+   * federation adds: shibmd:Scope values (in the IDPSSODescriptor) and an
+   * mdrpi:RegistrationInfo (in the entity).
+   */
+  metadata(extensions: { scopes?: string[]; registrationAuthority?: string } = {}): string {
+    let xml = this.#idp.getMetadata();
+    if (extensions.scopes?.length) {
+      const scopes = extensions.scopes.map((scope) => `<shibmd:Scope xmlns:shibmd="urn:mace:shibboleth:metadata:1.0" regexp="false">${esc(scope)}</shibmd:Scope>`).join('');
+      xml = xml.replace(/(<IDPSSODescriptor[^>]*>)/, `$1<Extensions>${scopes}</Extensions>`);
+    }
+    if (extensions.registrationAuthority) {
+      xml = xml.replace(/(<EntityDescriptor[^>]*>)/, `$1<Extensions><mdrpi:RegistrationInfo xmlns:mdrpi="urn:oasis:names:tc:SAML:metadata:rpi" registrationAuthority="${esc(extensions.registrationAuthority)}"/></Extensions>`);
+    }
+    return xml;
   }
 
   /**
