@@ -49,8 +49,11 @@ describe('saml configuration', () => {
     assert.deepEqual(problems({ metadata: [{ file: 'md.xml' }] }), ['metadata.0.signingCertificate: required for a file source unless trustUnsigned is true']);
     assert.deepEqual(problems({ metadata: [{ file: 'md.xml', url: 'https://x.example/md', signingCertificate: 'c.pem' }] }), ['metadata.0: give exactly one of url and file']);
     assert.deepEqual(problems({ metadata: [{ file: 'md.xml', trustUnsigned: true, refreshSeconds: { min: 600, default: 60 } }] }), ['metadata.0.refreshSeconds: must satisfy min <= default <= max']);
-    assert.deepEqual(problems({ entitlementRules: [{ pattern: '(unclosed', group: '/cms' }] }), ['entitlementRules.0.pattern: must be a valid regular expression']);
-    assert.deepEqual(problems({ entitlementRules: [{ pattern: '^x$', group: 'cms' }] }), ['entitlementRules.0.group: must be a group path such as /cms or /cms/$1']);
+    const assertedBy = { entityIds: ['https://idp.example.org/idp'] };
+    assert.deepEqual(problems({ entitlementRules: [{ pattern: '(unclosed', group: '/cms', assertedBy }] }), ['entitlementRules.0.pattern: must be a valid regular expression']);
+    assert.deepEqual(problems({ entitlementRules: [{ pattern: '^x$', group: 'cms', assertedBy }] }), ['entitlementRules.0.group: must be a group path such as /cms or /cms/$1']);
+    assert.deepEqual(problems({ entitlementRules: [{ pattern: '^x$', group: '/cms', assertedBy: { entityIds: [], registrationAuthorities: [] } }] }), ['entitlementRules.0.assertedBy: name at least one entityId or registrationAuthority']);
+    assert.deepEqual(problems({ entitlementRules: [{ pattern: '^x$', group: '/cms' }] }).length, 1);
     assert.deepEqual(problems({ clockSkewSeconds: -1 }).length, 1);
     assert.deepEqual(problems({ unknownOption: true }).length, 1);
   });
