@@ -26,7 +26,10 @@
  * certificate bindings, the scope policy in getResourceServerInfo — stays
  * oidc-provider's and fedgate's usual path. Nothing is stored widened: a
  * refresh token written during the request gets the artifact's own scope and
- * resources back. oidc-provider offers no hook for this; it is written here.
+ * resources back, except that a resource named at the first redemption of a
+ * code or device code (a narrowing of an "any" grant) is kept by the grant
+ * and its refresh token. oidc-provider offers no hook for this; it is written
+ * here.
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
 import type { ParsedUrlQuery } from 'node:querystring';
@@ -47,6 +50,13 @@ export interface TokenRequestView {
   narrower: string[];
   /** Resource servers added, with the granted scopes each accepts. */
   resources: Map<string, string[]>;
+  /**
+   * Named at the first redemption (code, device code): the grant keeps them,
+   * and the refresh token is for them from then on (as INDIGO IAM keeps the
+   * audience of the first token request; oidc-agent sends `--aud` of
+   * oidc-gen only then).
+   */
+  persist: boolean;
 }
 
 const current = new AsyncLocalStorage<TokenRequestView>();
@@ -98,10 +108,18 @@ export async function tokenRequestView(
     resources.set(resource, accepted);
   }
   if (!narrower.length && !resources.size) return {};
+  const persist = artifact.model !== 'RefreshToken' && resources.size > 0;
+  if (persist) {
+    // A narrowing of a grant for any WLCG service (or none) to the named ones: kept for the grant's later refreshes.
+    const grant = await provider.Grant.find(found.grantId).catch(() => undefined);
+    if (!grant) return {};
+    for (const [resource, scopes] of resources) grant.addResourceScope(resource, scopes.join(' '));
+    await grant.save();
+  }
   return {
     view: {
       model: artifact.model, id: value, grantId: found.grantId,
-      original: { scope: found.scope, resource: found.resource }, narrower, resources,
+      original: { scope: found.scope, resource: found.resource }, narrower, resources, persist,
     },
   };
 }
@@ -145,7 +163,9 @@ export function viewingAdapterFactory(factory: (model: string) => Adapter): (mod
         if (view && model === 'RefreshToken' && payload.grantId === view.grantId) {
           const { resource: _resource, ...rest } = payload;
           const restored: AdapterPayload = { ...rest, scope: view.original.scope ?? '' };
-          if (view.original.resource !== undefined) restored.resource = view.original.resource as AdapterPayload['resource'];
+          const named = [...view.resources.keys()];
+          const resource = view.persist ? (named.length === 1 ? named[0] : named) : view.original.resource;
+          if (resource !== undefined) restored.resource = resource as AdapterPayload['resource'];
           return inner.upsert(id, restored, expiresIn);
         }
         return inner.upsert(id, payload, expiresIn);

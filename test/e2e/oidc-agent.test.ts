@@ -79,6 +79,10 @@ describe('oidc-agent against fedgate', () => {
     await generateWithDeviceFlow('storage', [
       '--scope=openid offline_access storage.read:/store/cms', '--aud=https://storage.demo',
     ]);
+    // The audience named at generation holds for the account's later tokens (oidc-agent sends it only then).
+    const later = decodeJwt(await token(['--force-new', 'storage'])).payload;
+    assert.equal(later.aud, 'https://storage.demo');
+    assert.equal(later.scope, 'storage.read:/store/cms');
     const storage = decodeJwt(await token(['--aud=https://storage.demo', 'storage'])).payload;
     assert.equal(storage.aud, 'https://storage.demo');
     assert.equal(storage.scope, 'storage.read:/store/cms');

@@ -91,7 +91,7 @@ describe('the dialects of standard clients', () => {
     assert.match(String(ml.body.error_description), /no scope that https:\/\/ml\.demo accepts/);
 
     // The same with the body as curl sends it (colons unencoded), at the device code redemption.
-    const raw = await post('/device/auth', { scope: 'openid storage.read:/store/cms' }, basic('demo-cli', ''));
+    const raw = await post('/device/auth', { scope: 'openid offline_access storage.read:/store/cms' }, basic('demo-cli', ''));
     await approveOnDevicePage(new Browser(), `${server.issuer}/device`, raw.body.user_code as string, { username: 'alice', password: 'alice-password' });
     const redeemed = await fetch(`${server.issuer}/token`, {
       method: 'POST',
@@ -99,7 +99,14 @@ describe('the dialects of standard clients', () => {
       body: `grant_type=urn:ietf:params:oauth:grant-type:device_code&device_code=${raw.body.device_code as string}&audience=https://storage.demo`,
     });
     assert.equal(redeemed.status, 200);
-    assert.equal(decodeJwt((await redeemed.json() as { access_token: string }).access_token).payload.aud, 'https://storage.demo');
+    const first = await redeemed.json() as { access_token: string; refresh_token: string };
+    assert.equal(decodeJwt(first.access_token).payload.aud, 'https://storage.demo');
+    // Named at the first redemption, the service stays the grant's: a plain refresh is for it too.
+    const again = await post('/token', { grant_type: 'refresh_token', refresh_token: first.refresh_token }, basic('demo-cli', ''));
+    assert.equal(again.status, 200, JSON.stringify(again.body));
+    const againJwt = decodeJwt(again.body.access_token as string).payload;
+    assert.equal(againJwt.aud, 'https://storage.demo');
+    assert.equal(againJwt.scope, 'storage.read:/store/cms');
 
     // A grant for one server is not widened to another.
     const forStorage = await deviceTokens({ scope: 'openid offline_access storage.read:/store/cms', resource: 'https://storage.demo' });
