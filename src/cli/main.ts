@@ -6,6 +6,7 @@ import { ConfigError, loadConfig, type Config } from '../config/index.ts';
 import { signedTokenHorizon } from '../config/lifetimes.ts';
 import { createLogger } from '../observability/logger.ts';
 import { keyState, loadOrCreateKeys, rotateKeys, RotationPendingError } from '../keys/index.ts';
+import { runX509Command, X509_USAGE } from '../federation/x509/cli.ts';
 import { DATASOURCE_USAGE, parseDatasourceCommand, runDatasourceCommand, UsageError, type DatasourceCommand } from '../datasources/cli.ts';
 import { readStoredDataSources } from '../datasources/index.ts';
 import { createStore, probeRedis, StoreProbeError } from '../store/index.ts';
@@ -24,7 +25,7 @@ const USAGE = `usage: npm run fedgate -- <command>
   accounts disable|enable <username>
                                     disable (revoking its grants) or re-enable an account
   hash-password                     read a password on stdin, print its argon2id hash
-${DATASOURCE_USAGE}`;
+${DATASOURCE_USAGE}${X509_USAGE}`;
 
 /** Seconds after which no token signed by a retired key can be valid (data sources in the store included). */
 async function storedTokenHorizon(config: Config): Promise<number> {
@@ -49,6 +50,7 @@ async function readStdin(): Promise<string> {
 }
 
 async function main(argv: string[]): Promise<number> {
+  if (argv[0] === 'x509') return runX509Command(argv.slice(1), (await loadConfig(process.env)).x509, process);
   // The datasource commands have options of their own.
   let datasource: DatasourceCommand | undefined;
   if (argv[0] === 'datasource' && !argv.includes('--help') && !argv.includes('-h')) {

@@ -35,12 +35,12 @@ import { normaliseDn } from './dn.ts';
 import { loadServerCredentials, startMtlsListener, type MtlsListener } from './listener.ts';
 import { LINK_PATH, LOGIN_PATH, x509Routes } from './routes.ts';
 import { TrustSnapshot, TrustStore } from './trust-store.ts';
-import { verifyChain, type CertificateVerification, type VerifyOptions } from './verify.ts';
+import { verifyChain, verifyOptionsFrom, type CertificateVerification } from './verify.ts';
 
 export { certificateIssuerDn, certificateSubjectDn, DnSyntaxError, formatDn, isDn, normaliseDn, parseDn, type DistinguishedName } from './dn.ts';
 export { certificatesFromInput, derToPem, parseCertificate, parseCrl, type ParsedCertificate, type ParsedCrl } from './certificate.ts';
 export { loadTrustDirectory, TrustSnapshot, TrustStore } from './trust-store.ts';
-export { MAX_CHAIN_LENGTH, verifyChain, type CertificateRefusal, type CertificateVerification, type VerifiedCertificate, type VerifyOptions, type X509FailureReason } from './verify.ts';
+export { MAX_CHAIN_LENGTH, verifyChain, verifyOptionsFrom, type CertificateRefusal, type CertificateVerification, type VerifiedCertificate, type VerifyOptions, type X509FailureReason } from './verify.ts';
 export { LINK_PATH, LOGIN_PATH, usernameFromName, X509_PREFIX, type X509RefusalReason } from './routes.ts';
 export { MTLS_SERVER_FILE, selfSignedServerCertificate } from './listener.ts';
 
@@ -158,9 +158,7 @@ export async function createX509Bridge(deps: X509BridgeDeps): Promise<X509Bridge
   if (options.enabled && trust && trust.snapshot.anchors.length === 0) {
     logger.warn({ dir: options.trustAnchorsDir }, 'X.509 login is enabled but the trust anchor directory holds no CA certificate: every certificate will be refused');
   }
-  const verifyOptions: VerifyOptions = {
-    crl: options.crl, proxyCertificates: options.proxyCertificates, clockSkewSeconds: options.clockSkewSeconds, algorithms: options.algorithms,
-  };
+  const verifyOptions = verifyOptionsFrom(options);
   const extraction = createCertificateExtraction(config, logger);
 
   const verify = (chain: Buffer[], now?: Date): CertificateVerification =>

@@ -17,6 +17,7 @@ import { DEFAULT_ALGORITHM_POLICY, unusableKey, weakKey, weakSignature, type Alg
 import {
   hasKeyUsage, KEY_USAGE, KNOWN_EXTENSIONS, mayHaveIssued, OID, parseCertificate, signatureScheme, signedBy, type ParsedCertificate,
 } from './certificate.ts';
+import type { X509Config } from '../../config/x509-schema.ts';
 import type { TrustSnapshot } from './trust-store.ts';
 import type { DistinguishedName } from './dn.ts';
 
@@ -107,6 +108,15 @@ export interface VerifyOptions {
   algorithms?: AlgorithmPolicy | undefined;
   /** Accept RFC 3820 and legacy Globus proxy certificates. */
   proxyCertificates: boolean;
+}
+
+/**
+ * The verification options of the configuration (`x509.crl`,
+ * `x509.proxyCertificates`, `x509.clockSkewSeconds`, `x509.algorithms`):
+ * what certificate login and the offline verifier both use.
+ */
+export function verifyOptionsFrom(x509: Pick<X509Config, 'crl' | 'proxyCertificates' | 'clockSkewSeconds' | 'algorithms'>): VerifyOptions {
+  return { crl: x509.crl, proxyCertificates: x509.proxyCertificates, clockSkewSeconds: x509.clockSkewSeconds, algorithms: x509.algorithms };
 }
 
 /** Longest chain a client may send. */
