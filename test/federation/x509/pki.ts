@@ -6,7 +6,7 @@
  * lives in a temporary directory the caller removes; no key leaves it.
  */
 import { execFile } from 'node:child_process';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { appendFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -31,13 +31,15 @@ export interface Ca extends Issued {
 }
 
 export interface KeyOptions {
-  /** `rsa` for RSA-2048; EC P-256 otherwise (faster). */
-  rsa?: boolean;
+  /** `rsa` for RSA-2048 (or that many bits); EC P-256 otherwise (faster). */
+  rsa?: boolean | number;
 }
 
 export interface IssueOptions extends KeyOptions {
   /** Lines of the extension section. */
   extensions?: string[];
+  /** Signature digest (`openssl ca -md`), default sha256. */
+  md?: string;
   /** `YYMMDDHHMMSSZ` validity bounds (for expired certificates). */
   startDate?: string;
   endDate?: string;
@@ -98,7 +100,7 @@ export class Pki {
   }
 
   #keyArgs(options: KeyOptions): string[] {
-    return options.rsa ? ['-newkey', 'rsa:2048'] : ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1'];
+    return options.rsa ? ['-newkey', `rsa:${options.rsa === true ? 2048 : options.rsa}`] : ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1'];
   }
 
   async #load(name: string, subject: string, certFile: string, keyFile: string): Promise<Issued> {
@@ -136,13 +138,14 @@ export class Pki {
   }
 
   /** A self-signed root CA. */
-  async root(name: string, subject: string, options: KeyOptions & { pathlen?: number } = {}): Promise<Ca> {
+  async root(name: string, subject: string, options: KeyOptions & { pathlen?: number; md?: string; days?: number; extensions?: string[] } = {}): Promise<Ca> {
     const certFile = join(this.dir, `${name}.pem`);
     const keyFile = join(this.dir, `${name}.key`);
     const config = join(this.dir, `${name}.req.cnf`);
-    await writeFile(config, `${REQ_CONFIG}[ext]\n${caExtensions(options.pathlen).filter((l) => !l.startsWith('authorityKeyIdentifier')).join('\n')}\n`);
+    const extensions = options.extensions ?? caExtensions(options.pathlen).filter((l) => !l.startsWith('authorityKeyIdentifier'));
+    await writeFile(config, `${REQ_CONFIG}[ext]\n${extensions.join('\n')}\n`);
     await this.openssl('req', '-config', config, '-utf8', '-x509', ...this.#keyArgs(options), '-nodes', '-keyout', keyFile,
-      '-out', certFile, '-subj', subject, '-days', '3650', '-set_serial', String(this.#serial++), '-extensions', 'ext');
+      '-out', certFile, '-subj', subject, '-days', String(options.days ?? 3650), '-set_serial', String(this.#serial++), '-extensions', 'ext', ...(options.md ? [`-${options.md}`] : []));
     const issued = await this.#load(name, subject, certFile, keyFile);
     return { ...issued, config: await this.#caDatabase(name, certFile, keyFile) };
   }
@@ -155,13 +158,13 @@ export class Pki {
     await this.openssl('req', '-config', join(this.dir, 'req.cnf'), '-utf8', '-new', ...this.#keyArgs(options), '-nodes', '-keyout', keyFile, '-out', csr, '-subj', subject);
     const ext = await this.#ext(name, options.extensions ?? USER_EXTENSIONS);
     const dates = options.startDate ? ['-startdate', options.startDate, '-enddate', options.endDate!] : ['-days', String(options.days ?? 30)];
-    await this.openssl('ca', '-config', ca.config, '-batch', '-notext', '-utf8', '-preserveDN', '-in', csr, '-out', certFile, '-extfile', ext, '-extensions', 'ext', ...dates);
+    await this.openssl('ca', '-config', ca.config, '-batch', '-notext', '-utf8', '-preserveDN', '-in', csr, '-out', certFile, '-extfile', ext, '-extensions', 'ext', ...dates, ...(options.md ? ['-md', options.md] : []));
     return this.#load(name, subject, certFile, keyFile);
   }
 
   /** An intermediate CA issued by `ca`. */
-  async intermediate(ca: Ca, name: string, subject: string, options: KeyOptions & { pathlen?: number } = {}): Promise<Ca> {
-    return this.asCa(await this.issue(ca, name, subject, { ...options, extensions: caExtensions(options.pathlen), days: 365 }));
+  async intermediate(ca: Ca, name: string, subject: string, options: IssueOptions & { pathlen?: number } = {}): Promise<Ca> {
+    return this.asCa(await this.issue(ca, name, subject, { days: 365, ...options, extensions: options.extensions ?? caExtensions(options.pathlen) }));
   }
 
   /** Gives an issued certificate an `openssl ca` database, so it can issue (openssl does not check it may). */
@@ -185,10 +188,16 @@ export class Pki {
   }
 
   /** The CA's CRL (PEM text); `lastUpdate`/`nextUpdate` as `YYMMDDHHMMSSZ` for stale ones. */
-  async crl(ca: Ca, options: { lastUpdate?: string; nextUpdate?: string } = {}): Promise<string> {
+  async crl(ca: Ca, options: { lastUpdate?: string; nextUpdate?: string; extensions?: string[] } = {}): Promise<string> {
     const out = join(this.dir, `${ca.name}-${this.#serial++}.crl`);
     const dates = options.nextUpdate ? ['-crl_lastupdate', options.lastUpdate!, '-crl_nextupdate', options.nextUpdate] : [];
-    await this.openssl('ca', '-config', ca.config, '-gencrl', '-out', out, ...dates);
+    let exts: string[] = [];
+    if (options.extensions) {
+      const section = `crl_ext_${this.#serial++}`;
+      await appendFile(ca.config, `[${section}]\n${options.extensions.join('\n')}\n`);
+      exts = ['-crlexts', section];
+    }
+    await this.openssl('ca', '-config', ca.config, '-gencrl', '-out', out, ...dates, ...exts);
     return readFile(out, 'utf8');
   }
 
