@@ -6,12 +6,10 @@
  * input, including the `undefined` Casbin passes for a value missing from a
  * short policy line, gives a boolean and never an exception.
  */
-import { normaliseScopePath, pathWithin, scopeCovered } from '../oidc/resource-servers.ts';
+import { isBareStorageCapability, isPathScope, parseStorageScope, pathWithin, scopeCovered } from '../scopes/wlcg.ts';
 
-/** A WLCG storage capability with its path (`storage.read:/store/cms`). */
-const PATH_SCOPE = /^(storage\.(?:read|create|modify|stage|poll)):(\/.*)$/;
-/** A WLCG storage capability without a path: the rule's object decides the path. */
-const BARE_STORAGE = /^storage\.(?:read|create|modify|stage|poll)$/;
+/** Whether a rule's action is a WLCG storage scope with a path, for which {@link actionMatch} does more than compare. */
+export { isPathScope };
 
 /**
  * An object pattern, compiled once for repeated matching.
@@ -112,12 +110,8 @@ export function objectMatch(obj: string, pattern: string): boolean {
 export function actionMatch(act: string, pattern: string): boolean {
   if (pattern === '*') return true;
   if (typeof act !== 'string' || typeof pattern !== 'string') return false;
+  // Equal strings match (rules.ts admits only storage scopes in normal form into a rule).
   return act === pattern || scopeCovered(act, [pattern]);
-}
-
-/** Whether the pattern is a WLCG storage scope with a path, for which {@link actionMatch} does more than compare. */
-export function isPathScope(pattern: string): boolean {
-  return PATH_SCOPE.test(pattern);
 }
 
 /**
@@ -141,18 +135,18 @@ export function scopeMatch(scopes: string, required: string, obj: string): boole
 /** {@link scopeMatch} with the token's scopes already split on spaces. */
 export function scopeMatchTokens(tokens: readonly string[], required: string, obj: string): boolean {
   if (typeof required !== 'string' || required === '') return true;
-  if (BARE_STORAGE.test(required)) {
+  if (isBareStorageCapability(required)) {
     if (typeof obj !== 'string' || obj[0] !== '/' || objectSegments(obj) === undefined) return false;
     for (const token of tokens) {
-      const m = PATH_SCOPE.exec(token);
+      // A token scope whose path is not in normal form covers nothing.
+      const held = parseStorageScope(token);
       // WLCG profile 1.2 §2.2.1: storage.stage also authorizes poll (never read); other capabilities only themselves.
-      if (m === null || (m[1] !== required && !(required === 'storage.poll' && m[1] === 'storage.stage'))) continue;
-      const base = normaliseScopePath(m[2]!);
-      if (base !== undefined && pathWithin(obj, base)) return true;
+      const capable = held !== undefined && (held.capability === required || (required === 'storage.poll' && held.capability === 'storage.stage'));
+      if (capable && pathWithin(obj, held.path)) return true;
     }
     return false;
   }
-  if (PATH_SCOPE.test(required)) {
+  if (isPathScope(required)) {
     for (const token of tokens) {
       if (scopeCovered(required, [token])) return true;
     }

@@ -5,7 +5,7 @@ import type { Groups } from '../accounts/groups.ts';
 import type { Config } from '../config/schema.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { Store } from '../store/store.ts';
-import { scopeCovered } from '../oidc/resource-servers.ts';
+import { scopeCovered } from '../scopes/wlcg.ts';
 import { withLock } from '../store/lock.ts';
 import { PolicyEngine } from './engine.ts';
 import { isPathScope, objectMatch, scopeMatch } from './functions.ts';
@@ -353,8 +353,10 @@ export class PolicyService implements PolicyDecisionPoint {
         continue;
       }
       if (options.references === false) continue;
-      if (line.ptype === 'p' && (line.values[1] === SCOPE_DOMAIN || line.values[1] === EXCHANGE_DOMAIN) && line.values[2] !== '*' && !this.#deps.audienceExists(line.values[2]!)) {
-        problems.push(`${at}: ${line.values[2]} is not the audience of a configured resource server`);
+      // In the exchange domain the issuer stands for ID tokens (impersonating a user as fedgate itself).
+      const issuerInExchange = line.values[1] === EXCHANGE_DOMAIN && line.values[2] === this.#deps.config.issuer;
+      if (line.ptype === 'p' && (line.values[1] === SCOPE_DOMAIN || line.values[1] === EXCHANGE_DOMAIN) && line.values[2] !== '*' && !issuerInExchange && !this.#deps.audienceExists(line.values[2]!)) {
+        problems.push(`${at}: ${line.values[2]} is not the audience of a configured resource server${line.values[1] === EXCHANGE_DOMAIN ? ' (or the issuer, for ID tokens)' : ''}`);
       }
       const names = line.ptype === 'g' ? [line.values[0]!, line.values[1]!] : line.ptype === 'p' ? [line.values[0]!] : [];
       for (const name of names) {

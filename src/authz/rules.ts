@@ -3,6 +3,7 @@
  * import/export, canonical line identities, syntax validation, and the
  * group hierarchy lines fedgate derives from group paths.
  */
+import { storageScopeProblem } from '../scopes/wlcg.ts';
 import { EXCHANGE_BY_DOMAIN, EXCHANGE_DOMAIN, SCOPE_DOMAIN, type PolicyLine } from './types.ts';
 
 /** Values per line type, as the model declares them. */
@@ -218,6 +219,12 @@ function exchangeActionProblem(domain: string, value: string): string | undefine
   return `invalid action ${JSON.stringify(value)}: in ${EXCHANGE_DOMAIN}, expected delegate, impersonate, outlive, offline_access, a scope or *`;
 }
 
+/** A storage scope in a rule (action or required scope) must name its path in normal form, as tokens must (src/scopes). */
+function scopePathProblem(what: string, value: string): string | undefined {
+  const problem = storageScopeProblem(value);
+  return problem === undefined ? undefined : `invalid ${what} ${JSON.stringify(value)}: the storage path is not in normal form (${problem})`;
+}
+
 function accessActionProblem(value: string): string | undefined {
   if (value === '*' || HTTP_METHODS.has(value) || OPERATION.test(value)) return undefined;
   return `invalid action ${JSON.stringify(value)}: expected *, an HTTP method in upper case (${[...HTTP_METHODS].join(' ')}) or an operation name such as read`;
@@ -270,6 +277,8 @@ export function validateLine(line: PolicyLine, domains: ReadonlySet<string>): st
     ?? (domain === EXCHANGE_DOMAIN && !subject.startsWith('client:') ? `a rule in ${EXCHANGE_DOMAIN} is about the client that exchanges: its subject must be client:<id>` : undefined)
     ?? (effect === 'allow' || effect === 'deny' ? undefined : `invalid effect ${JSON.stringify(effect)}: expected allow or deny`)
     ?? (scope === '' || SCOPE_TOKEN.test(scope) ? undefined : `invalid required scope ${JSON.stringify(scope)}: expected a scope (no spaces or quotes) or nothing`)
+    ?? scopePathProblem('action', action)
+    ?? scopePathProblem('required scope', scope)
     ?? (effect === 'deny' && scope !== '' ? `a deny rule cannot require a scope (${JSON.stringify(scope)}): it would stop applying to tokens without it` : undefined);
 }
 

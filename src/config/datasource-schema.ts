@@ -8,6 +8,7 @@
  */
 import { z } from 'zod';
 import { LIFETIME_MAXIMUMS } from './lifetimes.ts';
+import { isNormalStoragePath, storageScopeProblem } from '../scopes/wlcg.ts';
 
 /** Kinds of data source (the `kind` of a resource server). */
 export const DATA_SOURCE_KINDS = ['storage', 'compute', 'ml', 'sync', 'other'] as const;
@@ -19,20 +20,18 @@ export const DATA_SOURCE_NAME = /^[a-z0-9][a-z0-9-]{0,62}$/;
 export const RESERVED_DOMAINS: ReadonlySet<string> = new Set(['scopes', 'exchange', 'exchange-by']);
 /** HTTP methods a named operation may stand for. */
 export const OPERATION_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'] as const;
-/** The WLCG compute capability scopes (WLCG profile §2.2.1): the default of a compute data source. */
-export const WLCG_COMPUTE_SCOPES = ['compute.read', 'compute.modify', 'compute.create', 'compute.cancel'] as const;
-/** The WLCG storage capabilities a storage base path turns into scopes. */
-export const WLCG_STORAGE_CAPABILITIES = ['storage.read', 'storage.create', 'storage.modify', 'storage.stage', 'storage.poll'] as const;
+// The WLCG compute scopes (the default of a compute data source) and the storage capabilities a base path turns into scopes.
+export { WLCG_COMPUTE_SCOPES, WLCG_STORAGE_CAPABILITIES } from '../scopes/wlcg.ts';
 
 const NAME_MESSAGE = 'lower-case letters, digits and - only, starting with a letter or digit (at most 63)';
 const name = z.string().regex(DATA_SOURCE_NAME, NAME_MESSAGE);
 /** RFC 6749 §3.3 scope-token: printable ASCII except space, `"` and `\`. */
 const scopeToken = z.string().regex(/^[\x21\x23-\x5B\x5D-\x7E]{1,300}$/, 'must be a scope (printable ASCII, no spaces, quotes or backslashes)');
 const groupPath = z.string().regex(/^(\/(?!\.\.?(?:\/|$))[A-Za-z0-9._-]+)+$/, 'must be a group path such as /cms/production');
-/** An absolute path without `.`/`..` segments, `//` or white space (`/`, `/data`, `/store/cms`). */
+/** A storage path in normal form (src/scopes), a trailing slash allowed (`/`, `/data`, `/store/cms/`). */
 const absolutePath = z.string().max(1000).refine(
-  (v) => v === '/' || (/^(\/[^/\s]+)+\/?$/.test(v) && !v.split('/').some((s) => s === '.' || s === '..')),
-  'must be an absolute path such as /data (no . or .. segments, no //, no spaces)',
+  (v) => isNormalStoragePath(v.length > 1 && v.endsWith('/') ? v.slice(0, -1) : v),
+  'must be an absolute path such as /data (no . or .. segments, no //, no percent-encoding or spaces)',
 );
 
 /**
@@ -126,10 +125,8 @@ export const dataSourceSchema = z.object({
     ctx.addIssue({ code: 'custom', path: ['accessTokenTtl'], message: `above the maximum of ${LIFETIME_MAXIMUMS.accessToken} s (6 h, AARC-G081, WLCG profile §4.3.1); shorten it, or document the risk assessment that allows it in lifetimeException` });
   }
   ds.scopes?.forEach((scope, i) => {
-    const storage = /^storage\.(read|create|modify|stage|poll):(.*)$/.exec(scope);
-    if (storage && !absolutePath.safeParse(storage[2]).success) {
-      ctx.addIssue({ code: 'custom', path: ['scopes', i], message: 'a storage scope path must be absolute (storage.read:/data)' });
-    }
+    const problem = storageScopeProblem(scope);
+    if (problem) ctx.addIssue({ code: 'custom', path: ['scopes', i], message: `a storage scope path must be absolute and in normal form (storage.read:/data): ${problem}` });
   });
   if (RESERVED_DOMAINS.has(ds.domain ?? ds.name)) {
     ctx.addIssue({ code: 'custom', path: [ds.domain ? 'domain' : 'name'], message: `${ds.domain ?? ds.name} is one of fedgate's own policy domains` });

@@ -5,6 +5,7 @@ import type { z } from 'zod';
 import { demoRealm } from './demo-realm.ts';
 import { longLifetimeProblem, longLifetimes } from './lifetimes.ts';
 import { ADMIN_API_PATH, ADMIN_SCOPE, fileConfigSchema, isHostClientId, WLCG_ANY_AUDIENCE, type Config, type FileConfig } from './schema.ts';
+import { storageScopeProblem } from '../scopes/wlcg.ts';
 
 export * from './schema.ts';
 
@@ -75,6 +76,10 @@ function crossCheck(config: FileConfig): string[] {
     if (client.grantTypes.includes('authorization_code') && client.redirectUris.length === 0) {
       problems.push(`${at}.redirectUris: authorization_code needs at least one redirect URI`);
     }
+    client.scopes?.forEach((scope, j) => {
+      const problem = storageScopeProblem(scope);
+      if (problem) problems.push(`${at}.scopes.${j}: the storage path must be absolute and in normal form (e.g. storage.read:/store): ${problem}`);
+    });
     client.redirectUris.forEach((uri, j) => {
       const parsed = URL.parse(uri);
       if (!parsed) problems.push(`${at}.redirectUris.${j}: must be an absolute URI`);
@@ -94,10 +99,8 @@ function crossCheck(config: FileConfig): string[] {
     rs.scopes.forEach((scope, j) => {
       if (scope === ADMIN_SCOPE) problems.push(`resourceServers.${i}.scopes.${j}: ${ADMIN_SCOPE} is the scope of the built-in admin API resource server only`);
       if (/\s/.test(scope)) problems.push(`resourceServers.${i}.scopes.${j}: must not contain white space`);
-      const storage = /^storage\.(read|create|modify|stage|poll):(.*)$/.exec(scope);
-      if (storage && !storage[2]!.startsWith('/')) {
-        problems.push(`resourceServers.${i}.scopes.${j}: storage scope path must be absolute (e.g. storage.read:/store)`);
-      }
+      const problem = storageScopeProblem(scope);
+      if (problem) problems.push(`resourceServers.${i}.scopes.${j}: the storage path must be absolute and in normal form (e.g. storage.read:/store): ${problem}`);
     });
   });
   const declared = new Set(config.groups.map((g) => g.path));

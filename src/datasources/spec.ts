@@ -11,7 +11,7 @@ import {
   type DataSourceKind, type DataSourceSpec,
 } from '../config/datasource-schema.ts';
 import type { ResourceServerConfig, ServiceConfig } from '../config/schema.ts';
-import { scopeCovered } from '../oidc/resource-servers.ts';
+import { scopeCovered } from '../scopes/wlcg.ts';
 import { DataSourceError, type FieldProblem } from './errors.ts';
 
 /** The policy domain of scope rules (src/authz/types.ts SCOPE_DOMAIN). */

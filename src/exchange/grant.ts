@@ -15,7 +15,7 @@ import type { ClientConfig, ResourceServerConfig } from '../config/schema.ts';
 import { EXCHANGE_BY_DOMAIN, EXCHANGE_DOMAIN } from '../authz/types.ts';
 import { effectiveGroups } from '../accounts/accounts.ts';
 import { accountClaims } from '../oidc/claims.ts';
-import { isGroupSelectionScope, scopeCovered } from '../oidc/resource-servers.ts';
+import { isGroupSelectionScope, scopeCovered, storageScopeProblem } from '../scopes/wlcg.ts';
 import { EXCHANGED_GRANT_PREFIX, linkChildGrant, recordJwtAccessToken } from '../oidc/adapter.ts';
 import type { Services } from '../services.ts';
 import { exchangeRecordKey, PresentedTokens, TokenTypeMismatch, UnusableToken, type ActorClaim, type PresentedToken } from './presented-token.ts';
@@ -154,13 +154,17 @@ export function registerTokenExchange(provider: Provider, deps: TokenExchangeDep
   }
 
   /** Is this client allowed to exchange into `audience` in `mode`? (domain `exchange`, and `exchange-by` for the subject) */
-  function authorize(clientId: string, subject: PresentedToken & { account: Account }, audience: string | undefined, mode: Mode): void {
+  function authorize(clientId: string, subject: PresentedToken & { account: Account }, resourceAudience: string | undefined, mode: Mode): void {
+    // An ID token has no resource server: impersonating with one asserts the user's identity as fedgate itself, so it
+    // takes an impersonate rule for fedgate's issuer (or *), as impersonation for any audience takes one for that audience.
+    const audience = resourceAudience ?? (mode === 'impersonate' ? config.issuer : undefined);
     const asClient = { subject: `client:${clientId}`, domain: EXCHANGE_DOMAIN, object: audience ?? '*', scopes: [] as string[] };
     const modeAllowed = (m: string) => policy.allowed({ ...asClient, action: m }) && (m !== 'impersonate' || policy.allowedExplicitly({ ...asClient, action: m }));
     // An ID token (no audience but the client itself, no scopes) needs only that the client exchanges, and may exchange this subject's tokens.
     const hasRules = () => policy.hasRulesFor({ subject: `client:${clientId}` }, EXCHANGE_DOMAIN);
     if (audience === undefined ? !hasRules() : !modeAllowed(mode)) {
       if (audience === undefined || !hasRules()) throw new errors.UnauthorizedClient('the client is not allowed to exchange tokens');
+      if (resourceAudience === undefined) throw new errors.UnauthorizedClient('the client may not impersonate users in ID tokens (no impersonate rule for this issuer)');
       const other = mode === 'delegate' ? 'impersonate' : 'delegate';
       if (modeAllowed(other)) {
         throw new errors.UnauthorizedClient(mode === 'impersonate'
@@ -193,6 +197,8 @@ export function registerTokenExchange(provider: Provider, deps: TokenExchangeDep
     const explicit = scopeParam === undefined ? undefined : scopeParam.split(' ').filter(Boolean);
     const held = subject.scopes.filter((s) => !OIDC_ONLY.has(s));
     const asked = (explicit ?? held).filter((s) => !OIDC_ONLY.has(s));
+    const malformed = explicit?.filter((s) => storageScopeProblem(s) !== undefined) ?? [];
+    if (malformed.length) throw new errors.InvalidScope(`the storage path of ${malformed.join(' ')} is not in normal form`, malformed.join(' '));
     const notHeld = asked.filter((s) => !scopeCovered(s, held));
     if (explicit && notHeld.length) throw new errors.InvalidScope(`the subject token does not hold ${notHeld.join(' ')}`, notHeld.join(' '));
     const audience = rs?.audience ?? config.issuer;

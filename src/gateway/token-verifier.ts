@@ -16,6 +16,7 @@ import { effectiveGroups, type Account, type Accounts } from '../accounts/accoun
 import { WLCG_ANY_AUDIENCE, type ResourceServerConfig } from '../config/schema.ts';
 import { toPublicJwk } from '../keys/index.ts';
 import { fromExchange } from '../exchange/token-types.ts';
+import { storageScopeProblem } from '../scopes/wlcg.ts';
 import { BoundedMap } from '../util/bounded-map.ts';
 import { InvalidToken, unavailable } from './errors.ts';
 
@@ -166,8 +167,9 @@ function stringList(value: unknown): string[] | undefined {
   return undefined;
 }
 
+/** A token's scopes, less storage scopes whose path is not in normal form (src/scopes): those grant nothing and are not passed on. */
 function scopeList(scope: unknown): string[] {
-  return typeof scope === 'string' ? scope.split(' ').filter(Boolean) : [];
+  return typeof scope === 'string' ? scope.split(' ').filter((s) => s !== '' && storageScopeProblem(s) === undefined) : [];
 }
 
 function binding(jkt: unknown, x5t: unknown): TokenBinding | undefined {

@@ -1,7 +1,7 @@
 import type { Account } from '../accounts/accounts.ts';
 import { effectiveGroups } from '../accounts/accounts.ts';
 import type { Config, TokenProfile } from '../config/schema.ts';
-import { requestedWlcgGroups } from './resource-servers.ts';
+import { requestedWlcgGroups } from '../scopes/wlcg.ts';
 
 /** Which claims each OIDC scope releases (ID token and userinfo). */
 export const SCOPE_CLAIMS = {

@@ -18,7 +18,8 @@ import { viewingAdapterFactory } from './token-request-view.ts';
 import { singleUseInitialAccessTokens } from './initial-access-token.ts';
 import { assertRefreshTarget } from './refresh-target.ts';
 import { accountClaims, profileTokenClaims, SCOPE_CLAIMS } from './claims.ts';
-import { ADMIN_SCOPE, isGroupSelectionScope, isWlcgScope, scopeCovered, scopeRelativeToBase } from './resource-servers.ts';
+import { ADMIN_SCOPE } from './resource-servers.ts';
+import { isGroupSelectionScope, isWlcgScope, scopeCovered, scopeRelativeToBase } from '../scopes/wlcg.ts';
 
 /** Everything the provider configuration needs from the rest of fedgate. */
 export interface ProviderDeps extends Services {

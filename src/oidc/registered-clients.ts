@@ -22,7 +22,8 @@
 import { errors } from 'oidc-provider';
 import { WLCG_ANY_AUDIENCE } from '../config/schema.ts';
 import type { KoaContextWithOIDC } from 'oidc-provider';
-import { ADMIN_SCOPE, isGroupSelectionScope, scopeCovered, type ResourceServers } from './resource-servers.ts';
+import { isGroupSelectionScope, scopeCovered } from '../scopes/wlcg.ts';
+import { ADMIN_SCOPE, type ResourceServers } from './resource-servers.ts';
 
 /** fedgate's client metadata holding a registered client's resource scopes (space-separated). */
 export const RESOURCE_SCOPE = 'resource_scope';

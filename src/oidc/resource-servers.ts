@@ -1,75 +1,7 @@
 import { ADMIN_API_PATH, ADMIN_SCOPE, WLCG_ANY_AUDIENCE, type ResourceServerConfig } from '../config/schema.ts';
+import { isGroupSelectionScope, scopeCovered, scopeUnderBase } from '../scopes/wlcg.ts';
 
 export { ADMIN_SCOPE };
-
-/** WLCG capability scopes that carry a path (WLCG profile §2.2.1). */
-const PATH_SCOPE = /^(storage\.(?:read|create|modify|stage|poll)):(\/.*)$/;
-/** WLCG group selection scopes (WLCG profile §3.1): `wlcg.groups` and `wlcg.groups:/cms`. */
-const WLCG_GROUPS_SCOPE = /^wlcg\.groups(?::(\/.+))?$/;
-
-/** Is this a WLCG capability scope with a path (`storage.read:/store`)? */
-export function isPathScope(scope: string): boolean {
-  return PATH_SCOPE.test(scope);
-}
-
-/**
- * Normalises a WLCG path: collapses repeated slashes and removes a trailing
- * slash, refusing `.` and `..` segments (a scope must not escape its base).
- */
-export function normaliseScopePath(path: string): string | undefined {
-  const segments = path.split('/').filter(Boolean);
-  if (segments.some((s) => s === '.' || s === '..')) return undefined;
-  return `/${segments.join('/')}`;
-}
-
-/** True when `path` is `base` or lies under it. */
-export function pathWithin(path: string, base: string): boolean {
-  return base === '/' || path === base || path.startsWith(`${base}/`);
-}
-
-/**
- * Whether `scope` is covered by one of `allowed`: equal, or a WLCG path scope
- * of the same capability under an allowed path (`storage.read:/store` covers
- * `storage.read:/store/cms`, never `storage.read:/`).
- */
-export function scopeCovered(scope: string, allowed: Iterable<string>): boolean {
-  const wanted = PATH_SCOPE.exec(scope);
-  const wantedPath = wanted ? normaliseScopePath(wanted[2]!) : undefined;
-  for (const candidate of allowed) {
-    if (candidate === scope) return wanted ? wantedPath !== undefined : true;
-    if (!wanted || wantedPath === undefined) continue;
-    const base = PATH_SCOPE.exec(candidate);
-    if (base && base[1] === wanted[1]) {
-      const basePath = normaliseScopePath(base[2]!);
-      if (basePath !== undefined && pathWithin(wantedPath, basePath)) return true;
-    }
-  }
-  return false;
-}
-
-const STORAGE_SCOPE_PATH = /^(storage\.[a-z]+):(\/.*)$/;
-
-/**
- * A storage scope as a storage rooted at `basePath` reads it (WLCG profile
- * §2.2.3 and §4.1.1: capabilities are relative to the VO's area at the site;
- * XRootD's and dCache's `base_path`): `storage.read:/store/cms` with base
- * `/store` is `storage.read:/cms`. Other scopes, and paths outside the base,
- * are returned as they are.
- */
-export function scopeRelativeToBase(scope: string, basePath: string): string {
-  const m = STORAGE_SCOPE_PATH.exec(scope);
-  if (!m || basePath === '/') return scope;
-  const path = m[2]!;
-  if (path === basePath) return `${m[1]}:/`;
-  return path.startsWith(`${basePath}/`) ? `${m[1]}:${path.slice(basePath.length)}` : scope;
-}
-
-/** The inverse of {@link scopeRelativeToBase}: a storage scope of a token for that storage, in fedgate's (absolute) terms. */
-export function scopeUnderBase(scope: string, basePath: string): string {
-  const m = STORAGE_SCOPE_PATH.exec(scope);
-  if (!m || basePath === '/') return scope;
-  return `${m[1]}:${m[2] === '/' ? basePath : `${basePath}${m[2]}`}`;
-}
 
 /** The resource server fedgate issues WLCG tokens for when a WLCG request names none. */
 const WLCG_ANY: ResourceServerConfig = {
@@ -103,29 +35,6 @@ export function adminResourceServer(issuer: string): ResourceServerConfig {
     accessTokenFormat: 'opaque',
     signingAlg: 'ES256',
   };
-}
-
-/** Is this a WLCG capability or group scope (one that makes a request a WLCG token request)? */
-export function isWlcgScope(scope: string): boolean {
-  return PATH_SCOPE.test(scope) || /^compute\.(read|modify|create|cancel)$/.test(scope) || WLCG_GROUPS_SCOPE.test(scope);
-}
-
-/** Is this a WLCG group selection scope (`wlcg.groups`, `wlcg.groups:/cms`)? */
-export function isGroupSelectionScope(scope: string): boolean {
-  return WLCG_GROUPS_SCOPE.test(scope);
-}
-
-/** Requested WLCG groups: `all` for bare `wlcg.groups`, plus explicit paths in request order. */
-export function requestedWlcgGroups(scopes: Iterable<string>): { all: boolean; explicit: string[] } {
-  let all = false;
-  const explicit: string[] = [];
-  for (const scope of scopes) {
-    const m = WLCG_GROUPS_SCOPE.exec(scope);
-    if (!m) continue;
-    if (m[1]) explicit.push(m[1]);
-    else all = true;
-  }
-  return { all, explicit };
 }
 
 /**
@@ -234,7 +143,7 @@ export class ResourceServers {
   acceptedScopes(rs: ResourceServerConfig, candidates: Iterable<string>): string[] {
     const accepted = new Set<string>();
     for (const scope of candidates) {
-      if (scopeCovered(scope, rs.scopes) || (rs.profile === 'wlcg' && WLCG_GROUPS_SCOPE.test(scope))) {
+      if (scopeCovered(scope, rs.scopes) || (rs.profile === 'wlcg' && isGroupSelectionScope(scope))) {
         // Kept verbatim: oidc-provider matches granted scopes by exact string.
         accepted.add(scope);
       }

@@ -58,10 +58,10 @@ describe('starting fedgate', () => {
     const file = join(dir, 'fedgate.yaml');
     await writeFile(file, [
       'clients:',
-      '  - { clientId: svc, grantTypes: [client_credentials] }',
+      '  - { clientId: svc, grantTypes: [client_credentials], scopes: ["storage.read:/a//b"] }',
       '  - { clientId: svc, clientSecret: aaaaaaaaaaaaaaaaaaaa, grantTypes: [authorization_code] }',
       'resourceServers:',
-      '  - { audience: "https://s.example", scopes: ["storage.read:relative"] }',
+      '  - { audience: "https://s.example", scopes: ["storage.read:relative", "storage.read:/store/%2e%2e/x"] }',
       'groups: [{ path: /cms }]',
       'users:',
       '  - { username: carol, groups: [/cms, /lhcb] }',
@@ -71,7 +71,9 @@ describe('starting fedgate', () => {
     assert.match(stderr, /clients\.0\.grantTypes: client_credentials needs a confidential client/);
     assert.match(stderr, /clients\.1\.clientId: duplicate client id svc/);
     assert.match(stderr, /clients\.1\.redirectUris: authorization_code needs at least one redirect URI/);
-    assert.match(stderr, /resourceServers\.0\.scopes\.0: storage scope path must be absolute/);
+    assert.match(stderr, /resourceServers\.0\.scopes\.0: the storage path must be absolute and in normal form/);
+    assert.match(stderr, /resourceServers\.0\.scopes\.1: the storage path must be absolute and in normal form .*percent-encoding/);
+    assert.match(stderr, /clients\.0\.scopes\.0: the storage path must be absolute and in normal form .*empty segment/);
     assert.match(stderr, /users\.0\.groups\.1: group \/lhcb is not declared under groups/);
     assert.doesNotMatch(stderr, /users\.0\.groups\.0/);
   });

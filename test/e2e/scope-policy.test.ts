@@ -33,6 +33,20 @@ describe('scope policy at token issuance', () => {
     assert.deepEqual(await scopesFor('alice', 'storage.read:/store/atlas', 'https://storage.demo'), [], 'not an /atlas member');
   });
 
+  it('grants no storage path that is not in normal form, whatever the policy and deny rules say', async () => {
+    // (A raw NUL is refused by oidc-provider at the authorization endpoint already.)
+    const tricks = ['%2e%2e', '.%2e', '%2e.', '%2E%2E', '..%2f..', '%00', '%252e%252e'];
+    const aliceAsks = tricks.map((t) => `storage.read:/store/cms/${t}/atlas`).concat('storage.read:/store/cms%00', 'storage.read:/store/cms//x', 'storage.read:/store/cms/');
+    assert.deepEqual(await scopesFor('alice', `${aliceAsks.join(' ')} storage.read:/store/cms/run1`, 'https://storage.demo'), ['storage.read:/store/cms/run1']);
+    // bob is denied /store/atlas/secret: a path that reaches it through an encoded dot segment must not beat the deny.
+    const bobAsks = tricks.map((t) => `storage.read:/store/atlas/public/${t}/secret`);
+    assert.deepEqual(await scopesFor('bob', `${bobAsks.join(' ')} storage.read:/store/atlas/public`, 'https://storage.demo'), ['storage.read:/store/atlas/public']);
+    // A client acting for itself, with storage.read:/ on its list, is held to the same form.
+    const service = await rp(server.issuer, 'demo-service', 'demo-service-secret');
+    const own = await oidc.clientCredentialsGrant(service, { resource: 'https://storage.demo', scope: 'storage.read:/home/%2e%2e/root storage.read:/home/alice' });
+    assert.equal(decodeJwt(own.access_token).payload.scope, 'storage.read:/home/alice');
+  });
+
   it('applies per-audience rules', async () => {
     assert.deepEqual(await scopesFor('bob', 'ml.inference ml.training', 'https://ml.demo'), ['ml.inference']);
     assert.deepEqual(await scopesFor('alice', 'ml.inference ml.training', 'https://ml.demo'), ['ml.training']);

@@ -122,7 +122,10 @@ describe('token exchange (RFC 8693)', () => {
     const narrower = await ask('storage.modify:/store/cms/user/alice/out');
     assert.equal(narrower.status, 200);
     assert.equal(narrower.body.scope, 'storage.modify:/store/cms/user/alice/out');
-    for (const scope of ['storage.read:/store', 'storage.read:/', 'storage.read:/store/cms/../atlas', 'storage.create:/store/cms', 'compute.cancel']) {
+    for (const scope of ['storage.read:/store', 'storage.read:/', 'storage.read:/store/cms/../atlas', 'storage.create:/store/cms', 'compute.cancel',
+      // Storage paths not in normal form are refused, however they are spelled.
+      'storage.read:/store/cms/%2e%2e/atlas', 'storage.read:/store/cms/.%2e/atlas', 'storage.read:/store/cms/..%2fatlas', 'storage.read:/store/cms%00',
+      'storage.read:/store/cms/\u0000', 'storage.read:/store/cms//x', 'storage.modify:/store/cms/%2E%2E']) {
       const wider = await ask(scope);
       assert.equal(wider.status, 400, scope);
       assert.equal(wider.body.error, 'invalid_scope', scope);
@@ -247,6 +250,26 @@ describe('token exchange (RFC 8693)', () => {
     const impersonation = await exchange('demo-portal', { subject_token: alice.access_token, subject_token_type: AT, audience: 'https://orchestrator.demo' });
     assert.equal(impersonation.status, 400);
     assert.equal(impersonation.body.error, 'unauthorized_client');
+  });
+
+  it('impersonates in an ID token only under an impersonate rule for the issuer', async () => {
+    const bob = await login('bob', 'openid ml.inference', 'https://ml.demo');
+    const asked = () => exchange('demo-service', { subject_token: bob.access_token, subject_token_type: AT, requested_token_type: ID });
+    // demo-service may impersonate /ml-users at https://ml.demo only: that is no licence to speak for them as fedgate.
+    const refused = await asked();
+    assert.equal(refused.status, 400, JSON.stringify(refused.body));
+    assert.equal(refused.body.error, 'unauthorized_client');
+    const rule = { ptype: 'p' as const, values: ['client:demo-service', 'exchange', server.issuer, 'impersonate', 'allow', ''] };
+    await server.fedgate.policy.add([rule]);
+    try {
+      const allowed = await asked();
+      assert.equal(allowed.status, 200, JSON.stringify(allowed.body));
+      const claims = decodeJwt(allowed.body.access_token!).payload;
+      assert.equal(claims.aud, 'demo-service');
+      assert.equal(claims.act, undefined);
+    } finally {
+      await server.fedgate.policy.remove([rule]);
+    }
   });
 
   it('issues an ID token and a JWT on request', async () => {

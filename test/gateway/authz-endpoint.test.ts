@@ -51,6 +51,15 @@ describe('/authz: token verification and decisions', () => {
     assert.equal(res.headers['x-fedgate-explain'], undefined);
   });
 
+  it('ignores token scopes whose storage path is not in normal form: not decided on, not passed on', async () => {
+    f.pdp.rules.push({ subject: '/cms', domain: 'data', path: '/store/atlas', action: 'GET', scope: 'storage.read:/store/cms/%2e%2e/atlas' });
+    const token = await f.sign({ scope: 'storage.read:/store/cms storage.read:/store/cms/%2e%2e/atlas storage.read:/store/cms/.%2e storage.read:/store//x' });
+    const res = await ask(token, 'GET', '/store/cms/x');
+    assert.equal(res.status, 200, res.text);
+    assert.equal(res.headers['x-fedgate-scope'], 'storage.read:/store/cms');
+    assert.equal((await ask(token, 'GET', '/store/atlas/x')).status, 403);
+  });
+
   it('denies with 403 access_denied, audits the denial and keeps allowed decisions out of the audit', async () => {
     const bobToken = await f.sign({ sub: f.users.bob.id });
     const denied = await ask(bobToken, 'GET', '/store/cms/secret');
