@@ -17,6 +17,7 @@ import { createSamlBridge } from './federation/saml/index.ts';
 import { createX509Bridge } from './federation/x509/index.ts';
 import { createMetadataEndpoint, DataSources, PROTECTED_RESOURCE_WELL_KNOWN } from './datasources/index.ts';
 import { createGateway, ServiceRegistry } from './gateway/index.ts';
+import { clientAddressResolver } from './http/client-address.ts';
 import { drainServer } from './http/drain.ts';
 import { sendPage } from './http/page.ts';
 import { sendUnavailable } from './http/unavailable.ts';
@@ -239,6 +240,8 @@ export async function createFedgate(config: Config, options: CreateOptions = {})
 
   // oidc-provider's middleware runs on this app's contexts, so it signs cookies with this app's keys.
   const app = new Koa({ proxy: config.trustProxy, keys: cookieKeys });
+  // The one client address (login throttling, audit, oidc-provider's events): right-most untrusted X-Forwarded-For hop.
+  const clientAddress = clientAddressResolver(config);
   app.silent = true;
   app.on('error', (err: Error, ctx?: Context) => {
     if ((err as { expose?: boolean }).expose) return;
@@ -270,6 +273,8 @@ export async function createFedgate(config: Config, options: CreateOptions = {})
     const start = performance.now();
     const requestId = randomUUID();
     ctx.state.requestId = requestId;
+    // Koa would take the left-most X-Forwarded-For entry, which the client writes.
+    if (config.trustProxy) ctx.request.ip = clientAddress(ctx.req);
     try {
       await next();
     } catch (err) {

@@ -11,11 +11,12 @@
  */
 import { createHash, X509Certificate } from 'node:crypto';
 import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
-import { BlockList } from 'node:net';
 import type { TLSSocket } from 'node:tls';
-import { parseAddressRange } from '../config/index.ts';
+import { addressMatcher, normaliseAddress } from '../http/client-address.ts';
 import type { Logger } from '../observability/logger.ts';
 import { InvalidToken } from './errors.ts';
+
+export { normaliseAddress };
 
 /** Where a certificate came from. */
 export type CertificateSource = 'tls' | 'header';
@@ -277,10 +278,6 @@ export function certificateThumbprint(der: Buffer): string {
   return createHash('sha256').update(der).digest('base64url');
 }
 
-/** `::ffff:10.0.0.1` (an IPv4 peer on a dual-stack socket) as `10.0.0.1`. */
-export function normaliseAddress(address: string): string {
-  return address.startsWith('::ffff:') && address.includes('.') ? address.slice(7) : address;
-}
 
 export interface ClientCertificateOptions {
   /** IPs or CIDR ranges of proxies whose certificate headers are believed (`config.trustedProxies`). */
@@ -368,21 +365,11 @@ export function peerCertificateChain(socket: TLSSocket): Buffer[] {
  * @throws Error when `trustedProxies` holds an entry that is not an address or range.
  */
 export function createClientCertificateInspector(options: ClientCertificateOptions): ClientCertificateInspector {
-  const trusted = new BlockList();
-  for (const entry of options.trustedProxies) {
-    const range = parseAddressRange(entry);
-    if (!range) throw new Error(`trustedProxies: ${entry} is not an IP address or CIDR range`);
-    trusted.addSubnet(range.address, range.prefix, range.family);
-  }
+  const isTrusted = addressMatcher(options.trustedProxies);
   const forms = options.headerForms ?? [RFC9440_CLIENT_CERT];
   const logger = options.logger;
   const withChain = options.withChain ?? false;
 
-  const isTrusted = (address: string | undefined): boolean => {
-    if (!address) return false;
-    const normalised = normaliseAddress(address);
-    return trusted.check(normalised, normalised.includes(':') ? 'ipv6' : 'ipv4');
-  };
 
   return (req) => {
     const socket = req.socket as Partial<TLSSocket>;

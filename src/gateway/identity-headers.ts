@@ -21,21 +21,30 @@ export const IDENTITY_HEADER_NAMES = [
   'X-Fedgate-Token-Expires',
 ] as const;
 
-/** Headers (lower case) a client may not pass on: identities asserted by other auth proxies, and client certificates. */
+/**
+ * Headers (normalised: lower case, `_` as `-`) a client may not pass on:
+ * identities asserted by other auth proxies, client certificates, and method
+ * overrides (an upstream honouring one would serve another method than the
+ * one decided).
+ */
 const STRIPPED = new Set([
   'x-forwarded-user', 'x-forwarded-email', 'x-forwarded-groups', 'x-forwarded-preferred-username', 'x-forwarded-access-token',
   'x-remote-user', 'remote-user', 'x-remote-group', 'x-remote-groups',
   'x-forwarded-client-cert', 'client-cert', 'client-cert-chain', 'ssl-client-cert', 'x-ssl-client-cert',
+  'x-http-method-override', 'x-method-override', 'x-http-method',
 ]);
 
 /**
- * Whether a request header (lower-case name) is one fedgate removes before
- * forwarding: anything `x-fedgate-*` or `x-auth-request-*` (oauth2-proxy),
- * user/group headers of other auth proxies, and client certificate headers
- * (RFC 9440 and the nginx/Envoy forms).
+ * Whether a request header is one fedgate removes before forwarding:
+ * anything `x-fedgate-*` or `x-auth-request-*` (oauth2-proxy), user/group
+ * headers of other auth proxies, client certificate headers (RFC 9440 and
+ * the nginx/Envoy forms) and method overrides — in any spelling that
+ * normalises to one of them (case, and `_` for `-`: WSGI and CGI upstreams
+ * read `X_Fedgate_User` and `X-Fedgate-User` as the same `HTTP_X_FEDGATE_USER`).
  */
 export function isStrippedHeader(name: string): boolean {
-  return name.startsWith('x-fedgate-') || name.startsWith('x-auth-request-') || STRIPPED.has(name);
+  const normalised = name.toLowerCase().replaceAll('_', '-');
+  return normalised.startsWith('x-fedgate-') || normalised.startsWith('x-auth-request-') || STRIPPED.has(normalised);
 }
 
 /**

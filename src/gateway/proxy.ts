@@ -154,8 +154,10 @@ export function createProxy(deps: ProxyDeps): ReverseProxy {
       if (isHopByHop(lower, named) || isStrippedHeader(lower)) continue;
       // Host is the upstream's (undici sets it); Expect was answered by Node already.
       if (lower === 'host' || lower === 'expect') continue;
-      if (lower === 'x-forwarded-for' || lower === 'x-forwarded-proto' || lower === 'x-forwarded-host') continue;
-      if (lower === 'forwarded' && !config.trustProxy) continue;
+      // fedgate sets these itself; `_` spellings too, which CGI-style upstreams read as the same header.
+      const normalised = lower.includes('_') ? lower.replaceAll('_', '-') : lower;
+      if (normalised === 'x-forwarded-for' || normalised === 'x-forwarded-proto' || normalised === 'x-forwarded-host') continue;
+      if (normalised === 'forwarded' && (!config.trustProxy || normalised !== lower)) continue;
       if (!forwardToken && (lower === 'authorization' || lower === 'dpop')) continue;
       out.push(name, raw[i + 1]!);
     }

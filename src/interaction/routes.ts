@@ -185,9 +185,17 @@ export function interactionRoutes(deps: InteractionDeps): Router {
 
     const { maxFailures, lockoutSeconds } = config.login;
     const userKey = throttleKey('user', username);
-    const ipKey = throttleKey('ip', ctx.ip);
-    const [userFailures, ipFailures] = await Promise.all([store.get<number>(userKey), store.get<number>(ipKey)]);
-    if ((userFailures ?? 0) >= maxFailures || (ipFailures ?? 0) >= maxFailures * 4) {
+    // An address counts its attempts and, apart, its successes in the same window: its failures are the difference
+    // (many people may sign in from behind one NAT).
+    const ipAttemptsKey = throttleKey('ip', ctx.ip);
+    const ipSuccessesKey = throttleKey('ip-ok', ctx.ip);
+    // Counted before the password is checked: parallel guesses each take their place in the count, so none gets past the limit.
+    const [userAttempts, ipAttempts, ipSuccesses] = await Promise.all([
+      store.increment(userKey, lockoutSeconds),
+      store.increment(ipAttemptsKey, lockoutSeconds),
+      store.get<number>(ipSuccessesKey),
+    ]);
+    if (userAttempts > maxFailures || ipAttempts - (ipSuccesses ?? 0) > maxFailures * 4) {
       metrics.logins.inc({ method: 'password', outcome: 'locked' });
       await audit.record({ type: 'login.failed', actor: `username:${username}`, outcome: 'failure', ip: ctx.ip, client: clientId, detail: { reason: 'too_many_attempts' } });
       return renderLogin(ctx, interaction, { username, error: 'Too many failed attempts. Wait a few minutes and try again.' }, 429);
@@ -195,7 +203,6 @@ export function interactionRoutes(deps: InteractionDeps): Router {
 
     const account = await accounts.verifyPassword(username, password);
     if (!account || account.disabled) {
-      await Promise.all([store.increment(userKey, lockoutSeconds), store.increment(ipKey, lockoutSeconds)]);
       metrics.logins.inc({ method: 'password', outcome: 'failure' });
       await audit.record({
         type: 'login.failed', actor: `username:${username}`, outcome: 'failure', ip: ctx.ip, client: clientId,
@@ -204,6 +211,9 @@ export function interactionRoutes(deps: InteractionDeps): Router {
       // One message for unknown user, wrong password and disabled account: no account enumeration.
       return renderLogin(ctx, interaction, { username, error: 'The username or password is not correct.' }, 401);
     }
+    // The successes end with the attempts' window.
+    const windowLeft = await store.ttl(ipAttemptsKey);
+    if (windowLeft !== undefined && windowLeft > 0) await store.increment(ipSuccessesKey, windowLeft);
     await store.delete(userKey);
     metrics.logins.inc({ method: 'password', outcome: 'success' });
     await audit.record({ type: 'login', actor: account.id, outcome: 'success', ip: ctx.ip, client: clientId, detail: { method: 'password', username: account.username } });

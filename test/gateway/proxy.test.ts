@@ -106,6 +106,29 @@ describe('/api/<service>: the reverse proxy', () => {
     assert.notEqual(got.headers['x-forwarded-host'], 'evil.example');
   });
 
+  it('strips identity headers in every spelling a WSGI or CGI upstream would read as one, and method overrides', async () => {
+    const token = await f.sign({ sub: f.users.bob.id });
+    f.pdp.rules.push({ subject: '/atlas', domain: 'data', path: '/store/atlas', action: 'GET' });
+    const spoofed = {
+      X_Fedgate_User: 'root', 'X-Fedgate_User': 'root', 'x_fedgate-groups': '/admins', X_FEDGATE_SUBJECT: 'root', X_Forwarded_User: 'root',
+      'X-Forwarded_Groups': '/admins', X_Remote_User: 'root', Remote_User: 'root', X_Auth_Request_Email: 'root@x', Client_Cert: ':AAAA:',
+      X_SSL_Client_Cert: 'x', 'X-HTTP-Method-Override': 'DELETE', 'X-Method-Override': 'DELETE', X_HTTP_Method_Override: 'PUT', 'X-HTTP-Method': 'DELETE',
+      X_Forwarded_For: '6.6.6.6', X_Forwarded_Host: 'evil.example', X_Forwarded_Proto: 'gopher',
+    };
+    const res = await send(f.url, '/api/data/store/atlas/x', { headers: { ...bearer(token), ...spoofed } });
+    assert.equal(res.status, 200, res.text);
+    const got = f.upstream.received.at(-1)!;
+    // What a WSGI server makes of each name: HTTP_ + upper case, `-` as `_`.
+    const cgi = got.rawHeaders.filter((_, i) => i % 2 === 0).map((n) => `HTTP_${n.toUpperCase().replaceAll('-', '_')}`);
+    for (const name of Object.keys(spoofed)) {
+      const seen = cgi.filter((c) => c === `HTTP_${name.toUpperCase().replaceAll('-', '_')}`).length;
+      const fedgateSets = /^x[-_]fedgate[-_]/i.test(name) || /^x[-_]forwarded[-_](for|host|proto)$/i.test(name) ? 1 : 0;
+      assert.equal(seen, fedgateSets, `${name}: only fedgate's own value may reach the upstream`);
+    }
+    assert.equal(got.headers['x-fedgate-user'], 'bob');
+    assert.equal(got.headers['x-forwarded-for'], '127.0.0.1');
+  });
+
   it('leaves the token behind for services without forwardToken', async () => {
     const res = await send(f.url, '/api/orchestrator/jobs', { headers: { ...bearer(await f.sign({ aud: 'https://orchestrator.demo' })), dpop: 'x' } });
     assert.equal(res.status, 200, res.text);
