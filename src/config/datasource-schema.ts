@@ -18,6 +18,16 @@ export type DataSourceKind = (typeof DATA_SOURCE_KINDS)[number];
 export const DATA_SOURCE_NAME = /^[a-z0-9][a-z0-9-]{0,62}$/;
 /** Policy domains that belong to fedgate itself, never to a data source. */
 export const RESERVED_DOMAINS: ReadonlySet<string> = new Set(['scopes', 'exchange', 'exchange-by']);
+/**
+ * The one form in which a service's reverse proxy describes the original
+ * request to `/authz`; headers of the other forms are ignored:
+ * - `nginx`: `X-Original-Method` and `X-Original-URI` (`proxy_set_header`);
+ * - `traefik`: `X-Forwarded-Method`, `X-Forwarded-Uri` and `X-Forwarded-Host`, which ForwardAuth sets itself;
+ * - `envoy`: ext_authz's path-prefix form, `/authz<original path>` with the original method and Host.
+ */
+export const AUTHZ_HEADER_FORMS = ['nginx', 'traefik', 'envoy'] as const;
+export type AuthzHeaderForm = (typeof AUTHZ_HEADER_FORMS)[number];
+
 /** HTTP methods a named operation may stand for. */
 export const OPERATION_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'] as const;
 // The WLCG compute scopes (the default of a compute data source) and the storage capabilities a base path turns into scopes.
@@ -101,6 +111,8 @@ export const dataSourceSchema = z.object({
   /** Where `/api/<name>/*` is proxied to; without it the data source is decided for at `/authz` only. */
   upstream: upstreamUrl.optional(),
   /** Host / X-Forwarded-Host values whose `/authz` requests are for this data source (Traefik, Envoy). */
+  /** How its reverse proxy asks `/authz` (see AUTHZ_HEADER_FORMS; default nginx). */
+  authzHeaders: z.enum(AUTHZ_HEADER_FORMS).default('nginx'),
   hosts: z.array(z.string().min(1).max(300).regex(/^[A-Za-z0-9.-]+(?::\d{1,5})?$|^\[[0-9A-Fa-f:.]+\](?::\d{1,5})?$/, 'must be a host name with an optional port')).max(50).default([]),
   /** Seconds to wait for the upstream's response headers, and between body chunks. */
   timeoutSeconds: z.number().positive().max(3600).default(30),

@@ -45,10 +45,10 @@ export function demoRealm(): Omit<FileConfig, 'users'> & { users: Array<FileConf
     gateway: {
       // Decision endpoint only (/authz?service=...): the demo has no upstreams to proxy to.
       services: [
-        { name: 'orchestrator', audience: 'https://orchestrator.demo', hosts: [], timeoutSeconds: 30, forwardToken: true },
-        { name: 'data', audience: 'https://storage.demo', hosts: [], timeoutSeconds: 30, forwardToken: true },
-        { name: 'ml', audience: 'https://ml.demo', hosts: [], timeoutSeconds: 30, forwardToken: true },
-        { name: 'sync', audience: 'https://sync.demo', hosts: [], timeoutSeconds: 30, forwardToken: true },
+        { name: 'orchestrator', audience: 'https://orchestrator.demo', hosts: [], authzHeaders: 'nginx', timeoutSeconds: 30, forwardToken: true },
+        { name: 'data', audience: 'https://storage.demo', hosts: [], authzHeaders: 'nginx', timeoutSeconds: 30, forwardToken: true },
+        { name: 'ml', audience: 'https://ml.demo', hosts: [], authzHeaders: 'nginx', timeoutSeconds: 30, forwardToken: true },
+        { name: 'sync', audience: 'https://sync.demo', hosts: [], authzHeaders: 'nginx', timeoutSeconds: 30, forwardToken: true },
       ],
       tokenCacheSize: 100_000,
       maxBodyBytes: 0,

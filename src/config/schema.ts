@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { dataSourcesSchema } from './datasource-schema.ts';
+import { AUTHZ_HEADER_FORMS, dataSourcesSchema } from './datasource-schema.ts';
 import { tokenExchangeSchema } from './exchange-schema.ts';
 import { samlSchema } from './saml-schema.ts';
 import { x509Schema } from './x509-schema.ts';
@@ -156,8 +156,14 @@ export const serviceSchema = z.object({
   audience: absoluteUri,
   /** Upstream base URL requests are proxied to; absent = decision endpoint only. */
   upstream: httpUrl.optional(),
-  /** Hosts (Host / X-Forwarded-Host) whose `/authz` requests are for this service. */
+  /** Hosts whose `/authz` requests are for this service (by Host; by X-Forwarded-Host for `authzHeaders: traefik`). */
   hosts: z.array(z.string().min(1)).default([]),
+  /**
+   * The one form in which its reverse proxy describes the original request to
+   * `/authz`: `nginx` (X-Original-Method / -URI), `traefik` (X-Forwarded-Method
+   * / -Uri / -Host) or `envoy` (path prefix); the other forms' headers are ignored.
+   */
+  authzHeaders: z.enum(AUTHZ_HEADER_FORMS).default('nginx'),
   /** Seconds to wait for the upstream's response headers, and between body chunks. */
   timeoutSeconds: z.number().positive().max(3600).default(30),
   /** Pass the client's Authorization (and DPoP) header on to the upstream. */

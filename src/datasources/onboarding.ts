@@ -8,6 +8,7 @@
  * storage side's own token check (XRootD's SciTokens plugin, `scitokens.cfg`).
  */
 import { ruleToJson } from '../admin/rules-json.ts';
+import type { AuthzHeaderForm } from '../config/datasource-schema.ts';
 import { IDENTITY_HEADER_NAMES } from '../gateway/identity-headers.ts';
 import type { IntrospectionCredentials } from './introspection-client.ts';
 import { PROTECTED_RESOURCE_WELL_KNOWN, protectedResourceMetadataUrl } from './protected-resource.ts';
@@ -72,9 +73,9 @@ export function onboardingBundle(issuer: string, view: DataSourceView, credentia
     policy_domain: effective.domain,
     policy_rules: view.lines.map(ruleToJson),
     snippets: {
-      nginx: nginxSnippet(issuer, view),
-      envoy: envoySnippet(issuer, view),
-      traefik: traefikSnippet(issuer, view),
+      nginx: formNote(view, 'nginx') + nginxSnippet(issuer, view),
+      envoy: formNote(view, 'envoy') + envoySnippet(issuer, view),
+      traefik: formNote(view, 'traefik') + traefikSnippet(issuer, view),
       ...(spec.kind === 'storage' ? { xrootd: xrootdSnippet(issuer, view) } : {}),
     },
   };
@@ -101,6 +102,12 @@ function xrootdSnippet(issuer: string, view: DataSourceView): string {
     `base_path = ${base}`,
     '',
   ].join('\n');
+}
+
+/** A first line for the snippets of the forms the data source is not asked in: `/authz` believes only its `authzHeaders` form. */
+function formNote(view: DataSourceView, form: AuthzHeaderForm): string {
+  const current = view.spec.authzHeaders;
+  return current === form ? '' : `# This data source takes /authz questions in the ${current} form: set its authzHeaders to ${form} to use this snippet.\n`;
 }
 
 /** nginx variable name of an identity header (`X-Fedgate-User` → `fedgate_user`). */
@@ -142,6 +149,8 @@ export function nginxSnippet(issuer: string, view: DataSourceView): string {
     '    auth_request_set $fedgate_www_authenticate $upstream_http_www_authenticate;',
     '    add_header WWW-Authenticate $fedgate_www_authenticate always;',
     ...forward,
+    '    proxy_set_header X-HTTP-Method-Override "";',
+    '    proxy_set_header X-Method-Override "";',
     `    proxy_pass ${backend(view)};`,
     '}',
     '',

@@ -143,6 +143,7 @@ function configuredSpec(rs: ResourceServerConfig, service: ServiceConfig | undef
     ...(service?.domain ? { domain: service.domain } : {}),
     ...(service?.upstream ? { upstream: service.upstream } : {}),
     hosts: service?.hosts ?? [],
+    authzHeaders: service?.authzHeaders ?? 'nginx',
     timeoutSeconds: service?.timeoutSeconds ?? 30,
     forwardToken: service?.forwardToken ?? true,
     defaultPolicies: [],

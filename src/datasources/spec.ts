@@ -105,6 +105,7 @@ export function serviceOf(spec: DataSourceSpec): ServiceConfig {
     audience: spec.audience,
     ...(spec.upstream ? { upstream: spec.upstream } : {}),
     hosts: spec.hosts,
+    authzHeaders: spec.authzHeaders,
     timeoutSeconds: spec.timeoutSeconds,
     forwardToken: spec.forwardToken,
   };

@@ -2,11 +2,15 @@
  * The decision endpoint for reverse proxies that ask before forwarding:
  * nginx `auth_request`, Traefik `ForwardAuth` and Envoy `ext_authz` (HTTP).
  *
- * - nginx: `GET /authz?service=<name>` with `X-Original-Method` and
+ Each service names the one form its proxy asks in (`authzHeaders`); the
+ * headers of the other forms are ignored, since a proxy passes on client
+ * headers it does not set itself:
+ *
+ * - `nginx`: `GET /authz?service=<name>` with `X-Original-Method` and
  *   `X-Original-URI` (set with `proxy_set_header`);
- * - Traefik: the same with `X-Forwarded-Method` and `X-Forwarded-Uri`, which
- *   it sets itself; the service by `?service=` or by `X-Forwarded-Host`;
- * - Envoy: `/authz<original path>` with the original method (`path_prefix:
+ * - `traefik`: the same with `X-Forwarded-Method` and `X-Forwarded-Uri`,
+ *   which it sets itself; the service by `?service=` or by `X-Forwarded-Host`;
+ * - `envoy`: `/authz<original path>` with the original method (`path_prefix:
  *   /authz`), the service by host.
  *
  * Answers 200 with the identity headers, or 401/403 with the challenge and
@@ -15,6 +19,7 @@
  */
 import type Koa from 'koa';
 import type { Context } from 'koa';
+import type { AuthzHeaderForm } from '../config/datasource-schema.ts';
 import type { Store } from '../store/store.ts';
 import { authenticate } from './authenticate.ts';
 import type { ClientCertificateReader } from './client-certificate.ts';
@@ -46,47 +51,77 @@ function first(value: string | string[]): string {
   return (comma === -1 ? value : value.slice(0, comma)).trim();
 }
 
-/** The original request the proxy asks about, and whether it came in Envoy's path-prefix form. */
-function originalRequest(ctx: Context): { method: string; uri: string; envoy: boolean } {
-  const headers = ctx.req.headers;
-  let method: string | undefined;
-  let uri: string | undefined;
-  let envoy = false;
-  if (headers['x-original-uri'] !== undefined || headers['x-original-method'] !== undefined) {
-    method = headers['x-original-method'] as string | undefined;
-    uri = headers['x-original-uri'] as string | undefined;
-  } else if (headers['x-forwarded-uri'] !== undefined || headers['x-forwarded-method'] !== undefined) {
-    method = headers['x-forwarded-method'] as string | undefined;
-    uri = headers['x-forwarded-uri'] as string | undefined;
-  } else {
-    const url = ctx.req.url ?? '';
-    if (url.startsWith(`${AUTHZ_PATH}/`)) {
-      method = ctx.method;
-      uri = url.slice(AUTHZ_PATH.length);
-      envoy = true;
-    }
-  }
-  if (!method || !uri) {
-    throw new InvalidRequest('the original request is required: X-Original-Method and X-Original-URI, or X-Forwarded-Method and X-Forwarded-Uri');
-  }
-  if (!METHOD.test(method)) throw new InvalidRequest('the original method is malformed');
-  return { method: method.toUpperCase(), uri, envoy };
+/** The original request as the service's proxy describes it. */
+interface OriginalRequest {
+  service: GatewayService;
+  method: string;
+  uri: string;
+  /** The scheme and host the client called, for DPoP's `htu`. */
+  proto: string;
+  host: string;
 }
 
-function serviceFor(ctx: Context, services: ServiceRegistry, envoy: boolean): GatewayService {
-  // In Envoy's form the query string is the original request's, chosen by the client: it must not pick the service.
-  if (!envoy && ctx.querystring) {
-    const name = new URLSearchParams(ctx.querystring).get('service');
+const FORM_HEADERS: Record<Exclude<AuthzHeaderForm, 'envoy'>, { method: string; uri: string; names: string }> = {
+  nginx: { method: 'x-original-method', uri: 'x-original-uri', names: 'X-Original-Method and X-Original-URI' },
+  traefik: { method: 'x-forwarded-method', uri: 'x-forwarded-uri', names: 'X-Forwarded-Method and X-Forwarded-Uri' },
+};
+
+function header(ctx: Context, name: string): string | undefined {
+  const value = ctx.req.headers[name];
+  return value === undefined ? undefined : first(value);
+}
+
+/**
+ * The service asked about and the original request, in the one form that
+ * service's proxy uses (`authzHeaders`); headers of the other forms are the
+ * client's and are ignored.
+ *
+ * - `/authz/<path>` is Envoy's path-prefix form: the service by `Host`
+ *   among `envoy` services (the query is the original request's and does
+ *   not choose), the method and path from the request line.
+ * - `/authz`: the service by `?service=`, else by `Host` among `nginx`
+ *   services, else by `X-Forwarded-Host` among `traefik` services (Traefik
+ *   sets it and calls fedgate under fedgate's own host; behind nginx it is a
+ *   header the client may send, so `Host` goes first); then the method and
+ *   URI from `X-Original-*` (nginx) or `X-Forwarded-*` (traefik).
+ */
+function originalRequest(ctx: Context, services: ServiceRegistry): OriginalRequest {
+  const url = ctx.req.url ?? '';
+  const headers = ctx.req.headers;
+  let service: GatewayService | undefined;
+  let method: string | undefined;
+  let uri: string | undefined;
+  if (url.startsWith(`${AUTHZ_PATH}/`)) {
+    const found = headers.host ? services.byHost(first(headers.host)) : undefined;
+    service = found?.config.authzHeaders === 'envoy' ? found : undefined;
+    if (!service) throw new NotFound('no such service');
+    method = ctx.method;
+    uri = url.slice(AUTHZ_PATH.length);
+  } else {
+    const name = ctx.querystring ? new URLSearchParams(ctx.querystring).get('service') : null;
     if (name !== null) {
-      const service = services.byName(name);
-      if (!service) throw new NotFound('no such service');
-      return service;
+      service = services.byName(name);
+    } else {
+      const byHost = headers.host ? services.byHost(first(headers.host)) : undefined;
+      const forwarded = header(ctx, 'x-forwarded-host');
+      const byForwardedHost = forwarded ? services.byHost(forwarded) : undefined;
+      if (byHost?.config.authzHeaders === 'nginx') service = byHost;
+      else if (byForwardedHost?.config.authzHeaders === 'traefik') service = byForwardedHost;
     }
+    if (!service) throw new NotFound('no such service');
+    const form = service.config.authzHeaders;
+    if (form === 'envoy') throw new InvalidRequest('this service is asked in Envoy\'s form: /authz<original path> with the original method');
+    const names = FORM_HEADERS[form];
+    method = header(ctx, names.method);
+    uri = header(ctx, names.uri);
+    if (!method || !uri) throw new InvalidRequest(`the original request is required: ${names.names}`);
   }
-  const host = ctx.req.headers['x-forwarded-host'] ?? ctx.req.headers.host;
-  const service = host ? services.byHost(first(host)) : undefined;
-  if (!service) throw new NotFound('no such service');
-  return service;
+  if (!METHOD.test(method)) throw new InvalidRequest('the original method is malformed');
+  // Envoy's ext_authz keeps the original Host; nginx (as configured) and Traefik name the client's URL in X-Forwarded-*.
+  const envoy = service.config.authzHeaders === 'envoy';
+  const proto = header(ctx, 'x-forwarded-proto') ?? ctx.protocol;
+  const host = (envoy ? undefined : header(ctx, 'x-forwarded-host')) ?? headers.host ?? '';
+  return { service, method: method.toUpperCase(), uri, proto, host };
 }
 
 /** Creates the `/authz` middleware. */
@@ -94,19 +129,14 @@ export function createAuthzEndpoint(deps: AuthzEndpointDeps): Koa.Middleware {
   const { services, verifier, store, certificates } = deps;
 
   const handle = async (ctx: Context): Promise<void> => {
-    const { method, uri, envoy } = originalRequest(ctx);
-    const service = serviceFor(ctx, services, envoy);
+    const { service, method, uri, proto, host } = originalRequest(ctx, services);
     const target = parseRequestTarget(uri);
     const headers = ctx.req.headers;
     const auth = await authenticate(verifier, store, {
       authorization: headers.authorization,
       method,
       // The URL the client called, as the proxy in front describes it.
-      url: () => {
-        const proto = headers['x-forwarded-proto'] ? first(headers['x-forwarded-proto'] as string) : ctx.protocol;
-        const host = headers['x-forwarded-host'] ? first(headers['x-forwarded-host']) : headers.host ?? '';
-        return `${proto}://${host}${target.rawPath}`;
-      },
+      url: () => `${proto}://${host}${target.rawPath}`,
       dpopProofs: () => ctx.req.headersDistinct.dpop ?? [],
       clientCertificate: () => certificates(ctx.req),
     }, service.audience);

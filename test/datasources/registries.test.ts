@@ -7,7 +7,7 @@ import { ResourceServers } from '../../src/oidc/resource-servers.ts';
 const rs = (audience: string, profile: ResourceServerConfig['profile'] = 'wlcg'): ResourceServerConfig => ({
   audience, kind: 'storage', scopes: ['storage.read:/'], profile, accessTokenFormat: 'jwt', signingAlg: 'ES256',
 });
-const service = (name: string, audience: string, hosts: string[] = []): ServiceConfig => ({ name, audience, hosts, timeoutSeconds: 30, forwardToken: true });
+const service = (name: string, audience: string, hosts: string[] = []): ServiceConfig => ({ name, audience, hosts, authzHeaders: 'nginx', timeoutSeconds: 30, forwardToken: true });
 
 describe('the run-time registries data sources change', () => {
   it('ResourceServers: set, alias and delete, each raising the version', () => {

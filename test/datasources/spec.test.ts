@@ -43,7 +43,7 @@ describe('a data source record and what it turns into', () => {
       audience: 'https://sync.a.test', name: 'Sync A', kind: 'sync', scopes: ['sync.read'], profile: 'aarc', accessTokenTtl: 600, accessTokenFormat: 'opaque', signingAlg: 'ES256',
     });
     assert.deepEqual(serviceOf(spec), {
-      name: 'sync-a', domain: 'sync-domain', audience: 'https://sync.a.test', upstream: 'https://sync.a.test/remote.php', hosts: ['sync.a.test'], timeoutSeconds: 30, forwardToken: true,
+      name: 'sync-a', domain: 'sync-domain', audience: 'https://sync.a.test', upstream: 'https://sync.a.test/remote.php', hosts: ['sync.a.test'], authzHeaders: 'nginx', timeoutSeconds: 30, forwardToken: true,
     });
     assert.equal(accessTokenFormatOf({ introspection: false }), 'jwt');
     assert.equal(accessTokenFormatOf({ introspection: true, accessTokenFormat: 'jwt' }), 'jwt');

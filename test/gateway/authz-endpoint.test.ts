@@ -341,30 +341,75 @@ describe('/authz: token verification and decisions', () => {
   describe('how the proxy in front asks', () => {
     it('takes Traefik\'s X-Forwarded-Method/-Uri and picks the service by X-Forwarded-Host', async () => {
       const res = await send(f.url, '/authz', {
-        headers: { ...bearer(await f.sign()), 'x-forwarded-method': 'GET', 'x-forwarded-uri': '/store/cms/x?y=1', 'x-forwarded-host': 'DATA.example' },
+        headers: { ...bearer(await f.sign()), 'x-forwarded-method': 'GET', 'x-forwarded-uri': '/store/cms/x?y=1', 'x-forwarded-host': 'TRAEFIK.example' },
       });
       assert.equal(res.status, 200, res.text);
     });
 
     it('matches hosts with their port, then without', async () => {
       const client = await f.sign({ sub: 'demo-service', client_id: 'demo-service', aud: ORCHESTRATOR });
-      const withPort = await send(f.url, '/authz', { headers: { ...bearer(client), ...nginx('GET', '/jobs'), 'x-forwarded-host': 'jobs.example:8443' } });
+      const withPort = await send(f.url, '/authz', { headers: { ...bearer(client), ...nginx('GET', '/jobs'), host: 'jobs.example:8443' } });
       assert.equal(withPort.status, 200);
-      const dataWithPort = await send(f.url, '/authz', { headers: { ...bearer(await f.sign()), ...nginx('GET', '/store/cms/x'), 'x-forwarded-host': 'data.example:443' } });
+      const dataWithPort = await send(f.url, '/authz', { headers: { ...bearer(await f.sign()), ...nginx('GET', '/store/cms/x'), host: 'data.example:443' } });
       assert.equal(dataWithPort.status, 200);
+      const traefikWithPort = await send(f.url, '/authz', { headers: { ...bearer(await f.sign()), 'x-forwarded-method': 'GET', 'x-forwarded-uri': '/store/cms/x', 'x-forwarded-host': 'traefik.example:443' } });
+      assert.equal(traefikWithPort.status, 200);
     });
 
     it('takes Envoy\'s natural form: the original path under /authz, the original method, the service by host', async () => {
-      const res = await send(f.url, '/authz/store/cms/x?service=decide-only', { method: 'GET', headers: { ...bearer(await f.sign()), host: 'data.example' } });
+      const res = await send(f.url, '/authz/store/cms/x?service=decide-only', { method: 'GET', headers: { ...bearer(await f.sign()), host: 'envoy.example' } });
       assert.equal(res.status, 200, res.text);
-      const put = await send(f.url, '/authz/store/cms/x', { method: 'PUT', headers: { ...bearer(await f.sign()), host: 'data.example' } });
+      const put = await send(f.url, '/authz/store/cms/x', { method: 'PUT', headers: { ...bearer(await f.sign()), host: 'envoy.example' } });
       assert.equal(put.status, 403);
       assert.match(put.json().error_description, /PUT \/store\/cms\/x/);
     });
 
     it('does not let the query of an Envoy-form request choose the service', async () => {
-      const res = await send(f.url, '/authz/store/cms/x?service=data', { headers: { ...bearer(await f.sign()), host: 'unknown.example' } });
+      const res = await send(f.url, '/authz/store/cms/x?service=data-envoy', { headers: { ...bearer(await f.sign()), host: 'unknown.example' } });
       assert.equal(res.status, 404);
+    });
+
+    describe('believes only the form the service names', () => {
+      const denied = '/store/atlas/x';
+      const allowed = '/store/cms/x';
+
+      it('behind Traefik, ignores the X-Original-* headers a client adds (Traefik passes them on)', async () => {
+        const res = await send(f.url, '/authz?service=data-traefik', {
+          headers: { ...bearer(await f.sign()), ...nginx('GET', allowed), 'x-forwarded-method': 'GET', 'x-forwarded-uri': denied, 'x-forwarded-host': 'traefik.example' },
+        });
+        assert.equal(res.status, 403, 'decided on what Traefik set');
+        assert.match(res.json().error_description, /GET \/store\/atlas\/x/);
+        const only = await send(f.url, '/authz?service=data-traefik', { headers: { ...bearer(await f.sign()), ...nginx('GET', allowed) } });
+        assert.equal(only.status, 400, 'X-Original-* alone mean nothing here');
+        assert.match(only.json().error_description, /X-Forwarded-Method and X-Forwarded-Uri/);
+      });
+
+      it('behind nginx, ignores X-Forwarded-Method/-Uri', async () => {
+        const res = await ask(await f.sign(), 'GET', denied, { 'x-forwarded-method': 'GET', 'x-forwarded-uri': allowed });
+        assert.equal(res.status, 403);
+        const only = await send(f.url, '/authz?service=data', { headers: { ...bearer(await f.sign()), 'x-forwarded-method': 'GET', 'x-forwarded-uri': allowed } });
+        assert.equal(only.status, 400);
+      });
+
+      it('behind Envoy, ignores both header forms and any query naming a service', async () => {
+        const res = await send(f.url, `/authz${denied}`, {
+          method: 'GET', headers: { ...bearer(await f.sign()), host: 'envoy.example', ...nginx('GET', allowed), 'x-forwarded-method': 'GET', 'x-forwarded-uri': allowed },
+        });
+        assert.equal(res.status, 403);
+        const put = await send(f.url, `/authz${allowed}`, { method: 'PUT', headers: { ...bearer(await f.sign()), host: 'envoy.example', ...nginx('GET', allowed) } });
+        assert.equal(put.status, 403, 'the method is the request\'s own');
+        const asHeaders = await send(f.url, '/authz?service=data-envoy', { headers: { ...bearer(await f.sign()), ...nginx('GET', allowed) } });
+        assert.equal(asHeaders.status, 400);
+        const otherForm = await send(f.url, `/authz${allowed}`, { headers: { ...bearer(await f.sign()), host: 'data.example' } });
+        assert.equal(otherForm.status, 404, 'an nginx-form service is not asked in the path-prefix form');
+      });
+
+      it('picks an nginx service by Host before a client\'s X-Forwarded-Host', async () => {
+        const res = await send(f.url, '/authz', {
+          headers: { ...bearer(await f.sign()), host: 'data.example', ...nginx('GET', denied), 'x-forwarded-host': 'traefik.example', 'x-forwarded-method': 'GET', 'x-forwarded-uri': allowed },
+        });
+        assert.equal(res.status, 403);
+      });
     });
 
     it('answers 404 for an unknown service and 400 without the original method and URI', async () => {

@@ -206,7 +206,7 @@ export interface Fixture {
 
 /** The services every gateway test sees; `configure` may change them. */
 function services(upstream: string, closed: number): ServiceConfig[] {
-  const base = { hosts: [], timeoutSeconds: 5, forwardToken: true };
+  const base = { hosts: [], authzHeaders: 'nginx' as const, timeoutSeconds: 5, forwardToken: true };
   return [
     { ...base, name: 'data', audience: STORAGE, upstream: `${upstream}/base/`, hosts: ['data.example'] },
     { ...base, name: 'orchestrator', audience: ORCHESTRATOR, upstream, forwardToken: false, hosts: ['jobs.example:8443'] },
@@ -215,6 +215,9 @@ function services(upstream: string, closed: number): ServiceConfig[] {
     { ...base, name: 'stalling', audience: STORAGE, upstream: `${upstream}/stall`, timeoutSeconds: 0.4 },
     { ...base, name: 'gone', audience: STORAGE, upstream: `http://127.0.0.1:${closed}` },
     { ...base, name: 'decide-only', audience: STORAGE },
+    // The same storage service behind Traefik and behind Envoy (policy domain data).
+    { ...base, name: 'data-traefik', domain: 'data', audience: STORAGE, hosts: ['traefik.example'], authzHeaders: 'traefik' },
+    { ...base, name: 'data-envoy', domain: 'data', audience: STORAGE, hosts: ['envoy.example'], authzHeaders: 'envoy' },
   ];
 }
 
