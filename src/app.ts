@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import Router from '@koa/router';
@@ -65,6 +65,21 @@ export interface CreateOptions {
   /** Poll the keys directory for rotations (default true). */
   watchKeys?: boolean;
 }
+
+/** What Koa's cookies module throws when a Secure cookie would go out on a request it sees as plain HTTP. */
+const INSECURE_COOKIE = 'Cannot send secure cookie over unencrypted connection';
+
+/**
+ * Errors of the client's connection rather than of fedgate: Node's HTTP
+ * parser refusing what followed a request on a keep-alive connection
+ * (`HPE_*`), and connections the client reset or closed mid-answer. Koa
+ * reports them on the app's error event when the response cannot finish.
+ */
+function isClientConnectionError(err: Error): boolean {
+  const code = (err as { code?: unknown }).code;
+  return typeof code === 'string' && (code.startsWith('HPE_') || CLIENT_CONNECTION_CODES.has(code));
+}
+const CLIENT_CONNECTION_CODES = new Set(['ECONNRESET', 'EPIPE', 'ECONNABORTED', 'ERR_STREAM_PREMATURE_CLOSE']);
 
 /** Route label for metrics: a fixed set, never the raw path (no label explosion). */
 function routeLabel(ctx: Context): string {
@@ -245,12 +260,28 @@ export async function createFedgate(config: Config, options: CreateOptions = {})
   app.silent = true;
   app.on('error', (err: Error, ctx?: Context) => {
     if ((err as { expose?: boolean }).expose) return;
+    if (isClientConnectionError(err)) {
+      // The client's side of the connection failed (bytes that are no HTTP after a request on a keep-alive
+      // connection, a reset): nothing went wrong here.
+      logger.debug({ err: { message: err.message, code: (err as { code?: string }).code }, requestId: ctx?.state?.requestId }, 'client connection error');
+      return;
+    }
     logger.error({ err: { message: err.message, name: err.name, stack: err.stack }, requestId: ctx?.state?.requestId }, 'unhandled application error');
   });
 
   /** Anything that escapes a handler becomes a generic server_error: no stack, no detail. */
   const answerError = (ctx: Context, err: unknown) => {
     if (isStoreUnavailable(err)) return sendUnavailable(ctx, config.store.retryAfterSeconds);
+    if (err instanceof Error && err.message === INSECURE_COOKIE) {
+      // An https issuer's cookies are Secure, and Koa will not set one on what it sees as plain HTTP: the request
+      // came over HTTP, or through a proxy that does not say it was HTTPS (X-Forwarded-Proto with trustProxy).
+      logger.warn({ requestId: ctx.state.requestId, path: ctx.path, trustProxy: config.trustProxy }, 'a page of the https issuer was asked for over plain HTTP: the proxy in front must send X-Forwarded-Proto: https, with trustProxy set');
+      ctx.status = 400;
+      const description = `This page must be opened over HTTPS (${config.issuer}). Behind a proxy, the proxy must tell fedgate so (X-Forwarded-Proto: https, with trustProxy set).`;
+      if (ctx.accepts('json', 'html') === 'html') sendPage(ctx, (nonce) => pages.errorPage({ nonce, error: 'invalid_request', description, requestId: ctx.state.requestId }), 400);
+      else ctx.body = { error: 'invalid_request', error_description: description };
+      return;
+    }
     const status = (err as { status?: number }).status;
     const exposed = (err as { expose?: boolean }).expose && status && status >= 400 && status < 500;
     ctx.status = exposed ? status : 500;
@@ -360,6 +391,8 @@ export async function createFedgate(config: Config, options: CreateOptions = {})
   const adminRoutesMw = asMiddleware(admin.routes());
   const accountRoutesMw = asMiddleware(account.routes());
   const OPS_PATHS = new Set(['/', '/healthz', '/readyz', '/metrics']);
+  // oidc-provider's routes that may answer with a page of its own (authorization and its resume, device verification, logout).
+  const PROVIDER_PAGE_PATHS = ['/auth', '/device', '/session/end'];
   app.use(async (ctx, next) => {
     if (OPS_PATHS.has(ctx.path)) return opsRoutes(ctx, next);
     if (ctx.path.startsWith('/interaction/')) return interactionRoutesMw(ctx, next);
@@ -370,7 +403,15 @@ export async function createFedgate(config: Config, options: CreateOptions = {})
     if (ctx.path.startsWith('/api/')) return gateway.proxy(ctx, next);
     if (ctx.path === '/authz' || ctx.path.startsWith('/authz/')) return gateway.authz(ctx, next);
     if (ctx.path === PROTECTED_RESOURCE_WELL_KNOWN || ctx.path.startsWith(`${PROTECTED_RESOURCE_WELL_KNOWN}/`)) return protectedResourceMetadata(ctx, next);
+    // oidc-provider renders a few pages itself (the auto-submitting forms of form_post, the device flow and logout):
+    // they get fedgate's page headers too. Its script hash joins script-src (oidc-provider adds it to a CSP already set).
+    const pageRoute = PROVIDER_PAGE_PATHS.some((p) => ctx.path === p || ctx.path.startsWith(`${p}/`));
+    if (pageRoute) ctx.set('Content-Security-Policy', `default-src 'none'; script-src 'nonce-${randomBytes(16).toString('base64')}'; frame-ancestors 'none'; base-uri 'none'`);
     await providerMiddleware(ctx, next);
+    if (pageRoute && !ctx.response.get('X-Frame-Options')) {
+      ctx.set('X-Frame-Options', 'DENY');
+      ctx.set('X-Content-Type-Options', 'nosniff');
+    }
     // oidc-provider emits no success events for these routes; audit them from the response.
     const oidcCtx = (ctx as unknown as { oidc?: { route?: string; client?: { clientId: string } } }).oidc;
     const clientId = oidcCtx?.client?.clientId;

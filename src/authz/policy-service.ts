@@ -24,13 +24,21 @@ const LOCK_WAIT_MS = 10_000;
 /** A policy change was refused; `problems` says why, one line each. */
 export class PolicyValidationError extends Error {
   readonly code = 'invalid_policy';
+  /** At most {@link MAX_REPORTED_PROBLEMS}, each at most {@link MAX_PROBLEM_LENGTH} characters: they quote the input back. */
   readonly problems: string[];
   constructor(problems: string[]) {
-    super(problems.join('; '));
+    const shown = problems.slice(0, MAX_REPORTED_PROBLEMS).map((p) => (p.length > MAX_PROBLEM_LENGTH ? `${p.slice(0, MAX_PROBLEM_LENGTH)}…` : p));
+    if (problems.length > MAX_REPORTED_PROBLEMS) shown.push(`… and ${problems.length - MAX_REPORTED_PROBLEMS} more`);
+    super(shown.join('; '));
     this.name = 'PolicyValidationError';
-    this.problems = problems;
+    this.problems = shown;
   }
 }
+
+/** How many problems of a refused change are reported (an answer, an audit event or a log line quotes them). */
+const MAX_REPORTED_PROBLEMS = 20;
+/** Longest problem reported: problems quote values of the input, which may be of any size. */
+const MAX_PROBLEM_LENGTH = 300;
 
 /** Another change held the policy lock for too long. */
 export class PolicyBusyError extends Error {

@@ -253,6 +253,15 @@ export function createProvider(deps: ProviderDeps): Provider {
           // Koa's status is still its default 404 here; a re-rendered form with an error is a 400.
           const status = err ? Math.max(400, Math.min(499, (err as { statusCode?: number }).statusCode ?? 400)) : 200;
           sendPage(ctx, (nonce) => pages.deviceInputPage({ nonce, form, ...(error ? { error } : {}) }), status);
+          const session = ctx.oidc.session;
+          if (err && session && typeof session.exp !== 'number') {
+            // oidc-provider's error path gives a session it never saved (a first visit) a new form secret and then
+            // calls persist(), which throws for such a session (a 500). Saved here, the form shown also works.
+            await session.save(lifetimes.session);
+          }
+          if (err && error === 'other') {
+            logger.warn({ requestId: ctx.state?.requestId, route: ctx.oidc.route, error: (err as { error?: string }).error ?? err.name }, 'device verification request refused');
+          }
         },
         userCodeConfirmSource: async (ctx, form, client, _deviceInfo, userCode) => {
           sendPage(ctx, (nonce) => pages.deviceConfirmPage({ nonce, form, clientName: client.clientName ?? client.clientId, userCode }));

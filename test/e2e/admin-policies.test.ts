@@ -135,6 +135,12 @@ describe('admin API: groups and policies', () => {
     assert.equal((merged.json.added as Json[]).length, 1);
     const badCsv = await call('/policies/import', { method: 'POST', type: 'text/csv', body: 'p, /atlas, sync, /x, read, maybe,\n' });
     assert.equal(badCsv.status, 400);
+    // A large invalid import is not echoed back: the answer names a bounded number of problems, each cut short.
+    const huge = `${'m'.repeat(400_000)}, /atlas\n${'x, y\n'.repeat(100_000)}`;
+    const hugeAnswer = await call('/policies/import', { method: 'POST', type: 'text/csv', body: huge });
+    assert.equal(hugeAnswer.status, 400);
+    assert.ok(hugeAnswer.text.length < 10_000, `the 400 answer is ${hugeAnswer.text.length} bytes`);
+    assert.match(String(hugeAnswer.json.error_description), /and \d+ more/);
 
     // replace: the exported policy plus nothing else → the merged line goes away.
     const replaced = await call('/policies/import?mode=replace', { method: 'POST', type: 'text/csv', body: exported.text });
