@@ -47,6 +47,30 @@ describe('scope policy at token issuance', () => {
     assert.equal(decodeJwt(own.access_token).payload.scope, 'storage.read:/home/alice');
   });
 
+  it('refreshes a grant that holds a storage path not in normal form without it', async () => {
+    // A grant written before the normal form was enforced, as the store holds it.
+    const provider = server.fedgate.provider();
+    const alice = (await server.fedgate.accounts.findByUsername('alice'))!;
+    const resourceScope = 'storage.read:/store/cms storage.read:/store/cms/%2e%2e/atlas storage.read:/store/cms/.%2e/atlas';
+    const grant = new provider.Grant({ accountId: alice.id, clientId: 'demo-cli' });
+    grant.addOIDCScope('openid offline_access');
+    grant.addResourceScope('https://storage.demo', resourceScope);
+    const grantId = await grant.save();
+    const client = await provider.Client.find('demo-cli');
+    const refreshToken = await new provider.RefreshToken({
+      accountId: alice.id, client: client!, grantId, gty: 'authorization_code', scope: `openid offline_access ${resourceScope}`,
+      resource: 'https://storage.demo', rotations: 0, iiat: Math.floor(Date.now() / 1000),
+    }).save();
+    const res = await fetch(`${server.issuer}/token`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ grant_type: 'refresh_token', client_id: 'demo-cli', refresh_token: refreshToken }),
+    });
+    const body = await res.json() as { access_token?: string };
+    assert.equal(res.status, 200, JSON.stringify(body));
+    assert.equal(decodeJwt(body.access_token!).payload.scope, 'storage.read:/store/cms');
+  });
+
   it('applies per-audience rules', async () => {
     assert.deepEqual(await scopesFor('bob', 'ml.inference ml.training', 'https://ml.demo'), ['ml.inference']);
     assert.deepEqual(await scopesFor('alice', 'ml.inference ml.training', 'https://ml.demo'), ['ml.training']);
