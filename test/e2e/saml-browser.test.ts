@@ -45,6 +45,8 @@ describe('SAML login in a browser', () => {
         });
         config.saml = samlSchema.parse({
           enabled: true,
+          // The first check also starts the worker threads: on a loaded test machine that can take longer than the 2 s default.
+          validation: { deadlineMs: 30_000 },
           metadata: [{ file: metadataFile, trustUnsigned: true }],
           entitlementRules: [{ pattern: '^urn:geant:fedgate\\.demo:group:cms(?::([a-z]+))?#', group: '/cms/$1', assertedBy: { entityIds: [idp.entityID] } }],
         });
