@@ -102,7 +102,6 @@ export class PolicyService implements PolicyDecisionPoint {
   readonly #deps: PolicyServiceDeps;
   #seenVersion = 0;
   #hierarchyKeys = new Set<string>();
-  #poll: NodeJS.Timeout | undefined;
   #reloading: Promise<void> | undefined;
   /** Checks that an OAuth client exists (set once the provider is built). */
   clientExists: (clientId: string) => Promise<boolean> = async () => false;
@@ -138,18 +137,11 @@ export class PolicyService implements PolicyDecisionPoint {
     this.watcher.onChange((change) => this.#onChange(change));
     await this.watcher.start();
     await this.reload();
-    const interval = this.#deps.config.policies.pollSeconds * 1000;
-    this.#poll = setInterval(() => {
-      this.watcher.currentVersion().then((version) => {
-        if (version !== this.#seenVersion) return this.reload();
-        return undefined;
-      }).catch((err: Error) => this.#deps.logger.warn({ err: { message: err.message } }, 'policy version check failed; keeping the current policy'));
-    }, interval);
-    this.#poll.unref();
+    this.watcher.feed.pollVersion(this.#deps.config.policies.pollSeconds * 1000, () => this.#seenVersion, () => this.reload(),
+      (err) => this.#deps.logger.warn({ err: { message: err.message } }, 'policy version check failed; keeping the current policy'));
   }
 
   async close(): Promise<void> {
-    if (this.#poll) clearInterval(this.#poll);
     await this.watcher.close();
   }
 

@@ -1,5 +1,5 @@
-import { randomUUID } from 'node:crypto';
 import type { Model, Watcher, WatcherEx } from 'casbin';
+import { ChangeFeed } from '../store/change-feed.ts';
 import type { Store } from '../store/store.ts';
 import type { PolicyLine } from './types.ts';
 
@@ -26,51 +26,46 @@ export interface PolicyChange {
   remove?: PolicyLine[];
 }
 
-function parseChange(message: string): PolicyChange | undefined {
-  try {
-    const change = JSON.parse(message) as PolicyChange;
-    if (typeof change.origin !== 'string' || !Number.isInteger(change.version)) return undefined;
-    if (!['delta', 'reload', 'groups', 'invalidate'].includes(change.kind)) return undefined;
-    return change;
-  } catch {
-    return undefined;
-  }
+/** The policy's fields of an announcement, or undefined. */
+function parseChange(message: Record<string, unknown>): Omit<PolicyChange, 'origin' | 'version'> | undefined {
+  const kind = message.kind as PolicyChange['kind'];
+  if (!['delta', 'reload', 'groups', 'invalidate'].includes(kind)) return undefined;
+  return { kind, ...(Array.isArray(message.add) ? { add: message.add as PolicyLine[] } : {}), ...(Array.isArray(message.remove) ? { remove: message.remove as PolicyLine[] } : {}) };
 }
 
 /**
  * A Casbin watcher on fedgate's store pub/sub (Redis through ioredis, or
- * the embedded store). Written for fedgate because the published Redis
- * watcher pins an old ioredis major. It implements both Casbin interfaces:
- * `Watcher` (any change → the update callback reloads) and `WatcherEx`
- * (deltas), and fedgate's own `onChange` for deltas with versions.
+ * the embedded store), over the store's change feed (src/store/change-feed.ts).
+ * Written for fedgate because the published Redis watcher pins an old
+ * ioredis major. It implements both Casbin interfaces: `Watcher` (any
+ * change → the update callback reloads) and `WatcherEx` (deltas), and
+ * fedgate's own `onChange` for deltas with versions.
  */
 export class StoreWatcher implements Watcher, WatcherEx {
-  /** This replica's id: its own announcements are not applied twice. */
-  readonly origin = randomUUID();
-  readonly #store: Store;
+  readonly feed: ChangeFeed<Omit<PolicyChange, 'origin' | 'version'>>;
   #updateCallback: (() => void) | undefined;
   #changeHandler: ((change: PolicyChange) => void) | undefined;
-  #unsubscribe: (() => Promise<void>) | undefined;
 
   constructor(store: Store) {
-    this.#store = store;
+    this.feed = new ChangeFeed(store, { channel: POLICY_CHANNEL, versionKey: POLICY_VERSION_KEY, parse: parseChange });
+  }
+
+  /** This replica's id: its own announcements are not applied twice. */
+  get origin(): string {
+    return this.feed.origin;
   }
 
   /** Subscribes to the channel; resolves once messages are being received. */
   async start(): Promise<void> {
-    this.#unsubscribe ??= await this.#store.subscribe(POLICY_CHANNEL, (message) => {
-      const change = parseChange(message);
-      if (!change || change.origin === this.origin) return;
+    await this.feed.start((change) => {
       if (this.#changeHandler) this.#changeHandler(change);
       else this.#updateCallback?.();
     });
   }
 
-  /** Ends the subscription; a store that is already gone has nothing left to end. */
+  /** Ends the subscription. */
   async close(): Promise<void> {
-    const unsubscribe = this.#unsubscribe;
-    this.#unsubscribe = undefined;
-    await unsubscribe?.().catch(() => {});
+    await this.feed.close();
   }
 
   /** fedgate's handler for changes made on other replicas. */
@@ -79,19 +74,14 @@ export class StoreWatcher implements Watcher, WatcherEx {
   }
 
   /** The version in the store now. */
-  async currentVersion(): Promise<number> {
-    return Number((await this.#store.get<number>(POLICY_VERSION_KEY)) ?? 0);
+  currentVersion(): Promise<number> {
+    return this.feed.currentVersion();
   }
 
-  /** Raises the version and announces a change; returns the new version. */
-  async announce(kind: PolicyChange['kind'], add: PolicyLine[] = [], remove: PolicyLine[] = []): Promise<number> {
-    const version = await this.#store.increment(POLICY_VERSION_KEY);
+  /** Raises the version and announces a change (a large delta as a reload); returns the new version. */
+  announce(kind: PolicyChange['kind'], add: PolicyLine[] = [], remove: PolicyLine[] = []): Promise<number> {
     const tooBig = add.length + remove.length > MAX_DELTA_LINES;
-    const change: PolicyChange = kind === 'delta' && !tooBig
-      ? { origin: this.origin, version, kind, add, remove }
-      : { origin: this.origin, version, kind: kind === 'delta' ? 'reload' : kind };
-    await this.#store.publish(POLICY_CHANNEL, JSON.stringify(change));
-    return version;
+    return this.feed.announce(kind === 'delta' && !tooBig ? { kind, add, remove } : { kind: kind === 'delta' ? 'reload' : kind });
   }
 
   // Casbin's Watcher interface.

@@ -3,7 +3,7 @@
  * services (docs/datasources.md).
  */
 export { DataSourceError, DATA_SOURCE_ERROR_STATUS, type DataSourceErrorCode, type FieldProblem } from './errors.ts';
-export { DATA_SOURCE_CHANNEL, DATA_SOURCE_VERSION_KEY } from './change-feed.ts';
+export { DATA_SOURCE_CHANNEL, DATA_SOURCE_VERSION_KEY } from './registry.ts';
 export type { IntrospectionCredentials } from './introspection-client.ts';
 export { createMetadataEndpoint } from './metadata-endpoint.ts';
 export { onboardingBundle, type OnboardingBundle } from './onboarding.ts';

@@ -30,9 +30,9 @@ import type { ServiceRegistry } from '../gateway/service-registry.ts';
 import type { Audit } from '../observability/audit.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { ResourceServers } from '../oidc/resource-servers.ts';
+import { ChangeFeed, type Announced } from '../store/change-feed.ts';
 import { withLock } from '../store/lock.ts';
 import type { Store } from '../store/store.ts';
-import { ChangeFeed, type DataSourceChange } from './change-feed.ts';
 import { DataSourceError, type FieldProblem } from './errors.ts';
 import { createIntrospectionClient, deleteIntrospectionClient, rotateIntrospectionSecret, type IntrospectionCredentials } from './introspection-client.ts';
 import { audienceMetadataUrl, gatewayResource, protectedResourceMetadataUrl } from './protected-resource.ts';
@@ -42,6 +42,10 @@ import {
 
 const IDS_KEY = 'datasource:ids';
 const recordKey = (id: string) => `datasource:${id}`;
+/** The channel data source changes travel on: `{origin, version, id}`, the record with id `id` was written or deleted. */
+export const DATA_SOURCE_CHANNEL = 'datasource:changes';
+/** Raised by every change. */
+export const DATA_SOURCE_VERSION_KEY = 'datasource:version';
 const LOCK_KEY = 'datasource:lock';
 const SEEDED_KEY = 'datasource:seeded';
 const LOCK_TTL_SECONDS = 30;
@@ -166,7 +170,7 @@ function mergePatch(current: DataSourceSpec, patch: unknown): unknown {
 /** The data sources: store-backed records plus the configured ones, applied to token issuance and the gateway. */
 export class DataSources {
   readonly #deps: DataSourcesDeps;
-  readonly #feed: ChangeFeed;
+  readonly #feed: ChangeFeed<{ id: string }>;
   readonly #logger: Logger;
   /** Configured (read-only) entries by name. */
   readonly #configured = new Map<string, DataSourceView>();
@@ -175,12 +179,15 @@ export class DataSources {
   #records = new Map<string, StoredDataSource>();
   #seenVersion = 0;
   #localVersion = 0;
-  #poll: NodeJS.Timeout | undefined;
   #reloading: Promise<void> | undefined;
 
   constructor(deps: DataSourcesDeps) {
     this.#deps = deps;
-    this.#feed = new ChangeFeed(deps.store);
+    this.#feed = new ChangeFeed(deps.store, {
+      channel: DATA_SOURCE_CHANNEL,
+      versionKey: DATA_SOURCE_VERSION_KEY,
+      parse: (message) => (typeof message.id === 'string' ? { id: message.id } : undefined),
+    });
     this.#logger = deps.logger.child({ component: 'datasources' });
     const { config } = deps;
     this.#configuredAudiences = new Set(config.resourceServers.map((rs) => rs.audience));
@@ -223,18 +230,11 @@ export class DataSources {
     await this.#feed.start((change) => this.#onChange(change));
     await this.reload();
     await this.#seed();
-    const interval = config.policies.pollSeconds * 1000;
-    this.#poll = setInterval(() => {
-      this.#feed.currentVersion().then((version) => {
-        if (version !== this.#seenVersion) return this.reload();
-        return undefined;
-      }).catch((err: Error) => this.#logger.warn({ err: { message: err.message } }, 'data source version check failed; keeping the current data sources'));
-    }, interval);
-    this.#poll.unref();
+    this.#feed.pollVersion(config.policies.pollSeconds * 1000, () => this.#seenVersion, () => this.reload(),
+      (err) => this.#logger.warn({ err: { message: err.message } }, 'data source version check failed; keeping the current data sources'));
   }
 
   async close(): Promise<void> {
-    if (this.#poll) clearInterval(this.#poll);
     await this.#feed.close();
   }
 
@@ -400,7 +400,7 @@ export class DataSources {
     return record;
   }
 
-  #onChange(change: DataSourceChange): void {
+  #onChange(change: { id: string } & Announced): void {
     if (change.version <= this.#seenVersion) return;
     if (change.version !== this.#seenVersion + 1) {
       this.reload().catch((err: Error) => this.#logger.error({ err: { message: err.message } }, 'data source reload failed; keeping the current data sources'));
@@ -422,7 +422,7 @@ export class DataSources {
 
   /** Announces a local change; reloads when other changes came in between. */
   async #commit(id: string): Promise<void> {
-    const version = await this.#feed.announce(id);
+    const version = await this.#feed.announce({ id });
     if (version === this.#seenVersion + 1) this.#seenVersion = version;
     else await this.reload();
   }
