@@ -129,7 +129,7 @@ describe('the dialects of standard clients', () => {
     assert.equal(jwt.aud, 'https://storage.demo');
     assert.equal(narrowed.body.scope, 'storage.read:/store/cms/run1');
 
-    for (const wider of ['storage.read:/store', 'storage.read:/store/cms/../atlas', 'storage.create:/store/cms/run1', 'storage.read:/store/cmsx']) {
+    for (const wider of ['storage.read:/store', 'storage.read:/store/cms/../atlas', 'storage.create:/store/cms/run1', 'storage.read:/store/cmsx', 'storage.read:/store/cms//run1', 'storage.read:/store/cms/%2e%2e/atlas']) {
       const refused = await post('/token', { grant_type: 'refresh_token', refresh_token: narrowed.body.refresh_token as string, scope: wider }, auth);
       assert.equal(refused.status, 400, wider);
       assert.equal(refused.body.error, 'invalid_scope', wider);
