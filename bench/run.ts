@@ -21,9 +21,10 @@ import { refreshTokens } from './refresh-tokens.ts';
 import { samlMetadata } from './saml-metadata.ts';
 import { tokenExchange } from './token-exchange.ts';
 import { tokenIssuance } from './token-issuance.ts';
+import { x509Verify } from './x509-verify.ts';
 
 /** Every benchmark, in run order; later features append theirs. */
-const BENCHMARKS: Benchmark[] = [tokenIssuance, authzDecisions, authzHttp, samlMetadata, tokenExchange, refreshAtScale, refreshTokens];
+const BENCHMARKS: Benchmark[] = [tokenIssuance, authzDecisions, authzHttp, samlMetadata, tokenExchange, refreshAtScale, refreshTokens, x509Verify];
 
 async function main(): Promise<void> {
   const options = readOptions();

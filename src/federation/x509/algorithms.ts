@@ -33,36 +33,46 @@ const MAX_RSA_EXPONENT = 2n ** 64n;
 const MAX_DSA_BITS = 3072;
 const BROKEN_DIGESTS = new Set(['md2', 'md4', 'md5']);
 
+const details = new WeakMap<ParsedCertificate, { type: string | undefined; bits: number; exponent: bigint }>();
+
+/** The key's type and size, read once per certificate (node builds them anew at each read). */
+function keyOf(cert: ParsedCertificate): { type: string | undefined; bits: number; exponent: bigint } {
+  let known = details.get(cert);
+  if (!known) {
+    const d = cert.publicKey.asymmetricKeyDetails ?? {};
+    known = { type: cert.publicKey.asymmetricKeyType, bits: d.modulusLength ?? 0, exponent: d.publicExponent ?? 0n };
+    details.set(cert, known);
+  }
+  return known;
+}
+
 /**
  * Why the key of `cert` must not be used to check any signature, whatever
  * the policy; undefined when it may.
  */
 export function unusableKey(cert: ParsedCertificate): string | undefined {
-  const key = cert.x509.publicKey;
-  const details = key.asymmetricKeyDetails ?? {};
-  switch (key.asymmetricKeyType) {
+  const key = keyOf(cert);
+  switch (key.type) {
     case 'rsa':
     case 'rsa-pss':
-      if ((details.modulusLength ?? 0) > MAX_RSA_BITS) return `an RSA key of ${details.modulusLength} bits (more than ${MAX_RSA_BITS})`;
-      if ((details.publicExponent ?? 0n) > MAX_RSA_EXPONENT) return 'an RSA key with a public exponent above 2^64';
+      if (key.bits > MAX_RSA_BITS) return `an RSA key of ${key.bits} bits (more than ${MAX_RSA_BITS})`;
+      if (key.exponent > MAX_RSA_EXPONENT) return 'an RSA key with a public exponent above 2^64';
       return undefined;
     case 'dsa':
-      return (details.modulusLength ?? 0) > MAX_DSA_BITS ? `a DSA key of ${details.modulusLength} bits (more than ${MAX_DSA_BITS})` : undefined;
+      return key.bits > MAX_DSA_BITS ? `a DSA key of ${key.bits} bits (more than ${MAX_DSA_BITS})` : undefined;
     case 'ec':
     case 'ed25519':
     case 'ed448':
       return undefined;
     default:
-      return `a ${key.asymmetricKeyType ?? 'unknown'} key, which cannot sign`;
+      return `a ${key.type ?? 'unknown'} key, which cannot sign`;
   }
 }
 
 /** Why the key of `cert` is below the floor; undefined when it is not. */
 export function weakKey(cert: ParsedCertificate, policy: AlgorithmPolicy): string | undefined {
-  const key = cert.x509.publicKey;
-  const type = key.asymmetricKeyType;
+  const { type, bits } = keyOf(cert);
   if (type === 'rsa' || type === 'rsa-pss' || type === 'dsa') {
-    const bits = key.asymmetricKeyDetails?.modulusLength ?? 0;
     if (bits < policy.minRsaBits) return `its ${type === 'dsa' ? 'DSA' : 'RSA'} key has ${bits} bits (at least ${policy.minRsaBits} are required)`;
   }
   return undefined;

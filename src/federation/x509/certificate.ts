@@ -124,6 +124,8 @@ export interface ParsedCertificate {
   issuerKey: string;
   notBefore: Date;
   notAfter: Date;
+  /** The subject's public key, read once (each `x509.publicKey` read builds a new KeyObject). */
+  publicKey: KeyObject;
   /** SHA-256 of the subjectPublicKeyInfo, hex: certificates with one key share it. */
   keyId: string;
   /** The outer signatureAlgorithm (RFC 5280 §4.1.1.2). */
@@ -266,6 +268,7 @@ export function parseCertificate(der: Buffer): ParsedCertificate {
   }
   try {
     const [tbs, signatureAlgorithm] = children(expectTag(readOne(der), TAG.SEQUENCE, 'a Certificate'));
+    const publicKey = x509.publicKey;
     const fields = children(expectTag(tbs, TAG.SEQUENCE, 'a TBSCertificate'));
     let i = 0;
     let version = 1;
@@ -294,7 +297,8 @@ export function parseCertificate(der: Buffer): ParsedCertificate {
       issuerKey: dnMatchKey(issuer),
       notBefore: readTime(notBeforeTlv, 'notBefore'),
       notAfter: readTime(notAfterTlv, 'notAfter'),
-      keyId: createHash('sha256').update(x509.publicKey.export({ type: 'spki', format: 'der' })).digest('hex'),
+      publicKey,
+      keyId: createHash('sha256').update(expectTag(fields[i + 5], TAG.SEQUENCE, 'subjectPublicKeyInfo').bytes).digest('hex'),
       signatureAlgorithm: expectTag(signatureAlgorithm, TAG.SEQUENCE, 'signatureAlgorithm'),
       extensions,
     };
@@ -348,7 +352,7 @@ export function mayHaveIssued(subject: ParsedCertificate, issuer: ParsedCertific
 /** Does `subject`'s signature verify with `issuer`'s public key? */
 export function signedBy(subject: ParsedCertificate, issuer: ParsedCertificate): boolean {
   try {
-    return subject.x509.verify(issuer.x509.publicKey);
+    return subject.x509.verify(issuer.publicKey);
   } catch {
     return false;
   }

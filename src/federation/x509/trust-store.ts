@@ -127,7 +127,7 @@ export class TrustSnapshot {
       const weak = weakSignature(signatureScheme(crl.signatureAlgorithm), policy);
       if (crl.unsupportedCritical.length) problem ??= `it has critical extensions fedgate does not process (${crl.unsupportedCritical.join(', ')})`;
       else if (weak) problem ??= weak;
-      else if (!crlSignedBy(crl, ca.x509.publicKey)) problem ??= 'its signature does not verify with the CA\'s key';
+      else if (!crlSignedBy(crl, ca.publicKey)) problem ??= 'its signature does not verify with the CA\'s key';
       else signed.push(crl);
     }
     return signed.length ? signed : problem!;
