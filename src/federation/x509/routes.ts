@@ -75,6 +75,7 @@ const HINTS: Partial<Record<X509RefusalReason, string>> = {
   revoked: 'This certificate can no longer be used. Get a new one from your certification authority, or sign in another way.',
   revocation_unknown: 'Whether the certificate is still valid cannot be checked right now. Try again later or sign in another way.',
   constraint_violation: 'This certificate is not meant for signing in. Use your personal certificate.',
+  weak_algorithm: 'This certificate uses a key or signature algorithm that is no longer safe. Get a new certificate (or proxy) from your certification authority.',
   invalid_proxy: 'Create a new proxy certificate, or use your own certificate.',
   not_linked: 'Sign in another way, then link this certificate to your account from your account page. After that you can sign in with it.',
   account_disabled: 'Contact the service operators.',
