@@ -18,13 +18,14 @@ import { OUTPUT_DIR, RESULTS_FILE } from './lib/paths.ts';
 import type { Benchmark, BenchmarkResult } from './lib/types.ts';
 import { refreshAtScale } from './refresh-at-scale.ts';
 import { refreshTokens } from './refresh-tokens.ts';
+import { samlAcs } from './saml-acs.ts';
 import { samlMetadata } from './saml-metadata.ts';
 import { tokenExchange } from './token-exchange.ts';
 import { tokenIssuance } from './token-issuance.ts';
 import { x509Verify } from './x509-verify.ts';
 
 /** Every benchmark, in run order; later features append theirs. */
-const BENCHMARKS: Benchmark[] = [tokenIssuance, authzDecisions, authzHttp, samlMetadata, tokenExchange, refreshAtScale, refreshTokens, x509Verify];
+const BENCHMARKS: Benchmark[] = [tokenIssuance, authzDecisions, authzHttp, samlMetadata, samlAcs, tokenExchange, refreshAtScale, refreshTokens, x509Verify];
 
 async function main(): Promise<void> {
   const options = readOptions();

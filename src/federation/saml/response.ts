@@ -54,7 +54,8 @@ export interface ResponseValidatorOptions {
   store: Store;
   sp: ServiceProvider;
   cacheProvider: StoreCacheProvider;
-  pool: ValidationPool;
+  /** Where the document checks run: the worker pool (an in-thread stand-in only in benchmarks' baselines). */
+  pool: Pick<ValidationPool, 'inspect' | 'verify'>;
   /** The trusted identity provider with this entityID, if any. */
   idp: (entityID: string) => IdpRecord | undefined;
   clockSkewSeconds: number;
