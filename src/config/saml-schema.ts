@@ -160,7 +160,7 @@ export const samlSchema = z.object({
     /** Worker threads checking responses. */
     threads: z.number().int().min(1).max(64).default(2),
     /** A check running longer is stopped and the response refused (`too_complex`). */
-    deadlineMs: z.number().int().min(50).max(60_000).default(2000),
+    deadlineMs: z.number().int().min(50).max(120_000).default(10_000),
     /** Responses that may wait for a thread; beyond that the ACS answers 503 (`busy`). */
     maxQueue: z.number().int().min(1).max(10_000).default(256),
   }).strict().prefault({}),

@@ -224,6 +224,7 @@ export function samlRoutes(deps: SamlRoutesDeps): Koa.Middleware {
   const reject = async (ctx: Context, reason: RejectReason, idp: string | undefined, status?: string): Promise<never> => {
     await audit.record({ type: 'saml.response_rejected', actor: idp ? `saml:${idp}` : 'anonymous', outcome: 'failure', ip: ctx.ip, detail: { reason, ...(idp ? { idp } : {}), ...(status ? { status } : {}) } });
     logger.warn({ reason, idp, status }, 'SAML response refused');
+    if (reason === 'busy') ctx.set('Retry-After', '5');
     throw new PageError(STATUS[reason] ?? (BAD_REQUEST.has(reason) ? 400 : 403), reason, REJECT_MESSAGES[reason] ?? 'The sign-in response from your institution was not accepted. Go back to the application and start again.');
   };
   /** The form parser, its refusals (a body over the limit: 413) audited like any refused response. */

@@ -19,7 +19,7 @@ describe('saml configuration', () => {
     assert.equal(saml.clockSkewSeconds, 180);
     assert.equal(saml.requestTtlSeconds, 900);
     assert.equal(saml.requireSignedAssertions, true);
-    assert.deepEqual(saml.validation, { threads: 2, deadlineMs: 2000, maxQueue: 256 });
+    assert.deepEqual(saml.validation, { threads: 2, deadlineMs: 10_000, maxQueue: 256 });
     assert.equal(saml.allowSha1Signatures, false);
     assert.deepEqual(saml.jit, { default: true, idps: {} });
     assert.equal(saml.groupsAtLogin, 'add');
