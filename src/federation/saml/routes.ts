@@ -27,6 +27,7 @@ import { AccountError, type Account, type Accounts } from '../../accounts/accoun
 import type { SamlConfig } from '../../config/saml-schema.ts';
 import { PageError, sendPage } from '../../http/page.ts';
 import type { Audit } from '../../observability/audit.ts';
+import { isStoreUnavailable } from '../../store/errors.ts';
 import type { Store } from '../../store/store.ts';
 import * as pages from '../../views/pages.ts';
 import type { FederationHooks, InteractionCheck } from '../types.ts';
@@ -322,7 +323,8 @@ export function samlRoutes(deps: SamlRoutesDeps): Koa.Middleware {
     try {
       await hooks.finishLogin(ctx, purpose.interaction, account, 'saml');
     } catch (err) {
-      if (err instanceof PageError) throw err;
+      // A store outage is not an expired sign-in: it goes on to the 503 answer (Retry-After).
+      if (err instanceof PageError || isStoreUnavailable(err)) throw err;
       await refusal(ctx, purpose, account.id, { idp, reason: 'interaction_expired' });
       logger.info({ err: { message: (err as Error).message } }, 'SAML login could not finish its interaction');
       throw new PageError(400, 'invalid_request', 'This sign-in request has expired or was opened in another browser. Go back to the application and start again.');
