@@ -1,0 +1,316 @@
+/**
+ * The tokens a token exchange request presents (RFC 8693 §2.1
+ * `subject_token`, `actor_token`): fedgate's own access tokens (JWT and
+ * opaque), refresh tokens and ID tokens, and JWTs of trusted external
+ * issuers, each resolved to who it speaks for, what it carries, and the
+ * grants it belongs to (so that exchanged tokens die with them).
+ */
+import { createLocalJWKSet, decodeJwt, decodeProtectedHeader, errors as joseErrors, jwtVerify, type JWK, type JWTPayload } from 'jose';
+import type Provider from 'oidc-provider';
+import type { Account, Accounts } from '../accounts/accounts.ts';
+import type { Store } from '../store/store.ts';
+import { toPublicJwk } from '../keys/index.ts';
+import { BoundedMap } from '../util/bounded-map.ts';
+import { grantsOf, isCompactJws, type StoredGrant } from '../oidc/adapter.ts';
+import { ExternalTokenError, type TrustedIssuers } from './trusted-issuers.ts';
+import { fromExchange, type TokenTypeName } from './token-types.ts';
+
+/** Accepted clock skew for fedgate's own JWTs, in seconds (as at the gateway). */
+const CLOCK_TOLERANCE = 30;
+const SIGNING_ALGORITHMS = ['ES256', 'RS256'];
+
+/** A presented token that cannot be used; the message is safe to return as `error_description`. */
+export class UnusableToken extends Error {
+  override readonly name = 'UnusableToken';
+}
+
+/** The token type given does not describe the token presented (RFC 8693 §2.1: the type must match). */
+export class TokenTypeMismatch extends Error {
+  override readonly name = 'TokenTypeMismatch';
+}
+
+/** A `act` / `may_act` value (RFC 8693 §4.1, §4.4). */
+export type ActorClaim = { sub: string; iss?: string; act?: ActorClaim } & Record<string, unknown>;
+
+/** What a presented token says, after verification. */
+export interface PresentedToken {
+  /** What the token actually is. */
+  type: TokenTypeName;
+  origin: 'fedgate' | 'external';
+  /** The issuer (fedgate's own, or the external one). */
+  iss: string;
+  /** The token's subject as it states it (`sub`; a client id for client tokens). */
+  sub: string;
+  /** The local account it speaks for; absent for client tokens. */
+  account?: Account;
+  /** The client it was issued to (client_id, azp or an ID token's audience). */
+  clientId?: string;
+  scopes: string[];
+  /** Expiry, epoch seconds. */
+  exp: number;
+  /** Grants whose revocation must end anything exchanged from this token. */
+  grantIds: string[];
+  /** Whether the user's grant behind it included offline_access (every one of them, when a JWT leaves it open which). */
+  offlineAccess: boolean;
+  act?: ActorClaim;
+  mayAct?: ActorClaim;
+}
+
+export interface PresentedTokenOptions {
+  issuer: string;
+  store: Store;
+  accounts: Accounts;
+  provider: Provider;
+  /** fedgate's signing keys (private JWKs are reduced to their public parts). */
+  jwks: { keys: object[] };
+  trustedIssuers: TrustedIssuers;
+}
+
+function scopeList(value: unknown): string[] {
+  if (typeof value === 'string') return value.split(' ').filter(Boolean);
+  if (Array.isArray(value)) return value.filter((v): v is string => typeof v === 'string');
+  return [];
+}
+
+function actorClaim(value: unknown, depth = 0): ActorClaim | undefined {
+  if (depth > 32 || typeof value !== 'object' || value === null || typeof (value as { sub?: unknown }).sub !== 'string') return undefined;
+  const claim = value as ActorClaim;
+  const nested = claim.act === undefined ? undefined : actorClaim(claim.act, depth + 1);
+  if (claim.act !== undefined && !nested) return undefined;
+  return claim;
+}
+
+const OPAQUE = /^[A-Za-z0-9_-]{16,512}$/;
+
+/** A JWT as decoded, and as verified once its signature has been checked. */
+interface SeenToken {
+  header: ReturnType<typeof decodeProtectedHeader>;
+  claims: JWTPayload;
+  verified?: JWTPayload;
+}
+
+/** Verified JWTs (and users' grant ids) kept per provider instance: a service exchanges the same user's token, with its same own token, many times. */
+const VERIFIED_CACHE_SIZE = 10_000;
+
+/** Resolves presented tokens; one per provider instance (its keys). */
+export class PresentedTokens {
+  readonly #options: PresentedTokenOptions;
+  readonly #keys: ReturnType<typeof createLocalJWKSet>;
+  /**
+   * fedgate's own JWTs whose signature has been checked, by their whole
+   * value: decoded header and claims, and the verified payload (what the
+   * token says; its grant and account are re-read every time). Only
+   * verified tokens get in, so the cache holds nothing but tokens this
+   * server issued. Keyed by the token itself rather than a digest of it: a
+   * Map lookup on the string is exact and costs less than hashing it.
+   */
+  readonly #seen = new BoundedMap<string, SeenToken>(VERIFIED_CACHE_SIZE);
+
+  constructor(options: PresentedTokenOptions) {
+    this.#options = options;
+    this.#keys = createLocalJWKSet({ keys: (options.jwks.keys as JWK[]).map(toPublicJwk) });
+  }
+
+  /**
+   * Verifies `value`, declared as `declared`, for client `clientId`.
+   *
+   * @throws TokenTypeMismatch when the token is not of the declared type,
+   *   UnusableToken when it is invalid, expired, revoked or speaks for no usable account.
+   */
+  async resolve(value: string, declared: TokenTypeName, clientId: string): Promise<PresentedToken> {
+    if (typeof value !== 'string' || value.length > 16_384) throw new UnusableToken('the token is malformed');
+    if (declared === 'refresh_token') {
+      if (isCompactJws(value)) throw new TokenTypeMismatch('a JWT was presented as a refresh token');
+      return this.#refreshToken(value, clientId);
+    }
+    if (!isCompactJws(value)) {
+      if (declared !== 'access_token') throw new TokenTypeMismatch(`an opaque token was presented as ${declared === 'jwt' ? 'a JWT' : 'an ID token'}`);
+      return this.#opaqueAccessToken(value);
+    }
+    let decoded = this.#seen.get(value);
+    if (!decoded) {
+      try {
+        decoded = { header: decodeProtectedHeader(value), claims: decodeJwt(value) };
+      } catch {
+        throw new UnusableToken('the token is malformed');
+      }
+    }
+    const { header, claims } = decoded;
+    const isAccessToken = typeof header.typ === 'string' && header.typ.toLowerCase().replace(/^application\//, '') === 'at+jwt';
+    if (declared === 'access_token' && !isAccessToken && claims.iss === this.#options.issuer) {
+      throw new TokenTypeMismatch('the token is not an access token (RFC 9068 typ at+jwt)');
+    }
+    if (declared === 'id_token' && isAccessToken) throw new TokenTypeMismatch('an access token was presented as an ID token');
+    if (claims.iss === this.#options.issuer) {
+      if (isAccessToken) return this.#jwtAccessToken(value, decoded);
+      // Of fedgate's other JWTs only ID tokens are exchangeable (not logout tokens, signed introspection or userinfo responses).
+      if (header.typ !== undefined && header.typ.toUpperCase() !== 'JWT') {
+        throw new UnusableToken('the token is neither an access token nor an ID token of this issuer');
+      }
+      return this.#idToken(value, decoded);
+    }
+    if (typeof claims.iss !== 'string' || !this.#options.trustedIssuers.has(claims.iss)) {
+      throw new UnusableToken('the token was issued by an issuer this server does not trust');
+    }
+    return this.#external(value, claims.iss, declared);
+  }
+
+  /** `seen`'s payload, its signature checked once (against `typ`, as the token's header says which it is). */
+  async #verifyOwn(value: string, seen: SeenToken, typ: string | undefined): Promise<JWTPayload> {
+    const cached = seen.verified;
+    if (cached && (cached.exp ?? 0) + CLOCK_TOLERANCE > Date.now() / 1000) return cached;
+    if (cached) this.#seen.delete(value);
+    const verified = await this.#verifySignature(value, typ);
+    this.#seen.set(value, { ...seen, verified });
+    return verified;
+  }
+
+  async #verifySignature(value: string, typ: string | undefined): Promise<JWTPayload> {
+    try {
+      const { payload } = await jwtVerify(value, this.#keys, {
+        issuer: this.#options.issuer,
+        algorithms: SIGNING_ALGORITHMS,
+        clockTolerance: CLOCK_TOLERANCE,
+        requiredClaims: ['exp', 'iat', 'sub'],
+        ...(typ ? { typ } : {}),
+      });
+      return payload;
+    } catch (err) {
+      if (err instanceof joseErrors.JWTExpired) throw new UnusableToken('the token has expired');
+      throw new UnusableToken('the token is invalid (signature, issuer or claims)');
+    }
+  }
+
+  /** Grant ids last found per user and client: read in the same round trip as the user's grant index next time. */
+  readonly #lastGrants = new BoundedMap<string, readonly string[]>(VERIFIED_CACHE_SIZE);
+
+  async #grantsOf(accountId: string, clientId: string): Promise<StoredGrant[]> {
+    const key = `${accountId}\u0000${clientId}`;
+    const grants = await grantsOf(this.#options.store, accountId, clientId, this.#lastGrants.get(key));
+    this.#lastGrants.set(key, grants.map((g) => g.id));
+    return grants;
+  }
+
+  async #account(id: string): Promise<Account> {
+    const account = await this.#options.accounts.findById(id);
+    if (!account) throw new UnusableToken('the account behind the token no longer exists');
+    if (account.disabled) throw new UnusableToken('the account behind the token is disabled');
+    return account;
+  }
+
+  async #grant(grantId: string | undefined): Promise<{ offlineAccess: boolean } | undefined> {
+    if (!grantId) return undefined;
+    const grant = await this.#options.provider.Grant.find(grantId).catch(() => undefined);
+    if (!grant) return undefined;
+    return { offlineAccess: scopeList(grant.getOIDCScope()).includes('offline_access') };
+  }
+
+  async #opaqueAccessToken(value: string): Promise<PresentedToken> {
+    if (!OPAQUE.test(value)) throw new UnusableToken('the token is malformed');
+    const { provider } = this.#options;
+    const token = await provider.AccessToken.find(value) ?? await provider.ClientCredentials.find(value);
+    if (!token?.clientId || !token.exp) throw new UnusableToken('the token is unknown, expired or revoked');
+    if (token.kind === 'ClientCredentials') {
+      return { type: 'access_token', origin: 'fedgate', iss: this.#options.issuer, sub: token.clientId, clientId: token.clientId, scopes: scopeList(token.scope), exp: token.exp, grantIds: [], offlineAccess: false };
+    }
+    const at = token as InstanceType<Provider['AccessToken']>;
+    const grant = await this.#grant(at.grantId);
+    if (!grant || !at.accountId) throw new UnusableToken('the grant behind the token has been revoked');
+    const extra = (at.extra ?? {}) as Record<string, unknown>;
+    const act = actorClaim(extra.act);
+    const mayAct = actorClaim(extra.may_act);
+    return {
+      type: 'access_token', origin: 'fedgate', iss: this.#options.issuer, sub: at.accountId, account: await this.#account(at.accountId),
+      clientId: at.clientId, scopes: scopeList(at.scope), exp: at.exp!, grantIds: [at.grantId!], offlineAccess: grant.offlineAccess,
+      ...(act ? { act } : {}), ...(mayAct ? { mayAct } : {}),
+    };
+  }
+
+  async #jwtAccessToken(value: string, seen: SeenToken): Promise<PresentedToken> {
+    const payload = await this.#verifyOwn(value, seen, 'at+jwt');
+    const clientId = payload.client_id;
+    if (typeof clientId !== 'string' || typeof payload.sub !== 'string' || typeof payload.exp !== 'number') throw new UnusableToken('the token lacks required claims');
+    const base = { type: 'access_token' as const, origin: 'fedgate' as const, iss: this.#options.issuer, sub: payload.sub, clientId, scopes: scopeList(payload.scope), exp: payload.exp };
+    const act = actorClaim(payload.act);
+    const mayAct = actorClaim(payload.may_act);
+    const actors = { ...(act ? { act } : {}), ...(mayAct ? { mayAct } : {}) };
+    if (payload.exchanged === true) {
+      // An exchanged token is recorded (src/oidc/adapter.ts): its record names its grant and disappears when that grant is revoked.
+      const record = await this.#options.provider.AccessToken.adapter.find(value) as { grantId?: string; accountId?: string } | undefined;
+      if (!record?.grantId || record.accountId !== payload.sub) throw new UnusableToken('the token has been revoked');
+      const grant = await this.#grant(record.grantId);
+      if (!grant) throw new UnusableToken('the grant behind the token has been revoked');
+      return { ...base, account: await this.#account(payload.sub), grantIds: [record.grantId], offlineAccess: grant.offlineAccess, ...actors };
+    }
+    // oidc-provider sets sub to the client id exactly for tokens a client got for itself (client credentials).
+    if (payload.sub === clientId) return { ...base, grantIds: [], offlineAccess: false, ...actors };
+    const [account, grants] = await Promise.all([this.#options.accounts.findById(payload.sub), this.#grantsOf(payload.sub, clientId)]);
+    if (!account) throw new UnusableToken('the account behind the token no longer exists');
+    if (account.disabled) throw new UnusableToken('the account behind the token is disabled');
+    if (!grants.length) throw new UnusableToken('the grant behind the token has been revoked');
+    // A JWT names no grant: it is tied to every live grant of the user with that client, and has offline_access only if all of them do.
+    return { ...base, account, grantIds: grants.map((g) => g.id), offlineAccess: grants.every((g) => g.offlineAccess), ...actors };
+  }
+
+  async #idToken(value: string, seen: SeenToken): Promise<PresentedToken> {
+    const payload = await this.#verifyOwn(value, seen, undefined);
+    const audience = typeof payload.aud === 'string' ? [payload.aud] : Array.isArray(payload.aud) ? payload.aud : [];
+    const clientId = typeof payload.azp === 'string' ? payload.azp : audience.length === 1 ? audience[0] : undefined;
+    if (!clientId || typeof payload.sub !== 'string' || typeof payload.exp !== 'number') throw new UnusableToken('the ID token lacks required claims');
+    const account = await this.#account(payload.sub);
+    const grants = await this.#grantsOf(account.id, clientId);
+    if (!grants.length) throw new UnusableToken('the grant behind the ID token has been revoked');
+    // An ID token states no scopes: what the user granted that client stands in for them.
+    const scopes = [...new Set(grants.flatMap((g) => g.scopes))];
+    const act = actorClaim(payload.act);
+    return {
+      type: 'id_token', origin: 'fedgate', iss: this.#options.issuer, sub: payload.sub, account, clientId, scopes, exp: payload.exp,
+      grantIds: grants.map((g) => g.id), offlineAccess: grants.every((g) => g.offlineAccess), ...(act ? { act } : {}),
+    };
+  }
+
+  async #refreshToken(value: string, clientId: string): Promise<PresentedToken> {
+    if (!OPAQUE.test(value)) throw new UnusableToken('the token is malformed');
+    const token = await this.#options.provider.RefreshToken.find(value).catch(() => undefined);
+    if (!token || token.isExpired) throw new UnusableToken('the refresh token is unknown, expired or revoked');
+    // A refresh token is a credential of the client it was issued to: only that client may exchange it.
+    if (token.clientId !== clientId) throw new UnusableToken('the refresh token was not issued to this client');
+    if (token.consumed) throw new UnusableToken('the refresh token has already been used');
+    const grant = await this.#grant(token.grantId);
+    if (!grant || !token.accountId) throw new UnusableToken('the grant behind the refresh token has been revoked');
+    const act = fromExchange(token.gty) ? await this.#exchangeAct(token.grantId!) : undefined;
+    return {
+      type: 'refresh_token', origin: 'fedgate', iss: this.#options.issuer, sub: token.accountId, account: await this.#account(token.accountId),
+      clientId: token.clientId, scopes: scopeList(token.scope), exp: token.exp!, grantIds: [token.grantId!], offlineAccess: grant.offlineAccess,
+      ...(act ? { act } : {}),
+    };
+  }
+
+  async #exchangeAct(grantId: string): Promise<ActorClaim | undefined> {
+    const record = await this.#options.store.get<{ act?: unknown }>(exchangeRecordKey(grantId));
+    return actorClaim(record?.act);
+  }
+
+  async #external(value: string, issuer: string, declared: TokenTypeName): Promise<PresentedToken> {
+    let verified;
+    try {
+      verified = await this.#options.trustedIssuers.verify(value, issuer);
+    } catch (err) {
+      if (err instanceof ExternalTokenError) throw new UnusableToken(err.message);
+      throw err;
+    }
+    const { payload, account } = verified;
+    const clientId = typeof payload.client_id === 'string' ? payload.client_id : typeof payload.azp === 'string' ? payload.azp : undefined;
+    const scopes = scopeList(payload.scope ?? payload.scp);
+    const act = actorClaim(payload.act);
+    const mayAct = actorClaim(payload.may_act);
+    return {
+      type: declared, origin: 'external', iss: issuer, sub: String(payload.sub), ...(account ? { account } : {}), ...(clientId ? { clientId } : {}),
+      scopes, exp: payload.exp!, grantIds: [], offlineAccess: scopes.includes('offline_access'),
+      ...(act ? { act } : {}), ...(mayAct ? { mayAct } : {}),
+    };
+  }
+}
+
+/** Where the `act` chain and origin of an exchanged grant are kept (read for tokens refreshed from it). */
+export const exchangeRecordKey = (grantId: string) => `oidc:exchange:${grantId}`;

@@ -1,0 +1,69 @@
+/**
+ * Introspection and revocation of recorded JWT access tokens (the ones
+ * token exchange issues, src/oidc/adapter.ts `recordJwtAccessToken`).
+ *
+ * oidc-provider refuses any JWT at its introspection and revocation
+ * endpoints before looking it up (structured tokens are meant to be checked
+ * by their signature). An exchanged token must nevertheless be introspectable
+ * by its resource server and revocable (RFC 8693 §2.2, RFC 7662, RFC 7009),
+ * so this middleware, in front of those two endpoints only, replaces such a
+ * token in the request by its record id. Client authentication, policies and
+ * the response stay oidc-provider's. No library does this; it is written here.
+ */
+import { decodeJwt } from 'jose';
+import type { Context, Next } from 'koa';
+import { parse, stringify } from 'node:querystring';
+import { isCompactJws, jwtRecordId } from '../oidc/adapter.ts';
+
+/** oidc-provider's own body limit for these endpoints. */
+const LIMIT = 56 * 1024;
+
+/** A request body `token` that names a recorded (exchanged) JWT access token, else undefined. */
+function recordedToken(value: unknown): string | undefined {
+  if (typeof value !== 'string' || !isCompactJws(value)) return undefined;
+  try {
+    return decodeJwt(value).exchanged === true ? value : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The middleware, for `provider.use()`: acts on POSTs to `paths` only. */
+export function recordedTokenBridge(paths: readonly string[]): (ctx: Context, next: Next) => Promise<void> {
+  const wanted = new Set(paths);
+  // Every request to oidc-provider passes here: those it leaves alone go on without an async frame of their own.
+  return (ctx, next) => {
+    if (ctx.method !== 'POST' || !wanted.has(ctx.path) || !ctx.is('application/x-www-form-urlencoded') || !ctx.req.readable) return next();
+    return bridge(ctx, next);
+  };
+}
+
+/** Reads the form body, swaps a recorded JWT for its record id, and replays the body to oidc-provider. */
+async function bridge(ctx: Context, next: Next): Promise<void> {
+  const length = ctx.request.length;
+  if (length !== undefined && length > LIMIT) return next();
+  const chunks: Buffer[] = [];
+  let received = 0;
+  for await (const chunk of ctx.req.iterator({ destroyOnReturn: false })) {
+    received += (chunk as Buffer).length;
+    if (received > LIMIT) break;
+    chunks.push(chunk as Buffer);
+  }
+  let body = Buffer.concat(chunks);
+  if (received <= LIMIT) {
+    const params = parse(body.toString('utf8'));
+    const token = recordedToken(params.token);
+    if (token) {
+      params.token = jwtRecordId(token);
+      body = Buffer.from(stringify(params), 'utf8');
+    }
+  }
+  // Hand oidc-provider the (possibly rewritten) body as the request stream it reads.
+  ctx.req.headers['content-length'] = String(body.length);
+  Object.defineProperty(ctx.req, 'readable', { value: true, configurable: true });
+  Object.defineProperty(ctx.req, 'iterator', {
+    configurable: true,
+    value: () => (async function* replay() { yield body; })(),
+  });
+  return next();
+}

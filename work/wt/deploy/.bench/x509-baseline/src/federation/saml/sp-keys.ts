@@ -1,0 +1,221 @@
+/**
+ * The service provider's signing key and certificate: AuthnRequests and the
+ * SP metadata are signed with it, and identity providers learn the
+ * certificate from that metadata (SAML metadata §2.4.1.1 KeyDescriptor).
+ *
+ * By default both live in the keys directory every replica shares
+ * (`saml-sp-key.pem`, mode 0600, and `saml-sp-cert.pem`), created at first
+ * start. Each file is written to a temporary file and published with a hard
+ * link that fails when the target exists, so replicas starting together on
+ * an empty directory end up with one key and one certificate for it.
+ * Operators may give their own files instead (config `saml.spKeyFile` /
+ * `saml.spCertFile`).
+ */
+import { createPrivateKey, createPublicKey, generateKeyPair as generateKeyPairCb, randomBytes, sign, X509Certificate, type KeyObject } from 'node:crypto';
+import { link, mkdir, open, readFile, rename, unlink } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { promisify } from 'node:util';
+
+const generateKeyPair = promisify(generateKeyPairCb);
+
+/** File names inside the keys directory. */
+export const SP_KEY_FILE = 'saml-sp-key.pem';
+export const SP_CERT_FILE = 'saml-sp-cert.pem';
+
+/** RSA: what every SAML identity provider verifies (RSA-SHA256, SAML2Int). */
+const MODULUS_BITS = 3072;
+/** The certificate only carries the key (SAML metadata trust is by key, not by chain); it outlives rotations. */
+const CERT_DAYS = 3650;
+
+/** The SP's key pair as PEM. */
+export interface SpKeys {
+  /** PKCS#8 PEM. */
+  privateKeyPem: string;
+  certificatePem: string;
+}
+
+/** Options of {@link loadOrCreateSpKeys}. */
+export interface SpKeyOptions {
+  keysDir: string;
+  /** Operator-provided files (both or neither); nothing is created then. */
+  keyFile?: string | undefined;
+  certFile?: string | undefined;
+  /** Common name of a created certificate (the SP's host). */
+  commonName: string;
+}
+
+// --- a minimal DER writer (ITU-T X.690), enough for one self-signed certificate ---
+
+function length(n: number): Buffer {
+  if (n < 0x80) return Buffer.from([n]);
+  const bytes: number[] = [];
+  for (let v = n; v > 0; v = Math.floor(v / 256)) bytes.unshift(v & 0xff);
+  return Buffer.from([0x80 | bytes.length, ...bytes]);
+}
+
+function tlv(tag: number, ...content: Buffer[]): Buffer {
+  const body = Buffer.concat(content);
+  return Buffer.concat([Buffer.from([tag]), length(body.length), body]);
+}
+
+const SEQUENCE = 0x30;
+const SET = 0x31;
+/** sha256WithRSAEncryption (RFC 4055 §5) with NULL parameters. */
+const SHA256_WITH_RSA = tlv(SEQUENCE, Buffer.from('06092a864886f70d01010b', 'hex'), Buffer.from('0500', 'hex'));
+/** id-at-commonName (RFC 5280 §4.1.2.4). */
+const COMMON_NAME_OID = Buffer.from('0603550403', 'hex');
+
+function time(date: Date): Buffer {
+  // RFC 5280 §4.1.2.5: UTCTime through 2049, GeneralizedTime from 2050.
+  const iso = date.toISOString().replace(/[-:T]/g, '').slice(0, 14);
+  return date.getUTCFullYear() < 2050 ? tlv(0x17, Buffer.from(`${iso.slice(2)}Z`)) : tlv(0x18, Buffer.from(`${iso}Z`));
+}
+
+/**
+ * A self-signed X.509 v3 certificate (RSA-SHA256) for `privateKey`, with
+ * subject and issuer `CN=<commonName>`, valid from an hour ago for `days`.
+ * Returns PEM.
+ */
+export function createSelfSignedCertificate(privateKey: KeyObject, commonName: string, days = CERT_DAYS, now = new Date()): string {
+  const serial = randomBytes(16);
+  serial[0] = (serial[0]! & 0x7f) | 0x01; // positive and minimal (RFC 5280 §4.1.2.2)
+  const name = tlv(SEQUENCE, tlv(SET, tlv(SEQUENCE, COMMON_NAME_OID, tlv(0x0c, Buffer.from(commonName.slice(0, 64), 'utf8')))));
+  const notBefore = new Date(now.getTime() - 3600_000);
+  const notAfter = new Date(now.getTime() + days * 86_400_000);
+  const spki = createPublicKey(privateKey).export({ type: 'spki', format: 'der' });
+  const tbs = tlv(SEQUENCE,
+    Buffer.from('a003020102', 'hex'), // [0] EXPLICIT version v3
+    tlv(0x02, serial),
+    SHA256_WITH_RSA,
+    name,
+    tlv(SEQUENCE, time(notBefore), time(notAfter)),
+    name,
+    spki);
+  const signature = sign('sha256', tbs, privateKey);
+  const der = tlv(SEQUENCE, tbs, SHA256_WITH_RSA, tlv(0x03, Buffer.from([0]), signature));
+  return `-----BEGIN CERTIFICATE-----\n${der.toString('base64').match(/.{1,64}/g)!.join('\n')}\n-----END CERTIFICATE-----\n`;
+}
+
+/** An RSA key pair for signing SAML messages; the private key as PKCS#8 PEM. */
+export async function generateSigningKey(bits = MODULUS_BITS): Promise<{ privateKey: KeyObject; privateKeyPem: string }> {
+  const { privateKey } = await generateKeyPair('rsa', { modulusLength: bits });
+  return { privateKey, privateKeyPem: privateKey.export({ type: 'pkcs8', format: 'pem' }).toString() };
+}
+
+/**
+ * Reads the SP key and certificate, creating them in the keys directory at
+ * first start (see the module comment).
+ *
+ * @throws Error naming the file when a file cannot be read, is not a key or
+ *   certificate, or when the certificate is not for the key. Messages never
+ *   contain key material.
+ */
+export async function loadOrCreateSpKeys(options: SpKeyOptions): Promise<SpKeys> {
+  if (options.keyFile !== undefined && options.certFile !== undefined) {
+    const privateKeyPem = await readRequired(options.keyFile, 'SAML SP key');
+    const certificatePem = await readRequired(options.certFile, 'SAML SP certificate');
+    return checkPair(privateKeyPem, certificatePem, options.keyFile, options.certFile);
+  }
+  const keyPath = join(options.keysDir, SP_KEY_FILE);
+  const certPath = join(options.keysDir, SP_CERT_FILE);
+  await mkdir(options.keysDir, { recursive: true, mode: 0o700 });
+
+  let privateKeyPem = await readIfExists(keyPath, 'SAML SP key');
+  if (privateKeyPem === undefined) {
+    const created = await generateSigningKey();
+    // Another replica may win the race: then its key is the one everybody uses.
+    await writeExclusive(keyPath, created.privateKeyPem, 0o600);
+    privateKeyPem = await readRequired(keyPath, 'SAML SP key');
+  }
+  let certificatePem = await readIfExists(certPath, 'SAML SP certificate');
+  if (certificatePem === undefined) {
+    // Any certificate for the key will do, so whoever gets here first writes one.
+    const created = createSelfSignedCertificate(parseKey(privateKeyPem, keyPath), options.commonName);
+    await writeExclusive(certPath, created, 0o644);
+    certificatePem = await readRequired(certPath, 'SAML SP certificate');
+  }
+  return checkPair(privateKeyPem, certificatePem, keyPath, certPath);
+}
+
+function parseKey(pem: string, path: string): KeyObject {
+  try {
+    const key = createPrivateKey(pem);
+    if (key.asymmetricKeyType !== 'rsa') throw new Error('not RSA');
+    return key;
+  } catch {
+    throw new Error(`${path} is not an RSA private key in PEM`);
+  }
+}
+
+function checkPair(privateKeyPem: string, certificatePem: string, keyPath: string, certPath: string): SpKeys {
+  const key = parseKey(privateKeyPem, keyPath);
+  let cert: X509Certificate;
+  try {
+    cert = new X509Certificate(certificatePem);
+  } catch {
+    throw new Error(`${certPath} is not a PEM certificate`);
+  }
+  if (!cert.checkPrivateKey(key)) throw new Error(`${certPath} is not the certificate of the key in ${keyPath}`);
+  return { privateKeyPem, certificatePem: cert.toString() };
+}
+
+async function readRequired(path: string, what: string): Promise<string> {
+  const text = await readIfExists(path, what);
+  if (text === undefined) throw new Error(`${what} file ${path} does not exist`);
+  return text;
+}
+
+async function readIfExists(path: string, what: string): Promise<string | undefined> {
+  try {
+    return await readFile(path, 'utf8');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return undefined;
+    throw new Error(`cannot read ${what} file ${path} (${code ?? 'error'})`, { cause: err });
+  }
+}
+
+/**
+ * Writes `content` to a fsync'd temporary file and publishes it at `path`
+ * with a hard link, which fails instead of replacing an existing file.
+ * False when `path` already existed.
+ */
+async function writeExclusive(path: string, content: string, mode: number): Promise<boolean> {
+  const tmp = `${path}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`;
+  const handle = await open(tmp, 'wx', mode);
+  try {
+    try {
+      await handle.chmod(mode); // the mode given to open is filtered through the umask
+      await handle.writeFile(content, 'utf8');
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    try {
+      await link(tmp, path);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'EEXIST') return false;
+      // Some volume drivers have no hard links: racing first starts then fall back to last writer wins.
+      if (code !== 'EPERM' && code !== 'ENOTSUP' && code !== 'ENOSYS' && code !== 'EOPNOTSUPP') throw err;
+      await rename(tmp, path);
+    }
+    await syncDir(path);
+    return true;
+  } finally {
+    await unlink(tmp).catch(() => undefined);
+  }
+}
+
+async function syncDir(path: string): Promise<void> {
+  try {
+    const handle = await open(dirname(path), 'r');
+    try {
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+  } catch {
+    // Best effort: not every platform can open a directory.
+  }
+}

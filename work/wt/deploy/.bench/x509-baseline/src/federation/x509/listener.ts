@@ -1,0 +1,195 @@
+/**
+ * fedgate's own TLS listener for client certificates (FEDGATE_MTLS_PORT).
+ *
+ * It asks every client for a certificate (`requestCert`) but lets the
+ * handshake succeed whatever it sends (`rejectUnauthorized: false`):
+ * validation is fedgate's (verify.ts), so a bad certificate gets a page
+ * that says what is wrong instead of a TLS alert the browser shows as a
+ * connection error. The trust anchors are sent as the acceptable CA list
+ * (RFC 8446 §4.2.4 certificate_authorities, RFC 5246 §7.4.4), so browsers
+ * offer only certificates that can work.
+ *
+ * The server certificate comes from `x509.tlsCertFile` / `x509.tlsKeyFile`,
+ * or is a self-signed one for the issuer's host made at first start and
+ * kept in the keys directory (`mtls-server.pem`, key and certificate, 0600).
+ */
+import { createPrivateKey, generateKeyPairSync, randomBytes, sign, X509Certificate } from 'node:crypto';
+import { link, mkdir, readFile, rename, unlink, writeFile } from 'node:fs/promises';
+import type { RequestListener } from 'node:http';
+import { createServer, type Server } from 'node:https';
+import { isIP, type AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import type { SecureContextOptions } from 'node:tls';
+import { peerCertificateChain } from '../../gateway/client-certificate.ts';
+import type { Logger } from '../../observability/logger.ts';
+import { bitString, contextTag, generalizedTime, integer, octetString, oid, sequence, set, tlv, utf8String, TAG } from './der.ts';
+import { derToPem, pemBlocks } from './certificate.ts';
+
+/** File name of the generated server certificate and key inside the keys directory. */
+export const MTLS_SERVER_FILE = 'mtls-server.pem';
+
+/** Key and certificate chain (PEM) of the listener. */
+export interface ServerCredentials {
+  key: string;
+  cert: string;
+}
+
+const ECDSA_WITH_SHA256 = '1.2.840.10045.4.3.2';
+
+/** RFC 5280 §4.1.2.5: UTCTime through 2049, GeneralizedTime after. */
+function time(date: Date): Buffer {
+  if (date.getUTCFullYear() >= 2050) return generalizedTime(date);
+  const text = date.toISOString().replace(/^\d\d/, '').replace(/[-:T]/g, '').replace(/\.\d+Z$/, 'Z');
+  return tlv(TAG.UTC_TIME, Buffer.from(text, 'latin1'));
+}
+
+/**
+ * A self-signed P-256 server certificate for `host` (a DNS name or an IP
+ * address), valid for `days`: serverAuth, digitalSignature, not a CA.
+ */
+export function selfSignedServerCertificate(host: string, days = 365, now = new Date()): ServerCredentials {
+  const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  const name = sequence(set(sequence(oid('2.5.4.3'), utf8String(host.slice(0, 64)))));
+  const algorithm = sequence(oid(ECDSA_WITH_SHA256));
+  const extension = (id: string, critical: boolean, value: Buffer) =>
+    sequence(oid(id), ...(critical ? [tlv(TAG.BOOLEAN, Buffer.from([0xff]))] : []), octetString(value));
+  const altName = isIP(host) === 4
+    ? tlv(contextTag(7, false), Buffer.from(host.split('.').map(Number)))
+    : tlv(contextTag(2, false), Buffer.from(host, 'latin1'));
+  const names = isIP(host) === 6 ? [] : [altName];
+  const serial = randomBytes(16);
+  serial[0] = serial[0]! & 0x7f;
+  const tbs = sequence(
+    tlv(contextTag(0, true), integer(Buffer.from([2]))),
+    integer(serial),
+    algorithm,
+    name,
+    sequence(time(new Date(now.getTime() - 60_000)), time(new Date(now.getTime() + days * 86_400_000))),
+    name,
+    publicKey.export({ type: 'spki', format: 'der' }),
+    tlv(contextTag(3, true), sequence(
+      extension('2.5.29.19', true, sequence()),
+      // keyUsage digitalSignature: bit 0, seven unused bits.
+      extension('2.5.29.15', true, tlv(TAG.BIT_STRING, Buffer.from([0x07, 0x80]))),
+      extension('2.5.29.37', false, sequence(oid('1.3.6.1.5.5.7.3.1'))),
+      ...(names.length ? [extension('2.5.29.17', false, sequence(...names))] : []),
+    )),
+  );
+  const signature = sign('sha256', tbs, privateKey);
+  const der = sequence(tbs, algorithm, bitString(signature));
+  return { key: privateKey.export({ type: 'pkcs8', format: 'pem' }) as string, cert: derToPem(der) };
+}
+
+function splitCredentials(text: string, source: string): ServerCredentials {
+  const blocks = pemBlocks(text);
+  const key = blocks.find((b) => b.label === 'PRIVATE KEY');
+  const certs = blocks.filter((b) => b.label === 'CERTIFICATE');
+  if (!key || certs.length === 0) throw new Error(`${source} does not hold a private key and a certificate`);
+  return { key: derToPem(key.der, 'PRIVATE KEY'), cert: certs.map((c) => derToPem(c.der)).join('') };
+}
+
+/** Options of {@link loadServerCredentials}. */
+export interface ServerCredentialOptions {
+  tlsCertFile?: string | undefined;
+  tlsKeyFile?: string | undefined;
+  keysDir: string;
+  /** Host name of the generated certificate (the issuer's). */
+  host: string;
+  logger: Logger;
+}
+
+/**
+ * The listener's key and certificate: the configured files, else the
+ * generated self-signed pair in the keys directory (made now if absent or
+ * expired; replicas starting together agree on one file).
+ *
+ * @throws Error naming the file when it cannot be read (never its contents).
+ */
+export async function loadServerCredentials(options: ServerCredentialOptions): Promise<ServerCredentials> {
+  if (options.tlsCertFile && options.tlsKeyFile) {
+    const [cert, key] = await Promise.all([readFile(options.tlsCertFile, 'utf8'), readFile(options.tlsKeyFile, 'utf8')]);
+    createPrivateKey(key);
+    new X509Certificate(cert);
+    return { key, cert };
+  }
+  const path = join(options.keysDir, MTLS_SERVER_FILE);
+  await mkdir(options.keysDir, { recursive: true, mode: 0o700 });
+  let existing: ServerCredentials | undefined;
+  try {
+    existing = splitCredentials(await readFile(path, 'utf8'), path);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+  }
+  if (existing && new X509Certificate(existing.cert).validToDate.getTime() > Date.now() + 86_400_000) return existing;
+
+  const fresh = selfSignedServerCertificate(options.host);
+  const temp = `${path}.${randomBytes(6).toString('hex')}.tmp`;
+  await writeFile(temp, fresh.key + fresh.cert, { mode: 0o600, flag: 'wx' });
+  try {
+    if (existing) {
+      await rename(temp, path);
+    } else {
+      // link() fails when another replica created the file first: then its pair is the one.
+      await link(temp, path).catch(async (err: NodeJS.ErrnoException) => {
+        if (err.code !== 'EEXIST') throw err;
+      });
+    }
+  } finally {
+    await unlink(temp).catch(() => {});
+  }
+  options.logger.warn({ file: path, host: options.host }, 'mTLS listener: using a generated self-signed server certificate; configure x509.tlsCertFile and x509.tlsKeyFile for browsers');
+  return splitCredentials(await readFile(path, 'utf8'), path);
+}
+
+/** Options of {@link startMtlsListener}. */
+export interface MtlsListenerOptions {
+  callback: RequestListener;
+  port: number;
+  host?: string | undefined;
+  credentials: ServerCredentials;
+  /** PEM of the CAs to name in the certificate request; empty = name none (clients offer any certificate). */
+  caCertificates: string[];
+  logger: Logger;
+}
+
+function secureOptions(credentials: ServerCredentials, ca: string[]): SecureContextOptions {
+  return { key: credentials.key, cert: credentials.cert, minVersion: 'TLSv1.2', ...(ca.length ? { ca } : {}) };
+}
+
+/** The mTLS listener, started; `updateCas` replaces the CA list after a trust anchor reload. */
+export interface MtlsListener {
+  server: Server;
+  updateCas(caCertificates: string[]): void;
+}
+
+/** Starts the listener on `port` (0 picks a free one). */
+export function startMtlsListener(options: MtlsListenerOptions): Promise<MtlsListener> {
+  const { credentials, logger } = options;
+  const server = createServer({
+    ...secureOptions(credentials, options.caCertificates),
+    requestCert: true,
+    rejectUnauthorized: false,
+    maxHeaderSize: 16 * 1024,
+    requestTimeout: 30_000,
+    headersTimeout: 10_000,
+  }, options.callback);
+  server.keepAliveTimeout = 65_000;
+  // A client that gives up mid-handshake is not worth an error log line each time.
+  server.on('tlsClientError', (err) => logger.debug({ err: { message: err.message } }, 'mTLS handshake failed'));
+  // Read the peer's chain before anything can consume it (see peerCertificateChain).
+  server.on('secureConnection', (socket) => {
+    peerCertificateChain(socket);
+  });
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port, options.host, () => {
+      server.off('error', reject);
+      const address = server.address() as AddressInfo;
+      logger.info({ port: address.port, cas: options.caCertificates.length }, 'mTLS listener for client certificates listening');
+      resolve({
+        server,
+        updateCas: (ca) => server.setSecureContext(secureOptions(credentials, ca)),
+      });
+    });
+  });
+}

@@ -1,0 +1,30 @@
+import { randomBytes } from 'node:crypto';
+import type { Context } from 'koa';
+
+/**
+ * Sends a server-rendered page with the headers every fedgate page carries:
+ * a nonce-based CSP (no script at all, no outside assets), no framing, no
+ * caching, no referrer.
+ */
+export function sendPage(ctx: Context, render: (nonce: string) => string, status = 200): void {
+  const nonce = randomBytes(16).toString('base64');
+  ctx.status = status;
+  ctx.type = 'text/html; charset=utf-8';
+  ctx.set('Content-Security-Policy', `default-src 'none'; style-src 'nonce-${nonce}'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'`);
+  ctx.set('X-Frame-Options', 'DENY');
+  ctx.set('X-Content-Type-Options', 'nosniff');
+  ctx.set('Referrer-Policy', 'no-referrer');
+  ctx.set('Cache-Control', 'no-store');
+  ctx.body = render(nonce);
+}
+
+/** A page-level failure: rendered as the error page with its status and OAuth-style error code. */
+export class PageError extends Error {
+  readonly status: number;
+  readonly error: string;
+  constructor(status: number, error: string, description: string) {
+    super(description);
+    this.status = status;
+    this.error = error;
+  }
+}

@@ -1,0 +1,26 @@
+/**
+ * Signing and cookie keys kept in the keys directory; see key-store.ts and
+ * keys/README.md.
+ */
+export {
+  COOKIE_KEYS_FILE,
+  SIGNING_KEYS_FILE,
+  jwksForProvider,
+  loadOrCreateCookieKeys,
+  loadOrCreateKeys,
+  parseKeySet,
+  publicJwks,
+  rotateKeys,
+  toPublicJwk,
+  watchKeys,
+} from './key-store.ts';
+export type {
+  ClockOptions,
+  KeySet,
+  RotateOptions,
+  RotateResult,
+  SigningAlg,
+  SigningJwk,
+  StoredKey,
+  WatchOptions,
+} from './key-store.ts';

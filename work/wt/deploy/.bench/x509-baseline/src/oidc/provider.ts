@@ -1,0 +1,394 @@
+import Provider, { errors, type ClientMetadata, type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
+import type { ClientConfig, GrantTypeName, TokenProfile } from '../config/schema.ts';
+import type { Services } from '../services.ts';
+import { WLCG_ANY_AUDIENCE } from '../config/schema.ts';
+import { sendPage } from '../http/page.ts';
+import * as pages from '../views/pages.ts';
+import { exchangeClaimsFor, pendingExchangeClaims, registerTokenExchange } from '../exchange/grant.ts';
+import { recordedTokenBridge } from '../exchange/recorded-token-bridge.ts';
+import { fromExchange, TOKEN_EXCHANGE_GRANT } from '../exchange/token-types.ts';
+import { storeAdapterFactory } from './adapter.ts';
+import { accountClaims, profileTokenClaims, SCOPE_CLAIMS } from './claims.ts';
+import { isGroupSelectionScope, isWlcgScope, scopeCovered } from './resource-servers.ts';
+
+/** Everything the provider configuration needs from the rest of fedgate. */
+export interface ProviderDeps extends Services {
+  /** Private JWKs, signing key of each algorithm first (src/keys). */
+  jwks: { keys: object[] };
+  cookieKeys: string[];
+  /** Client certificates of requests (X.509 bridge): enables RFC 8705 mTLS client authentication and certificate-bound tokens. */
+  clientCertificates?: {
+    pem(ctx: KoaContextWithOIDC): string | undefined;
+    authorized(ctx: KoaContextWithOIDC): boolean;
+    subjectMatches(ctx: KoaContextWithOIDC, property: string, expected: string): boolean;
+  };
+}
+
+const GRANT_TYPE_URNS: Record<GrantTypeName, string> = {
+  authorization_code: 'authorization_code',
+  refresh_token: 'refresh_token',
+  device_code: 'urn:ietf:params:oauth:grant-type:device_code',
+  client_credentials: 'client_credentials',
+  token_exchange: TOKEN_EXCHANGE_GRANT,
+};
+
+/**
+ * A client (client credentials) holding this scope administers fedgate
+ * (/admin/api). Only clients from the configuration that list it get it: a
+ * dynamically registered client is never an administrator.
+ */
+export const ADMIN_SCOPE = 'fedgate.admin';
+
+/**
+ * The built-in client of fedgate's own account page (/account): a public
+ * client whose only redirect is the page's callback. It signs the user in to
+ * fedgate itself, so it asks no consent.
+ */
+export const ACCOUNT_CLIENT_ID = 'fedgate-account';
+
+/** Static OIDC scopes; resource server scopes are resolved per request (getResourceServerInfo). */
+export const OIDC_SCOPES = ['openid', 'offline_access', 'profile', 'email', 'groups', 'wlcg.groups', 'eduperson_entitlement', ADMIN_SCOPE];
+/** What a client may ask for of the static scopes when its configuration lists none. */
+const DEFAULT_STATIC_SCOPES = OIDC_SCOPES.filter((s) => s !== ADMIN_SCOPE);
+
+/** oidc-provider client metadata for a configured client. */
+export function clientMetadata(client: ClientConfig): ClientMetadata {
+  const grantTypes = client.grantTypes.map((g) => GRANT_TYPE_URNS[g]);
+  // Every confidential client reaches the token exchange handler, so that one not allowed it hears
+  // unauthorized_client (RFC 6749 §5.2) rather than a generic invalid_request.
+  const confidential = !!client.clientSecret || client.tokenEndpointAuthMethod === 'tls_client_auth' || client.tokenEndpointAuthMethod === 'self_signed_tls_client_auth';
+  if (confidential && !grantTypes.includes(TOKEN_EXCHANGE_GRANT)) grantTypes.push(TOKEN_EXCHANGE_GRANT);
+  const listed = client.scopes?.filter((s) => OIDC_SCOPES.includes(s)) ?? [];
+  const staticScopes = listed.length ? listed : DEFAULT_STATIC_SCOPES;
+  return {
+    client_id: client.clientId,
+    ...(client.clientSecret ? { client_secret: client.clientSecret } : {}),
+    client_name: client.name ?? client.clientId,
+    application_type: client.applicationType,
+    grant_types: grantTypes,
+    response_types: client.grantTypes.includes('authorization_code') ? ['code'] : [],
+    redirect_uris: client.redirectUris,
+    post_logout_redirect_uris: client.postLogoutRedirectUris,
+    token_endpoint_auth_method: client.tokenEndpointAuthMethod ?? (client.clientSecret ? 'client_secret_basic' : 'none'),
+    ...(client.tlsClientAuthSubjectDn ? { tls_client_auth_subject_dn: client.tlsClientAuthSubjectDn } : {}),
+    ...(client.jwks ? { jwks: client.jwks as ClientMetadata['jwks'] } : {}),
+    ...(client.certificateBoundAccessTokens ? { tls_client_certificate_bound_access_tokens: true } : {}),
+    // An allow-list of resource scopes only leaves the OIDC scopes unrestricted (an empty `scope` would break the client).
+    scope: staticScopes.join(' '),
+  };
+}
+
+/** Distinct (resource, client, grant, scopes) answers kept; the memo starts over when full. */
+const RESOURCE_INFO_MEMO_SIZE = 10_000;
+type ResourceServerInfo = Awaited<ReturnType<NonNullable<NonNullable<NonNullable<Configuration['features']>['resourceIndicators']>['getResourceServerInfo']>>>;
+
+/** Candidate scopes of a token request: asked for now, or granted earlier (code, refresh, device). */
+function candidateScopes(ctx: KoaContextWithOIDC): Set<string> {
+  const out = new Set<string>();
+  const add = (value: unknown) => {
+    if (typeof value === 'string') for (const s of value.split(' ')) if (s) out.add(s);
+  };
+  add(ctx.oidc.params?.scope);
+  const entities = ctx.oidc.entities as Record<string, { scope?: string } | undefined>;
+  for (const name of ['AuthorizationCode', 'RefreshToken', 'DeviceCode', 'BackchannelAuthenticationRequest']) add(entities[name]?.scope);
+  return out;
+}
+
+/** The account a token request or authorization is for, when there is one. */
+function accountIdOf(ctx: KoaContextWithOIDC): string | undefined {
+  const entities = ctx.oidc.entities as Record<string, { accountId?: string } | undefined>;
+  return ctx.oidc.account?.accountId
+    ?? entities.AuthorizationCode?.accountId ?? entities.RefreshToken?.accountId ?? entities.DeviceCode?.accountId
+    ?? entities.BackchannelAuthenticationRequest?.accountId
+    ?? ctx.oidc.session?.accountId;
+}
+
+/**
+ * Builds the oidc-provider instance: protocol behaviour is oidc-provider's;
+ * this wires in fedgate's store, accounts, resource servers, token profiles,
+ * pages and events through its documented hooks.
+ */
+export function createProvider(deps: ProviderDeps): Provider {
+  const { config, accounts, resourceServers, metrics, audit, logger, policy } = deps;
+  const clientsById = new Map(config.clients.map((c) => [c.clientId, c]));
+  const lifetimes = config.lifetimes;
+
+  const resourceInfoMemo = new Map<string, ResourceServerInfo>();
+  const profileFor = (clientId: string | undefined, audience?: string): TokenProfile =>
+    (audience ? resourceServers.get(audience)?.profile : undefined)
+    ?? (clientId ? clientsById.get(clientId)?.profile : undefined)
+    ?? config.defaultProfile;
+
+  const configuration: Configuration = {
+    adapter: storeAdapterFactory(deps.store),
+    clients: [...config.clients.map(clientMetadata), {
+      client_id: ACCOUNT_CLIENT_ID,
+      client_name: 'Your fedgate account',
+      application_type: 'web',
+      grant_types: ['authorization_code'],
+      response_types: ['code'],
+      redirect_uris: [`${config.issuer}/account/callback`],
+      token_endpoint_auth_method: 'none',
+      scope: 'openid',
+    }],
+    clientAuthMethods: [
+      'none', 'client_secret_basic', 'client_secret_post', 'client_secret_jwt', 'private_key_jwt',
+      ...(deps.clientCertificates ? ['tls_client_auth', 'self_signed_tls_client_auth'] as const : []),
+    ],
+    // An authorization request may name the identity provider to use (skips the discovery page).
+    extraParams: ['idp'],
+    jwks: deps.jwks as Configuration['jwks'],
+    cookies: {
+      keys: deps.cookieKeys,
+      long: { signed: true, httpOnly: true, sameSite: 'lax' },
+      short: { signed: true, httpOnly: true, sameSite: 'lax' },
+    },
+    scopes: OIDC_SCOPES,
+    // Authorization code only: implicit and hybrid flows are out (RFC 9700 §2.1.2).
+    responseTypes: ['code'],
+    claims: Object.fromEntries(Object.entries(SCOPE_CLAIMS).map(([k, v]) => [k, [...v]])),
+    clientDefaults: {
+      grant_types: ['authorization_code'],
+      response_types: ['code'],
+      id_token_signed_response_alg: 'ES256',
+      token_endpoint_auth_method: 'client_secret_basic',
+    },
+    enabledJWA: {
+      idTokenSigningAlgValues: ['ES256', 'RS256'],
+      userinfoSigningAlgValues: ['ES256', 'RS256'],
+      introspectionSigningAlgValues: ['ES256', 'RS256'],
+      authorizationSigningAlgValues: ['ES256', 'RS256'],
+      dPoPSigningAlgValues: ['ES256', 'EdDSA', 'Ed25519'],
+    },
+    pkce: {
+      // RFC 7636 / OAuth 2.1: public clients must use PKCE (S256 is the only method oidc-provider 9 accepts).
+      required: (_ctx, client) => client.clientAuthMethod === 'none',
+    },
+    rotateRefreshToken: true,
+    features: {
+      devInteractions: { enabled: false },
+      clientCredentials: { enabled: true },
+      introspection: {
+        enabled: true,
+        // Resource servers (confidential clients) may introspect any token; a public client only its own.
+        allowedPolicy: async (ctx, client, token) => client.clientAuthMethod !== 'none' || token.clientId === ctx.oidc.client?.clientId,
+      },
+      revocation: {
+        enabled: true,
+        allowedPolicy: async (_ctx, client, token) => {
+          if (token.clientId === client.clientId) return true;
+          if (client.clientAuthMethod === 'none') return false;
+          throw new errors.InvalidRequest('client is not authorized to revoke the presented token');
+        },
+      },
+      userinfo: { enabled: true },
+      claimsParameter: { enabled: true },
+      pushedAuthorizationRequests: { enabled: true },
+      // RFC 8705: tls_client_auth, self_signed_tls_client_auth and cnf.x5t#S256-bound tokens, fed by the X.509 bridge.
+      mTLS: deps.clientCertificates ? {
+        enabled: true,
+        certificateBoundAccessTokens: true,
+        selfSignedTlsClientAuth: true,
+        tlsClientAuth: true,
+        getCertificate: (ctx) => deps.clientCertificates!.pem(ctx),
+        certificateAuthorized: (ctx) => deps.clientCertificates!.authorized(ctx),
+        certificateSubjectMatches: (ctx, property, expected) => deps.clientCertificates!.subjectMatches(ctx, property, expected),
+      } : { enabled: false },
+      dPoP: { enabled: true },
+      deviceFlow: {
+        enabled: true,
+        charset: 'base-20',
+        mask: '****-****',
+        userCodeInputSource: async (ctx, form, _out, err) => {
+          let error: pages.DeviceInputError | undefined;
+          if (err && ('userCode' in err || err.name === 'NoCodeError')) error = 'invalid';
+          else if (err && err.name === 'AbortedError') error = 'aborted';
+          else if (err) error = 'other';
+          // Koa's status is still its default 404 here; a re-rendered form with an error is a 400.
+          const status = err ? Math.max(400, Math.min(499, (err as { statusCode?: number }).statusCode ?? 400)) : 200;
+          sendPage(ctx, (nonce) => pages.deviceInputPage({ nonce, form, ...(error ? { error } : {}) }), status);
+        },
+        userCodeConfirmSource: async (ctx, form, client, _deviceInfo, userCode) => {
+          sendPage(ctx, (nonce) => pages.deviceConfirmPage({ nonce, form, clientName: client.clientName ?? client.clientId, userCode }));
+        },
+        successSource: async (ctx) => {
+          const client = ctx.oidc.client;
+          sendPage(ctx, (nonce) => pages.deviceSuccessPage({ nonce, clientName: client?.clientName ?? client?.clientId ?? 'your device' }));
+        },
+      },
+      rpInitiatedLogout: {
+        enabled: true,
+        logoutSource: async (ctx, form) => {
+          sendPage(ctx, (nonce) => pages.logoutPage({ nonce, form, host: ctx.host }));
+        },
+        postLogoutSuccessSource: async (ctx) => {
+          const client = ctx.oidc.client;
+          const clientName = client?.clientName ?? client?.clientId;
+          sendPage(ctx, (nonce) => pages.postLogoutPage({ nonce, ...(clientName ? { clientName } : {}) }));
+        },
+      },
+      registration: {
+        enabled: config.registration.enabled,
+        initialAccessToken: true,
+        issueRegistrationAccessToken: true,
+      },
+      registrationManagement: { enabled: config.registration.enabled, rotateRegistrationAccessToken: true },
+      resourceIndicators: {
+        enabled: true,
+        defaultResource: async (ctx, client, oneOf) => {
+          if (oneOf) return oneOf[0]!;
+          const configured = clientsById.get(client.clientId)?.defaultAudience;
+          if (configured) return configured;
+          // WLCG profile §2.1.3: capability requests without an audience get the "any" audience.
+          const requested = String(ctx.oidc.params?.scope ?? '').split(' ');
+          if (profileFor(client.clientId) === 'wlcg' && requested.some((s) => isWlcgScope(s) && !s.startsWith('wlcg.groups'))) {
+            return WLCG_ANY_AUDIENCE;
+          }
+          return undefined as unknown as string;
+        },
+        useGrantedResource: async () => true,
+        getResourceServerInfo: async (ctx, resourceIndicator, client) => {
+          const rs = resourceServers.get(resourceIndicator);
+          if (!rs) throw new errors.InvalidTarget('unknown resource server');
+          const candidates = candidateScopes(ctx);
+          const grantType = ctx.oidc.params?.grant_type === 'client_credentials' ? 'client_credentials' : 'other';
+          const accountId = grantType === 'client_credentials' ? undefined : accountIdOf(ctx);
+          // The answer depends only on these inputs (and the policy version); services ask the same question thousands of times a second.
+          const memoKey = `${policy.version}\u0000${resourceServers.version}\u0000${accountId ?? ''}\u0000${resourceIndicator}\u0000${client.clientId}\u0000${grantType}\u0000${[...candidates].join(' ')}`;
+          const memo = resourceInfoMemo.get(memoKey);
+          if (memo) return memo;
+          const clientConfig = clientsById.get(client.clientId);
+          let scopes = resourceServers.acceptedScopes(rs, candidates);
+          if (clientConfig?.scopes) scopes = scopes.filter((s) => scopeCovered(s, clientConfig.scopes!));
+          if (accountId) {
+            // The scope policy decides what a user's token may carry; WLCG group selection is not a capability.
+            const account = await accounts.findById(accountId);
+            const governed = scopes.filter((s) => !isGroupSelectionScope(s));
+            const allowed = new Set(account ? policy.allowedScopes(account, rs.audience, governed) : []);
+            scopes = scopes.filter((s) => isGroupSelectionScope(s) || allowed.has(s));
+          }
+          const grantDefault = grantType === 'client_credentials' ? lifetimes.clientCredentials : lifetimes.accessToken;
+          const info = {
+            audience: rs.audience,
+            scope: scopes.join(' '),
+            accessTokenTTL: rs.accessTokenTtl ?? clientConfig?.accessTokenTtl ?? grantDefault,
+            accessTokenFormat: rs.accessTokenFormat,
+            ...(rs.accessTokenFormat === 'jwt' ? { jwt: { sign: { alg: rs.signingAlg } } } : {}),
+          };
+          if (resourceInfoMemo.size >= RESOURCE_INFO_MEMO_SIZE) resourceInfoMemo.clear();
+          resourceInfoMemo.set(memoKey, info);
+          return info;
+        },
+      },
+    },
+    extraTokenClaims: (_ctx, token) => {
+      const audience = (token as { resourceServer?: { audience?: string } }).resourceServer?.audience;
+      const profile = profileFor(token.clientId, audience);
+      const { accountId, gty, grantId } = token as { accountId?: string; gty?: string; grantId?: string };
+      const pending = pendingExchangeClaims(token);
+      const scopes = () => (token.scope ?? '').split(' ').filter(Boolean);
+      // A client's own token (client credentials) needs no store read: answered without a promise.
+      if (!pending && !accountId && !fromExchange(gty)) return profileTokenClaims(profile, undefined, scopes(), config);
+      return (async () => {
+        const [account, exchange] = await Promise.all([
+          pending?.account ?? (accountId ? accounts.findById(accountId) : undefined),
+          // RFC 8693 §4.1: tokens of an exchanged grant carry its actor chain, also when refreshed later.
+          pending ?? (fromExchange(gty) ? exchangeClaimsFor(deps.store, grantId) : undefined),
+        ]);
+        const claims = profileTokenClaims(profile, account, scopes(), config);
+        if (!exchange) return claims;
+        return { ...claims, ...(exchange.act ? { act: exchange.act } : {}), exchanged: true };
+      })();
+    },
+    formats: {
+      customizers: {
+        // WLCG profile §4.3.1: nbf slightly backdated so tokens work at once where clocks differ a little.
+        jwt: async (_ctx, _token, jwt) => {
+          const iat = jwt.payload.iat as number | undefined;
+          if (iat) jwt.payload.nbf = iat - 60;
+        },
+      },
+    },
+    ttl: {
+      AccessToken: (_ctx, token, client) =>
+        token.resourceServer?.accessTokenTTL ?? clientsById.get(client.clientId)?.accessTokenTtl ?? lifetimes.accessToken,
+      ClientCredentials: (_ctx, token, client) =>
+        token.resourceServer?.accessTokenTTL ?? clientsById.get(client.clientId)?.accessTokenTtl ?? lifetimes.clientCredentials,
+      RefreshToken: (_ctx, _token, client) => clientsById.get(client.clientId)?.refreshTokenTtl ?? lifetimes.refreshToken,
+      IdToken: () => lifetimes.idToken,
+      AuthorizationCode: () => lifetimes.authorizationCode,
+      DeviceCode: () => lifetimes.deviceCode,
+      Interaction: () => lifetimes.interaction,
+      Session: () => lifetimes.session,
+      Grant: () => lifetimes.grant,
+    },
+    interactions: { url: (_ctx, interaction) => `/interaction/${interaction.uid}` },
+    findAccount: async (_ctx, sub) => {
+      const account = await accounts.findById(sub);
+      // Disabled accounts get no tokens: refresh, userinfo and new grants all fail for them.
+      if (!account || account.disabled) return undefined;
+      return {
+        accountId: account.id,
+        claims: async (_use, scope) => accountClaims(account, config, (scope ?? '').split(' ')) as { sub: string },
+      };
+    },
+    clientBasedCORS: (_ctx, origin, client) => {
+      if (origin === 'null') return false;
+      return client.redirectUris?.some((uri) => URL.parse(uri)?.origin === origin) ?? false;
+    },
+    renderError: async (ctx, out) => {
+      const status = ctx.status >= 400 ? ctx.status : 400;
+      sendPage(ctx, (nonce) => pages.errorPage({
+        nonce,
+        error: out.error,
+        ...(out.error_description ? { description: out.error_description } : {}),
+        ...(ctx.state?.requestId ? { requestId: ctx.state.requestId as string } : {}),
+      }), status);
+    },
+  };
+
+  const provider = new Provider(config.issuer, configuration);
+  provider.proxy = config.trustProxy;
+  provider.use(recordedTokenBridge([provider.pathFor('introspection'), provider.pathFor('revocation')]));
+  registerTokenExchange(provider, {
+    config, store: deps.store, accounts, policy, resourceServers, audit, logger, jwks: deps.jwks,
+    clientConfig: (clientId) => clientsById.get(clientId),
+    ...(deps.clientCertificates ? { certificate: (ctx: KoaContextWithOIDC) => deps.clientCertificates!.pem(ctx) } : {}),
+  });
+
+  const clientIp = (ctx: KoaContextWithOIDC) => ctx.ip;
+  provider.on('grant.success', (ctx: KoaContextWithOIDC) => {
+    const grantType = String(ctx.oidc.params?.grant_type ?? 'unknown');
+    metrics.tokenIssued(grantType);
+    // Exchanges are audited in more detail (token.exchanged) by their handler.
+    if (grantType === TOKEN_EXCHANGE_GRANT) return;
+    const entities = ctx.oidc.entities as Record<string, { accountId?: string; scope?: string; resourceServer?: { audience?: string } } | undefined>;
+    const token = entities.AccessToken ?? entities.ClientCredentials;
+    const accountId = (entities.Account as { accountId?: string } | undefined)?.accountId ?? token?.accountId;
+    void audit.record({
+      type: 'token.issued',
+      actor: accountId ?? `client:${ctx.oidc.client?.clientId}`,
+      outcome: 'success',
+      ip: clientIp(ctx),
+      client: ctx.oidc.client?.clientId,
+      detail: { grant_type: grantType, scope: token?.scope, audience: token?.resourceServer?.audience },
+    });
+  });
+  provider.on('grant.error', (ctx: KoaContextWithOIDC, err: errors.OIDCProviderError) => {
+    void audit.record({
+      type: 'token.failed',
+      actor: ctx.oidc?.client ? `client:${ctx.oidc.client.clientId}` : 'anonymous',
+      outcome: 'failure',
+      ip: clientIp(ctx),
+      client: ctx.oidc?.client?.clientId,
+      detail: { grant_type: String(ctx.oidc?.params?.grant_type ?? ''), error: err.error },
+    });
+  });
+  provider.on('end_session.success', (ctx: KoaContextWithOIDC) => {
+    void audit.record({ type: 'logout', actor: ctx.oidc.session?.accountId ?? 'anonymous', outcome: 'success', ip: clientIp(ctx), client: ctx.oidc.client?.clientId });
+  });
+  provider.on('server_error', (ctx: KoaContextWithOIDC, err: Error) => {
+    logger.error({ err: { message: err.message, name: err.name, stack: err.stack }, route: ctx.oidc?.route }, 'oidc-provider server_error');
+  });
+  return provider;
+}
