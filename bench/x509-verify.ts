@@ -42,7 +42,7 @@ async function load(dir: string): Promise<Implementation> {
 
 /** The baseline's src/federation/x509 (and what it imports) in .bench/x509-baseline/. */
 async function baselineTree(): Promise<string> {
-  const root = join(process.cwd(), OUTPUT_DIR, 'x509-baseline');
+  const root = join(OUTPUT_DIR, 'x509-baseline');
   await rm(root, { recursive: true, force: true });
   await mkdir(root, { recursive: true });
   const { stdout } = await run('git', ['archive', '--format=tar', BASELINE, 'src'], { encoding: 'buffer', maxBuffer: 64 * 1024 * 1024 });
