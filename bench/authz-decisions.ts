@@ -14,7 +14,7 @@
  * rules, and at least 100,000 decisions/s at 100,000 rules.
  */
 import type { Enforcer } from 'casbin';
-import { casbinRequest, createCasbinEnforcer } from '../src/authz/casbin.ts';
+import { casbinRequest, createCasbinEnforcer } from '../test/support/casbin-reference.ts';
 import { PolicyEngine } from '../src/authz/engine.ts';
 import { hierarchyLines } from '../src/authz/rules.ts';
 import type { DecisionRequest, PolicyLine } from '../src/authz/types.ts';

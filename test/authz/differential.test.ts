@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import type { Enforcer } from 'casbin';
-import { casbinDecide, createCasbinEnforcer } from '../../src/authz/casbin.ts';
+import { casbinDecide, createCasbinEnforcer } from '../support/casbin-reference.ts';
 import { PolicyEngine } from '../../src/authz/engine.ts';
 import { formatPolicyCsv, lineKey } from '../../src/authz/rules.ts';
 import type { DecisionRequest, PolicyLine } from '../../src/authz/types.ts';

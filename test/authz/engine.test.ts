@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { casbinDecide, createCasbinEnforcer } from '../../src/authz/casbin.ts';
+import { casbinDecide, createCasbinEnforcer } from '../support/casbin-reference.ts';
 import { MAX_HIERARCHY_LEVEL, PolicyEngine, loadModelText } from '../../src/authz/engine.ts';
 import type { DecisionRequest, PolicyLine } from '../../src/authz/types.ts';
 

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { before, describe, test } from 'node:test';
 import type { Enforcer } from 'casbin';
-import { casbinDecide, createCasbinEnforcer } from '../../src/authz/casbin.ts';
+import { casbinDecide, createCasbinEnforcer } from '../support/casbin-reference.ts';
 import { PolicyEngine } from '../../src/authz/engine.ts';
 import { hierarchyLines, parsePolicyCsv, validateLine } from '../../src/authz/rules.ts';
 import { DOMAINS, type PolicyLine } from '../../src/authz/types.ts';

@@ -1,13 +1,14 @@
 /**
  * A real Casbin Enforcer on fedgate's model: the reference the decision
- * engine is tested and benchmarked against. fedgate itself decides with the
- * engine (engine.ts); nothing on the request path uses this module.
+ * engine is tested and benchmarked against (a devDependency: the server never
+ * loads Casbin). fedgate itself decides with the
+ * engine (src/authz/engine.ts); nothing on the request path uses this module.
  */
 import { newEnforcer, newModelFromString, type Enforcer } from 'casbin';
-import { loadModelText } from './engine.ts';
-import { actionMatch, objectMatch, scopeMatch } from './functions.ts';
-import { lineKey } from './rules.ts';
-import type { DecisionRequest, PolicyLine } from './types.ts';
+import { loadModelText } from '../../src/authz/engine.ts';
+import { actionMatch, objectMatch, scopeMatch } from '../../src/authz/functions.ts';
+import { lineKey } from '../../src/authz/rules.ts';
+import type { DecisionRequest, PolicyLine } from '../../src/authz/types.ts';
 
 /**
  * A Casbin Enforcer on policies/model.conf with the matcher functions
