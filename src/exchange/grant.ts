@@ -15,6 +15,7 @@ import type { ClientConfig, ResourceServerConfig } from '../config/schema.ts';
 import { EXCHANGE_BY_DOMAIN, EXCHANGE_DOMAIN } from '../authz/types.ts';
 import { effectiveGroups } from '../accounts/accounts.ts';
 import { accountClaims } from '../oidc/claims.ts';
+import { GRANT_REFERENCE_CLAIM, grantReference } from '../oidc/grant-reference.ts';
 import { isGroupSelectionScope, scopeCovered, storageScopeProblem } from '../scopes/wlcg.ts';
 import { EXCHANGED_GRANT_PREFIX, linkChildGrant, recordJwtAccessToken } from '../oidc/adapter.ts';
 import type { Services } from '../services.ts';
@@ -282,6 +283,9 @@ export function registerTokenExchange(provider: Provider, deps: TokenExchangeDep
 
     const wantsRefresh = requested === 'refresh_token';
     if (wantsRefresh) {
+      if (subject.offlineAccess === undefined) {
+        throw invalidGrant('subject_token: the token does not name the grant it was issued under (it predates grant references), so whether the user granted offline_access cannot be decided; present a token of that login issued since');
+      }
       if (!subject.offlineAccess) throw new errors.InvalidScope('the subject was not granted offline_access', 'offline_access');
       if (!policy.allowed({ subject: `client:${clientId}`, domain: EXCHANGE_DOMAIN, object: audience, action: 'offline_access', scopes: [] })) {
         throw new errors.UnauthorizedClient('the client is not allowed refresh tokens by exchange for this audience');
@@ -369,6 +373,8 @@ export function registerTokenExchange(provider: Provider, deps: TokenExchangeDep
       const token = new provider.IdToken({ ...accountClaims(account, config, idScopes), sub: account.id }, { ctx, client });
       (token as unknown as { scope: string }).scope = idScopes.join(' ');
       if (act) token.set('act', act);
+      // Like every ID token of this issuer, it names its grant (the exchanged one): exchanged again, that grant decides.
+      token.set(GRANT_REFERENCE_CLAIM, grantReference(grantId));
       issued = await token.issue({ use: 'idtoken', expiresAt: now() + idTtl });
       expiresIn = idTtl;
     }

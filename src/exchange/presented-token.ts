@@ -52,8 +52,12 @@ export interface PresentedToken {
   exp: number;
   /** Grants whose revocation must end anything exchanged from this token. */
   grantIds: string[];
-  /** Whether the user's grant behind it included offline_access (every one of them, when a JWT leaves it open which). */
-  offlineAccess: boolean;
+  /**
+   * Whether the user's grant behind it included offline_access; undefined
+   * when the token does not say which of the user's grants it was issued
+   * under (a JWT from before grant references): then no refresh token comes of it.
+   */
+  offlineAccess: boolean | undefined;
   act?: ActorClaim;
   mayAct?: ActorClaim;
 }
@@ -255,12 +259,9 @@ export class PresentedTokens {
     const [account, grants] = await Promise.all([this.#options.accounts.findById(payload.sub), this.#grantsOf(payload.sub, clientId)]);
     if (!account) throw new UnusableToken('the account behind the token no longer exists');
     if (account.disabled) throw new UnusableToken('the account behind the token is disabled');
-    // The token names its grant (GRANT_REFERENCE_CLAIM): that grant alone decides, and must still be live.
-    const reference = payload[GRANT_REFERENCE_CLAIM];
-    const own = typeof reference === 'string' ? grants.filter((g) => grantReference(g.id) === reference) : grants;
-    if (!own.length) throw new UnusableToken('the grant behind the token has been revoked');
-    // A token from before grant references is tied to every live grant of the user with that client, with offline_access only if all have it.
-    return { ...base, account, grantIds: own.map((g) => g.id), offlineAccess: own.every((g) => g.offlineAccess), ...actors };
+    const own = ownGrants(payload, grants);
+    if (!own.grants.length) throw new UnusableToken('the grant behind the token has been revoked');
+    return { ...base, account, grantIds: own.grants.map((g) => g.id), offlineAccess: own.offlineAccess, ...actors };
   }
 
   async #idToken(value: string, seen: SeenToken): Promise<PresentedToken> {
@@ -268,15 +269,15 @@ export class PresentedTokens {
     const audience = typeof payload.aud === 'string' ? [payload.aud] : Array.isArray(payload.aud) ? payload.aud : [];
     const clientId = typeof payload.azp === 'string' ? payload.azp : audience.length === 1 ? audience[0] : undefined;
     if (!clientId || typeof payload.sub !== 'string' || typeof payload.exp !== 'number') throw new UnusableToken('the ID token lacks required claims');
-    const account = await this.#account(payload.sub);
-    const grants = await this.#grantsOf(account.id, clientId);
-    if (!grants.length) throw new UnusableToken('the grant behind the ID token has been revoked');
-    // An ID token states no scopes: what the user granted that client stands in for them.
-    const scopes = [...new Set(grants.flatMap((g) => g.scopes))];
+    const [account, grants] = await Promise.all([this.#account(payload.sub), this.#grantsOf(payload.sub, clientId)]);
+    const own = ownGrants(payload, grants);
+    if (!own.grants.length) throw new UnusableToken('the grant behind the ID token has been revoked');
+    // An ID token states no scopes: what the user granted that client (in the grant it names) stands in for them.
+    const scopes = [...new Set(own.grants.flatMap((g) => g.scopes))];
     const act = actorClaim(payload.act);
     return {
       type: 'id_token', origin: 'fedgate', iss: this.#options.issuer, sub: payload.sub, account, clientId, scopes, exp: payload.exp,
-      grantIds: grants.map((g) => g.id), offlineAccess: grants.every((g) => g.offlineAccess), ...(act ? { act } : {}),
+      grantIds: own.grants.map((g) => g.id), offlineAccess: own.offlineAccess, ...(act ? { act } : {}),
     };
   }
 
@@ -321,6 +322,21 @@ export class PresentedTokens {
       ...(act ? { act } : {}), ...(mayAct ? { mayAct } : {}),
     };
   }
+}
+
+/**
+ * The grant(s) a user's JWT (access or ID token) of this issuer belongs to,
+ * among the user's live grants with its client. The token names its grant
+ * ({@link GRANT_REFERENCE_CLAIM}): that grant alone decides offline_access.
+ * A token from before grant references is tied to every live grant (so that
+ * revoking any of them ends what is exchanged from it), but which one it came
+ * from is unknown: offline_access is then undecided, never guessed.
+ */
+function ownGrants(payload: JWTPayload, grants: readonly StoredGrant[]): { grants: readonly StoredGrant[]; offlineAccess: boolean | undefined } {
+  const reference = payload[GRANT_REFERENCE_CLAIM];
+  if (typeof reference !== 'string') return { grants, offlineAccess: undefined };
+  const own = grants.filter((g) => grantReference(g.id) === reference);
+  return { grants: own, offlineAccess: own.length > 0 && own.every((g) => g.offlineAccess) };
 }
 
 /** Where the `act` chain and origin of an exchanged grant are kept (read for tokens refreshed from it). */

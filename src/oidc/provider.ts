@@ -188,7 +188,8 @@ export function createProvider(deps: ProviderDeps): Provider {
     extraClientMetadata: { properties: [RESOURCE_SCOPE], validator: registrationMetadataValidator(OIDC_SCOPES, resourceServers) },
     // Authorization code only: implicit and hybrid flows are out (RFC 9700 §2.1.2).
     responseTypes: ['code'],
-    claims: Object.fromEntries(Object.entries(SCOPE_CLAIMS).map(([k, v]) => [k, [...v]])),
+    // ID tokens name their grant too (GRANT_REFERENCE_CLAIM, set by findAccount's claims for use id_token only).
+    claims: { ...Object.fromEntries(Object.entries(SCOPE_CLAIMS).map(([k, v]) => [k, [...v]])), openid: [...SCOPE_CLAIMS.openid, GRANT_REFERENCE_CLAIM] },
     clientDefaults: {
       grant_types: ['authorization_code'],
       response_types: ['code'],
@@ -393,13 +394,20 @@ export function createProvider(deps: ProviderDeps): Provider {
       Grant: () => lifetimes.grant,
     },
     interactions: { url: (_ctx, interaction) => `/interaction/${interaction.uid}` },
-    findAccount: async (_ctx, sub) => {
+    findAccount: async (ctx, sub, token) => {
       const account = await accounts.findById(sub);
       // Disabled accounts get no tokens: refresh, userinfo and new grants all fail for them.
       if (!account || account.disabled) return undefined;
       return {
         accountId: account.id,
-        claims: async (_use, scope) => accountClaims(account, config, (scope ?? '').split(' ')) as { sub: string },
+        claims: async (use, scope) => {
+          const claims = accountClaims(account, config, (scope ?? '').split(' ')) as { sub: string };
+          if (use !== 'id_token') return claims;
+          // An ID token names the grant it was issued under (the code's, device code's or refresh token's): token
+          // exchange decides from that grant alone whether the user granted offline_access.
+          const grantId = (token as { grantId?: string } | undefined)?.grantId ?? ctx?.oidc?.entities.Grant?.jti;
+          return grantId ? { ...claims, [GRANT_REFERENCE_CLAIM]: grantReference(grantId) } : claims;
+        },
       };
     },
     clientBasedCORS: (_ctx, origin, client) => {

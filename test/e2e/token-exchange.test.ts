@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { importJWK, SignJWT } from 'jose';
 import * as oidc from 'openid-client';
+import { jwksForProvider, loadOrCreateKeys } from '../../src/keys/index.ts';
 import { authorizationCodeFlow, decodeJwt, rawRequest, rp, startServer, type TestServer } from '../support/harness.ts';
 
 /**
@@ -184,6 +186,56 @@ describe('token exchange (RFC 8693)', () => {
     assert.equal(handed.status, 200, JSON.stringify(handed.body));
     const refused = await syncRefreshToken(handed.body.access_token!);
     assert.equal(refused.body.error, 'invalid_scope');
+  });
+
+  it('decides offline_access from the own grant of an ID token or an opaque access token too', async () => {
+    // Two logins of alice at the portal without a resource (the access token is then opaque, for userinfo), only the first with offline_access.
+    const signIn = (scope: string) => authorizationCodeFlow(portal, { redirectUri: PORTAL_REDIRECT, scope, username: 'alice', password: 'alice-password' });
+    const offline = await signIn('openid offline_access');
+    const online = await signIn('openid');
+    assert.ok(offline.id_token && online.id_token);
+    assert.doesNotMatch(offline.access_token, /^eyJ/, 'an opaque access token');
+    const refreshFor = async (subjectToken: string, type: string) => exchange('demo-portal', {
+      subject_token: subjectToken, subject_token_type: type, actor_token: await ownToken('demo-portal'), actor_token_type: AT,
+      audience: 'https://orchestrator.demo', requested_token_type: RT,
+    });
+    for (const [what, token, type] of [['ID token', offline.id_token!, ID], ['opaque access token', offline.access_token, AT]] as const) {
+      const got = await refreshFor(token, type);
+      assert.equal(got.status, 200, `${what} of the login with offline_access: ${JSON.stringify(got.body)}`);
+      assert.equal(got.body.issued_token_type, RT, what);
+    }
+    for (const [what, token, type] of [['ID token', online.id_token!, ID], ['opaque access token', online.access_token, AT]] as const) {
+      const refused = await refreshFor(token, type);
+      assert.equal(refused.status, 400, what);
+      assert.equal(refused.body.error, 'invalid_scope', `${what} of the login without offline_access: ${JSON.stringify(refused.body)}`);
+    }
+    // The same holds for an ID token issued by exchange: it names the exchanged grant.
+    const exchangedId = await exchange('demo-portal', {
+      subject_token: offline.id_token!, subject_token_type: ID, actor_token: await ownToken('demo-portal'), actor_token_type: AT, requested_token_type: ID,
+    });
+    assert.equal(exchangedId.status, 200, JSON.stringify(exchangedId.body));
+    assert.equal(typeof decodeJwt(exchangedId.body.access_token!).payload.fedgate_grant, 'string');
+    assert.notEqual(decodeJwt(exchangedId.body.access_token!).payload.fedgate_grant, decodeJwt(offline.id_token!).payload.fedgate_grant);
+  });
+
+  it('refuses a refresh token for an ID token that names no grant, rather than guessing which login it came from', async () => {
+    await login('alice', 'openid offline_access');
+    // An ID token as fedgate signed them before grant references: no fedgate_grant claim.
+    const { keys } = jwksForProvider(await loadOrCreateKeys(server.keysDir));
+    const key = keys.find((k) => k.alg === 'ES256')!;
+    const alice = await server.fedgate.accounts.findByUsername('alice');
+    const legacy = await new SignJWT({ azp: 'demo-portal' })
+      .setProtectedHeader({ alg: 'ES256', kid: key.kid!, typ: 'JWT' })
+      .setIssuer(server.issuer).setSubject(alice!.id).setAudience('demo-portal').setIssuedAt().setExpirationTime('10m')
+      .sign(await importJWK(key, 'ES256'));
+    const base = { subject_token: legacy, subject_token_type: ID, actor_token: await ownToken('demo-portal'), actor_token_type: AT, audience: 'https://orchestrator.demo' };
+    const refused = await exchange('demo-portal', { ...base, requested_token_type: RT });
+    assert.equal(refused.status, 400, JSON.stringify(refused.body));
+    assert.equal(refused.body.error, 'invalid_grant');
+    assert.match(String(refused.body.error_description), /does not name the grant/);
+    // An access token from it is still fine: it dies with any of the user's grants at the portal.
+    const handed = await exchange('demo-portal', base);
+    assert.equal(handed.status, 200, JSON.stringify(handed.body));
   });
 
   it('reports exchanged tokens at introspection, and revoking the subject grant ends them everywhere', async () => {
