@@ -18,6 +18,7 @@ import { createX509Bridge } from './federation/x509/index.ts';
 import { createMetadataEndpoint, DataSources, PROTECTED_RESOURCE_WELL_KNOWN } from './datasources/index.ts';
 import { createGateway, ServiceRegistry } from './gateway/index.ts';
 import { clientAddressResolver } from './http/client-address.ts';
+import { routeLabel } from './http/route-label.ts';
 import { drainServer } from './http/drain.ts';
 import { sendPage } from './http/page.ts';
 import { sendUnavailable } from './http/unavailable.ts';
@@ -80,14 +81,6 @@ function isClientConnectionError(err: Error): boolean {
   return typeof code === 'string' && (code.startsWith('HPE_') || CLIENT_CONNECTION_CODES.has(code));
 }
 const CLIENT_CONNECTION_CODES = new Set(['ECONNRESET', 'EPIPE', 'ECONNABORTED', 'ERR_STREAM_PREMATURE_CLOSE']);
-
-/** Route label for metrics: a fixed set, never the raw path (no label explosion). */
-function routeLabel(ctx: Context): string {
-  const oidcRoute = (ctx as unknown as { oidc?: { route?: string } }).oidc?.route;
-  if (oidcRoute) return oidcRoute;
-  const matched = (ctx as unknown as { _matchedRoute?: string })._matchedRoute;
-  return matched ?? 'unmatched';
-}
 
 /**
  * The identity provider an authorization request names: `idp`, else

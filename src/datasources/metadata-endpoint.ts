@@ -10,6 +10,7 @@ import type { Context } from 'koa';
 import type { Config } from '../config/schema.ts';
 import { PROTECTED_RESOURCE_WELL_KNOWN, protectedResourceMetadata } from './protected-resource.ts';
 import type { DataSources } from './registry.ts';
+import { setRouteLabel } from '../http/route-label.ts';
 
 export interface MetadataEndpointDeps {
   config: Pick<Config, 'issuer' | 'x509'>;
@@ -27,7 +28,7 @@ export function createMetadataEndpoint(deps: MetadataEndpointDeps): Koa.Middlewa
   const { config, dataSources } = deps;
   const issuerPath = new URL(config.issuer).pathname.replace(/\/$/, '');
   return async (ctx) => {
-    (ctx as { _matchedRoute?: string })._matchedRoute = PROTECTED_RESOURCE_WELL_KNOWN;
+    setRouteLabel(ctx, PROTECTED_RESOURCE_WELL_KNOWN);
     if (ctx.method !== 'GET' && ctx.method !== 'HEAD') {
       ctx.set('Allow', 'GET, HEAD');
       return refuse(ctx, 405, 'invalid_request', 'use GET');

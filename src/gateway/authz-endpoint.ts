@@ -29,6 +29,7 @@ import { allowedResponseHeaders, identityHeaders } from './identity-headers.ts';
 import { parseRequestTarget } from './request-target.ts';
 import type { GatewayService, ServiceRegistry } from './service-registry.ts';
 import type { TokenVerifier } from './token-verifier.ts';
+import { setRouteLabel } from '../http/route-label.ts';
 
 /** The path the app routes to the decision endpoint (and everything under it, for Envoy). */
 export const AUTHZ_PATH = '/authz';
@@ -159,7 +160,7 @@ export function createAuthzEndpoint(deps: AuthzEndpointDeps): Koa.Middleware {
   };
 
   return async (ctx) => {
-    (ctx as { _matchedRoute?: string })._matchedRoute = AUTHZ_PATH;
+    setRouteLabel(ctx, AUTHZ_PATH);
     try {
       await handle(ctx);
     } catch (err) {

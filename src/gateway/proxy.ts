@@ -26,6 +26,7 @@ import { identityHeaders, isStrippedHeader } from './identity-headers.ts';
 import { parseRequestTarget } from './request-target.ts';
 import type { GatewayService, ServiceRegistry } from './service-registry.ts';
 import type { TokenVerifier } from './token-verifier.ts';
+import { setRouteLabel } from '../http/route-label.ts';
 
 /** The path prefix the app routes to the proxy. */
 export const PROXY_PREFIX = '/api/';
@@ -177,7 +178,7 @@ export function createProxy(deps: ProxyDeps): ReverseProxy {
     const service = match ? services.byName(decodeURIComponent(match[1]!)) : undefined;
     const upstream = service ? upstreamOf(service) : undefined;
     if (!service || !upstream) throw new NotFound('no such service');
-    (ctx as { _matchedRoute?: string })._matchedRoute = `/api/${service.name}`;
+    setRouteLabel(ctx, `/api/${service.name}`);
     const rest = match![2] ?? '';
     const object = target.path.slice(`/api/${service.name}`.length) || '/';
 
@@ -260,7 +261,7 @@ export function createProxy(deps: ProxyDeps): ReverseProxy {
 
   return {
     middleware: async (ctx) => {
-      (ctx as { _matchedRoute?: string })._matchedRoute = '/api/:service';
+      setRouteLabel(ctx, '/api/:service');
       try {
         await handle(ctx);
       } catch (err) {
