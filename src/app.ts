@@ -20,6 +20,7 @@ import { createGateway, ServiceRegistry } from './gateway/index.ts';
 import { clientAddressResolver } from './http/client-address.ts';
 import { routeLabel } from './http/route-label.ts';
 import { drainServer } from './http/drain.ts';
+import { FedgateError, respondWithError } from './http/errors.ts';
 import { sendPage } from './http/page.ts';
 import { sendUnavailable } from './http/unavailable.ts';
 import { interactionRoutes } from './interaction/routes.ts';
@@ -262,30 +263,17 @@ export async function createFedgate(config: Config, options: CreateOptions = {})
     logger.error({ err: { message: err.message, name: err.name, stack: err.stack }, requestId: ctx?.state?.requestId }, 'unhandled application error');
   });
 
-  /** Anything that escapes a handler becomes a generic server_error: no stack, no detail. */
+  /** Anything that escapes a handler: a store outage is a 503, the rest goes to the one error writer (a generic server_error for what is not exposed). */
   const answerError = (ctx: Context, err: unknown) => {
     if (isStoreUnavailable(err)) return sendUnavailable(ctx, config.store.retryAfterSeconds);
     if (err instanceof Error && err.message === INSECURE_COOKIE) {
       // An https issuer's cookies are Secure, and Koa will not set one on what it sees as plain HTTP: the request
       // came over HTTP, or through a proxy that does not say it was HTTPS (X-Forwarded-Proto with trustProxy).
       logger.warn({ requestId: ctx.state.requestId, path: ctx.path, trustProxy: config.trustProxy }, 'a page of the https issuer was asked for over plain HTTP: the proxy in front must send X-Forwarded-Proto: https, with trustProxy set');
-      ctx.status = 400;
       const description = `This page must be opened over HTTPS (${config.issuer}). Behind a proxy, the proxy must tell fedgate so (X-Forwarded-Proto: https, with trustProxy set).`;
-      if (ctx.accepts('json', 'html') === 'html') sendPage(ctx, (nonce) => pages.errorPage({ nonce, error: 'invalid_request', description, requestId: ctx.state.requestId }), 400);
-      else ctx.body = { error: 'invalid_request', error_description: description };
-      return;
+      return respondWithError(ctx, new FedgateError('invalid_request', description, { status: 400 }), { format: 'json-or-page' });
     }
-    const status = (err as { status?: number }).status;
-    const exposed = (err as { expose?: boolean }).expose && status && status >= 400 && status < 500;
-    ctx.status = exposed ? status : 500;
-    const error = exposed ? 'invalid_request' : 'server_error';
-    const description = exposed ? (err as Error).message : 'The server could not complete the request.';
-    if (!exposed) ctx.app.emit('error', err, ctx);
-    if (ctx.accepts('json', 'html') === 'html') {
-      sendPage(ctx, (nonce) => pages.errorPage({ nonce, error, description, requestId: ctx.state.requestId }), ctx.status);
-    } else {
-      ctx.body = { error, error_description: description };
-    }
+    respondWithError(ctx, err, { format: 'json-or-page' });
   };
 
   /** Set by close(): the replica is stopping and takes no new work. */

@@ -1,6 +1,5 @@
 import type { Context } from 'koa';
-import * as pages from '../views/pages.ts';
-import { sendPage } from './page.ts';
+import { FedgateError, respondWithError } from './errors.ts';
 
 /** The OAuth error code of a temporary outage (RFC 6749 §4.1.2.1, §5.2 usage by extension). */
 export const TEMPORARILY_UNAVAILABLE = 'temporarily_unavailable';
@@ -18,15 +17,7 @@ const DESCRIPTION = 'The service is temporarily unable to handle the request; tr
 export function sendUnavailable(ctx: Context, retryAfterSeconds: number): void {
   ctx.remove('WWW-Authenticate');
   ctx.remove('Location');
-  ctx.set('Retry-After', String(retryAfterSeconds));
-  if (ctx.accepts('json', 'html') === 'html') {
-    const requestId = ctx.state?.requestId as string | undefined;
-    sendPage(ctx, (nonce) => pages.errorPage({
-      nonce, title: 'Temporarily unavailable', error: TEMPORARILY_UNAVAILABLE, description: DESCRIPTION, ...(requestId ? { requestId } : {}),
-    }), 503);
-    return;
-  }
-  ctx.status = 503;
-  ctx.set('Cache-Control', 'no-store');
-  ctx.body = { error: TEMPORARILY_UNAVAILABLE, error_description: DESCRIPTION };
+  respondWithError(ctx, new FedgateError(TEMPORARILY_UNAVAILABLE, DESCRIPTION, {
+    status: 503, expose: true, headers: { 'Retry-After': String(retryAfterSeconds) }, title: 'Temporarily unavailable',
+  }), { format: 'json-or-page' });
 }
