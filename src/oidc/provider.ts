@@ -13,13 +13,14 @@ import { storeAdapterFactory } from './adapter.ts';
 import { clientDialects } from './client-dialects.ts';
 import { userinfoJwtRefusal } from './userinfo-jwt.ts';
 import { GRANT_REFERENCE_CLAIM, grantReference } from './grant-reference.ts';
+import { introspectionScopes } from './introspection-scopes.ts';
 import { registeredResourceScopes, registrationMetadataValidator, registrationResponseScope, RESOURCE_SCOPE, withinRegisteredScopes } from './registered-clients.ts';
 import { viewingAdapterFactory } from './token-request-view.ts';
 import { singleUseInitialAccessTokens } from './initial-access-token.ts';
 import { assertRefreshTarget } from './refresh-target.ts';
 import { accountClaims, profileTokenClaims, SCOPE_CLAIMS } from './claims.ts';
 import { ADMIN_SCOPE } from './resource-servers.ts';
-import { isGroupSelectionScope, isWlcgScope, scopeCovered, scopeRelativeToBase } from '../scopes/wlcg.ts';
+import { isGroupSelectionScope, isWlcgScope, scopeCovered } from '../scopes/wlcg.ts';
 
 /** Everything the provider configuration needs from the rest of fedgate. */
 export interface ProviderDeps extends Services {
@@ -373,9 +374,8 @@ export function createProvider(deps: ProviderDeps): Provider {
           const { grantId, accountId } = token as { grantId?: string; accountId?: string };
           if (grantId && accountId) jwt.payload[GRANT_REFERENCE_CLAIM] = grantReference(grantId);
           // WLCG profile §2.2.3: a storage with a base path reads the token's paths relative to it.
-          const base = resourceServers.storageBaseOf((token as { resourceServer?: { audience?: string } }).resourceServer?.audience);
-          if (base && typeof jwt.payload.scope === 'string') {
-            jwt.payload.scope = jwt.payload.scope.split(' ').map((scope) => scopeRelativeToBase(scope, base)).join(' ');
+          if (typeof jwt.payload.scope === 'string') {
+            jwt.payload.scope = resourceServers.audienceScope((token as { resourceServer?: { audience?: string } }).resourceServer?.audience, jwt.payload.scope);
           }
         },
       },
@@ -432,6 +432,7 @@ export function createProvider(deps: ProviderDeps): Provider {
   provider.use(registrationResponseScope);
   provider.use(userinfoJwtRefusal(provider, logger));
   provider.use(recordedTokenBridge([provider.pathFor('introspection'), provider.pathFor('revocation')]));
+  provider.use(introspectionScopes(provider.pathFor('introspection'), resourceServers));
   provider.use(singleUseInitialAccessTokens(deps.store, provider.pathFor('registration')));
   registerTokenExchange(provider, {
     config, store: deps.store, accounts, policy, resourceServers, audit, logger, jwks: deps.jwks,

@@ -1,5 +1,5 @@
 import { ADMIN_API_PATH, ADMIN_SCOPE, WLCG_ANY_AUDIENCE, type ResourceServerConfig } from '../config/schema.ts';
-import { isGroupSelectionScope, scopeCovered, scopeUnderBase } from '../scopes/wlcg.ts';
+import { isGroupSelectionScope, scopeCovered, scopeRelativeToBase, scopeUnderBase } from '../scopes/wlcg.ts';
 
 export { ADMIN_SCOPE };
 
@@ -119,6 +119,18 @@ export class ResourceServers {
     const single = Array.isArray(audience) && audience.length === 1 ? audience[0] : audience;
     const base = typeof single === 'string' ? this.storageBaseOf(single) : undefined;
     return base ? scopes.map((scope) => scopeUnderBase(scope, base)) : scopes;
+  }
+
+  /**
+   * A token's `scope` as its audience reads it, the inverse of
+   * {@link policyScopes}: storage paths relative to the audience's storage
+   * base path ({@link scopeRelativeToBase}). What its JWT carries and what
+   * introspection shows.
+   */
+  audienceScope(audience: unknown, scope: string): string {
+    const single = Array.isArray(audience) && audience.length === 1 ? audience[0] : audience;
+    const base = typeof single === 'string' ? this.storageBaseOf(single) : undefined;
+    return base ? scope.split(' ').map((s) => scopeRelativeToBase(s, base)).join(' ') : scope;
   }
 
   /** Removes a resource server and the aliases naming it; true when there was one. */

@@ -229,6 +229,32 @@ describe('admin API: /admin/api/resource-servers', () => {
     assert.equal((await admin('/resource-servers/sync-partner', 'DELETE')).status, 204);
   });
 
+  it('shows a storage token\'s paths at introspection relative to the base path, as its JWT carries them', async () => {
+    const created = await admin('/resource-servers', 'POST', {
+      name: 'vo-archive', audience: 'https://vo-archive.partner.test', kind: 'storage', storage: { basePath: '/archive' }, introspection: true,
+    });
+    assert.equal(created.status, 201, JSON.stringify(created.body));
+    const { client_id: clientId, client_secret: secret } = created.body.onboarding.introspection as { client_id: string; client_secret: string };
+    const introspect = async (token: string) => await (await fetch(`${server.issuer}/token/introspection`, {
+      method: 'POST', headers: { authorization: basic(clientId, secret), 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ token }),
+    })).json() as { active: boolean; aud: string; scope: string };
+    const issue = async () => {
+      const res = await clientToken('https://vo-archive.partner.test', 'storage.read:/archive/cms storage.create:/archive/cms/out');
+      assert.equal(res.status, 200);
+      return (await res.json() as { access_token: string }).access_token;
+    };
+    const opaque = await issue();
+    assert.equal(opaque.split('.').length, 1, 'an opaque token');
+    const seen = await introspect(opaque);
+    assert.equal(seen.active, true);
+    assert.equal(seen.aud, 'https://vo-archive.partner.test');
+    assert.equal(seen.scope, 'storage.read:/cms storage.create:/cms/out');
+    // The same data source issuing JWTs: they carry exactly those paths.
+    assert.equal((await admin('/resource-servers/vo-archive', 'PATCH', { accessTokenFormat: 'jwt' })).status, 200);
+    assert.equal(decodeJwt(await issue()).payload.scope, seen.scope);
+    assert.equal((await admin('/resource-servers/vo-archive', 'DELETE')).status, 204);
+  });
+
   it('answers a client credentials request for an unknown or removed audience with invalid_target', async () => {
     await assert.rejects(oidc.clientCredentialsGrant(service, { resource: 'https://never.partner.test', scope: 'x' }), (err: { error?: string }) => err.error === 'invalid_target');
   });

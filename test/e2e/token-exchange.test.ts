@@ -267,6 +267,26 @@ describe('token exchange (RFC 8693)', () => {
     assert.equal(again.body.error, 'invalid_grant');
   });
 
+  it('shows an exchanged token for a storage with a base path at introspection with the relative paths its JWT carries', async () => {
+    await server.fedgate.dataSources.create({ name: 'vo-store', audience: 'https://vo-store.test', kind: 'storage', storage: { basePath: '/store' } }, { actor: 'cli', via: 'cli' });
+    const rule = { ptype: 'p' as const, values: ['client:demo-orchestrator', 'exchange', 'https://vo-store.test', '*', 'allow', ''] };
+    await server.fedgate.policy.add([rule]);
+    try {
+      const { orchestratorToken } = await portalToOrchestrator();
+      const storage = await exchange('demo-orchestrator', {
+        subject_token: orchestratorToken, subject_token_type: AT, actor_token: await ownToken('demo-orchestrator'), actor_token_type: AT,
+        audience: 'https://vo-store.test', scope: 'storage.read:/store/cms/run1',
+      });
+      assert.equal(storage.status, 200, JSON.stringify(storage.body));
+      assert.equal(decodeJwt(storage.body.access_token!).payload.scope, 'storage.read:/cms/run1');
+      const seen = await introspect(storage.body.access_token!);
+      assert.equal(seen.active, true);
+      assert.equal(seen.scope, 'storage.read:/cms/run1');
+    } finally {
+      await server.fedgate.policy.remove([rule]);
+    }
+  });
+
   it('ends exchanged tokens when the account is disabled', async () => {
     const { orchestratorToken } = await portalToOrchestrator();
     assert.equal((await authz('orchestrator', 'GET', '/deployments/1', orchestratorToken)).status, 200);
