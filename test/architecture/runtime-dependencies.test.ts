@@ -73,3 +73,23 @@ test('the import reader sees what it must (value, re-export and dynamic imports;
   ].join('\n');
   assert.deepEqual(runtimePackages('x.ts', text), ['@scope/pkg', 'reexported', 'dynamic']);
 });
+
+/**
+ * Packages whose undocumented internals fedgate relies on, each for a reason
+ * a test pins: they are pinned to an exact version, so that an upgrade is a
+ * deliberate change that runs those tests, never a caret drift.
+ */
+const RELIED_ON_INTERNALS: Record<string, string> = {
+  'prom-client': "src/observability/fast-metrics.ts registers its own metric objects in the shape of prom-client's (test/observability/fast-metrics.test.ts)",
+  'xml-crypto': 'src/federation/saml/metadata.ts streams exclusive canonicalization through ExclusiveCanonicalization.renderNs/processInner, marked private (test/federation/saml/metadata.test.ts: agrees with xml-crypto SignedXml.checkSignature)',
+};
+
+test('packages whose internals fedgate relies on are pinned exactly and installed at that version', async () => {
+  const pkg = JSON.parse(await readFile(join(root, 'package.json'), 'utf8')) as { dependencies: Record<string, string> };
+  for (const [name, reason] of Object.entries(RELIED_ON_INTERNALS)) {
+    const wanted = pkg.dependencies[name];
+    assert.match(wanted ?? '', /^\d+\.\d+\.\d+$/, `${name} must be pinned exactly: ${reason}`);
+    const installed = JSON.parse(await readFile(join(root, 'node_modules', name, 'package.json'), 'utf8')) as { version: string };
+    assert.equal(installed.version, wanted, `${name} installed at another version than pinned`);
+  }
+});
