@@ -1,6 +1,6 @@
 import { EventEmitter } from 'node:events';
-import type { ConsumeResult, Store } from './store.ts';
-import { assertPositiveInteger, assertTimestamp, encode } from './values.ts';
+import { DEFAULT_INDEX_BUDGET, type ConsumeResult, type IndexPage, type IndexQuery, type Store, type StreamRange } from './store.ts';
+import { assertPositiveInteger, assertStreamId, assertTimestamp, compareStreamIds, compareUtf8, encode } from './values.ts';
 
 /** Options of {@link MemoryStore}. */
 export interface MemoryStoreOptions {
@@ -18,7 +18,56 @@ interface StreamEntry {
 type Entry =
   | { type: 'string'; value: string; expiresAt?: number }
   | { type: 'set'; members: Set<string>; expiresAt?: number }
-  | { type: 'stream'; entries: StreamEntry[]; lastMs: number; lastSeq: number; expiresAt?: number };
+  | { type: 'stream'; entries: StreamEntry[]; lastMs: number; lastSeq: number; expiresAt?: number }
+  | { type: 'index'; index: SortedIndex; expiresAt?: number };
+
+/**
+ * A set kept in UTF-8 byte order. Changes are collected and applied on the
+ * next read: a few by binary-search insertion, many by one sort, so that
+ * seeding many members costs one sort, not one array shift each.
+ */
+class SortedIndex {
+  readonly members = new Set<string>();
+  #sorted: string[] = [];
+  #added = new Set<string>();
+  #removed = new Set<string>();
+
+  add(member: string): void {
+    if (this.members.has(member)) return;
+    this.members.add(member);
+    if (!this.#removed.delete(member)) this.#added.add(member);
+  }
+
+  remove(member: string): void {
+    if (!this.members.delete(member)) return;
+    if (!this.#added.delete(member)) this.#removed.add(member);
+  }
+
+  /** The members in order. */
+  sorted(): string[] {
+    if (this.#added.size + this.#removed.size > 64) {
+      this.#sorted = [...this.members].sort(compareUtf8);
+    } else {
+      for (const member of this.#removed) this.#sorted.splice(this.firstAtOrAfter(member), 1);
+      for (const member of this.#added) this.#sorted.splice(this.firstAtOrAfter(member), 0, member);
+    }
+    this.#added.clear();
+    this.#removed.clear();
+    return this.#sorted;
+  }
+
+  /** Index in the sorted array of the first member not before `member` (call after sorted()). */
+  firstAtOrAfter(member: string): number {
+    let low = 0;
+    let high = this.#sorted.length;
+    while (low < high) {
+      const mid = (low + high) >>> 1;
+      if (compareUtf8(this.#sorted[mid]!, member) < 0) low = mid + 1;
+      else high = mid;
+    }
+    return low;
+  }
+}
 
 const SWEEP_INTERVAL_MS = 30_000;
 
@@ -213,14 +262,75 @@ export class MemoryStore implements Store {
     return ids;
   }
 
-  async readStream(key: string, count: number): Promise<Array<{ id: string; fields: Record<string, string> }>> {
+  async readStream(key: string, count: number, range: StreamRange = {}): Promise<Array<{ id: string; fields: Record<string, string> }>> {
     assertPositiveInteger(count, 'count');
+    const { before, newest, oldest } = range;
+    if (before !== undefined) assertStreamId(before, 'before');
+    if (newest !== undefined) assertStreamId(newest, 'newest');
+    if (oldest !== undefined) assertStreamId(oldest, 'oldest');
     const entry = this.#live(key, 'stream');
     if (entry === undefined) return [];
-    return entry.entries
-      .slice(-count)
-      .reverse()
-      .map(({ id, fields }) => ({ id, fields: { ...fields } }));
+    const found: Array<{ id: string; fields: Record<string, string> }> = [];
+    for (let i = entry.entries.length - 1; i >= 0 && found.length < count; i -= 1) {
+      const { id, fields } = entry.entries[i]!;
+      if (before !== undefined && compareStreamIds(id, before, 'min') >= 0) continue;
+      if (newest !== undefined && compareStreamIds(id, newest, 'max') > 0) continue;
+      if (oldest !== undefined && compareStreamIds(id, oldest, 'min') < 0) break;
+      found.push({ id, fields: { ...fields } });
+    }
+    return found;
+  }
+
+  async addToIndex(key: string, members: readonly string[]): Promise<void> {
+    if (members.length === 0) return;
+    let entry = this.#live(key, 'index');
+    if (entry === undefined) {
+      entry = { type: 'index', index: new SortedIndex() };
+      this.#entries.set(key, entry);
+    }
+    for (const member of members) entry.index.add(member);
+  }
+
+  async removeFromIndex(key: string, members: readonly string[]): Promise<void> {
+    const entry = this.#live(key, 'index');
+    if (entry === undefined) return;
+    for (const member of members) entry.index.remove(member);
+    // Redis deletes a sorted set when its last member goes.
+    if (entry.index.members.size === 0) this.#entries.delete(key);
+  }
+
+  async indexSize(key: string): Promise<number> {
+    return this.#live(key, 'index')?.index.members.size ?? 0;
+  }
+
+  async scanIndex(key: string, query: IndexQuery): Promise<IndexPage> {
+    const { after, prefix, contains, limit } = query;
+    const budget = query.budget ?? DEFAULT_INDEX_BUDGET;
+    assertPositiveInteger(limit, 'limit');
+    assertPositiveInteger(budget, 'budget');
+    const entry = this.#live(key, 'index');
+    if (entry === undefined) return { members: [], next: undefined };
+    const sorted = entry.index.sorted();
+    let i = 0;
+    if (prefix) i = entry.index.firstAtOrAfter(prefix);
+    if (after !== undefined) {
+      const afterAt = entry.index.firstAtOrAfter(after);
+      i = Math.max(i, sorted[afterAt] === after ? afterAt + 1 : afterAt);
+    }
+    const members: string[] = [];
+    // Without a filter every member examined is a match: the budget only bounds searches, as in the Redis store.
+    const end = contains ? Math.min(sorted.length, i + budget) : sorted.length;
+    for (; i < end; i += 1) {
+      const member = sorted[i]!;
+      if (prefix && !member.startsWith(prefix)) return { members, next: undefined };
+      if (contains && !member.includes(contains)) continue;
+      members.push(member);
+      if (members.length === limit) {
+        const following = sorted[i + 1];
+        return { members, next: following !== undefined && (!prefix || following.startsWith(prefix)) ? member : undefined };
+      }
+    }
+    return { members, next: i < sorted.length && (!prefix || sorted[i]!.startsWith(prefix)) ? sorted[i - 1] : undefined };
   }
 
   async publish(channel: string, message: string): Promise<void> {

@@ -1,8 +1,8 @@
 import { Redis, Cluster } from 'ioredis';
 import type { ClusterNode, RedisOptions } from 'ioredis';
 import { StoreUnavailable } from './errors.ts';
-import type { ConsumeResult, Store } from './store.ts';
-import { assertPositiveInteger, assertTimestamp, encode } from './values.ts';
+import { DEFAULT_INDEX_BUDGET, type ConsumeResult, type IndexPage, type IndexQuery, type Store, type StreamRange } from './store.ts';
+import { assertPositiveInteger, assertStreamId, assertTimestamp, compareStreamIds, compareUtf8, encode } from './values.ts';
 
 /** Options of {@link RedisStore}. */
 export interface RedisStoreOptions {
@@ -131,6 +131,35 @@ while i <= #ARGV do
 end
 return ids`,
   },
+  // Walks the sorted index KEYS[1] in lex order from ARGV[1] to ARGV[2]
+  // (ZRANGEBYLEX bounds) in chunks, keeping members that contain ARGV[3]
+  // (plain find), until ARGV[4] matches or ARGV[5] members were examined:
+  // {matches} when the range is done, {matches, last} to continue after last.
+  fedgateScanIndex: {
+    numberOfKeys: 1,
+    lua: `
+local start, stop, needle = ARGV[1], ARGV[2], ARGV[3]
+local limit, budget = tonumber(ARGV[4]), tonumber(ARGV[5])
+local found, examined, last = {}, 0, nil
+while examined < budget do
+  local n = math.min(1000, budget - examined)
+  local batch = redis.call('ZRANGEBYLEX', KEYS[1], start, stop, 'LIMIT', 0, n)
+  for _, member in ipairs(batch) do
+    examined = examined + 1
+    last = member
+    if string.find(member, needle, 1, true) then
+      found[#found + 1] = member
+      if #found == limit then
+        if #redis.call('ZRANGEBYLEX', KEYS[1], '(' .. member, stop, 'LIMIT', 0, 1) == 0 then return {found} end
+        return {found, member}
+      end
+    end
+  end
+  if #batch < n then return {found} end
+  start = '(' .. last
+end
+return {found, last}`,
+  },
 } as const;
 
 interface ScriptCommands {
@@ -141,6 +170,7 @@ interface ScriptCommands {
   fedgateRenewLock(key: string, owner: string, ttlSeconds: number): Promise<number>;
   fedgateIncrement(key: string, ttlSeconds: number): Promise<number>;
   fedgateAppendToStream(key: string, ...args: Array<string | number>): Promise<string[]>;
+  fedgateScanIndex(key: string, start: string | Buffer, stop: string | Buffer, needle: string, limit: number, budget: number): Promise<[string[], string?]>;
 }
 
 type Client = (Redis | Cluster) & ScriptCommands;
@@ -317,14 +347,54 @@ export class RedisStore implements Store {
     return this.#guard(() => this.#client.fedgateAppendToStream(this.#key(key), ...args));
   }
 
-  async readStream(key: string, count: number): Promise<Array<{ id: string; fields: Record<string, string> }>> {
+  async readStream(key: string, count: number, range: StreamRange = {}): Promise<Array<{ id: string; fields: Record<string, string> }>> {
     assertPositiveInteger(count, 'count');
-    const entries = await this.#guard(() => this.#client.xrevrange(this.#key(key), '+', '-', 'COUNT', count));
+    const { before, newest, oldest } = range;
+    if (before !== undefined) assertStreamId(before, 'before');
+    if (newest !== undefined) assertStreamId(newest, 'newest');
+    if (oldest !== undefined) assertStreamId(oldest, 'oldest');
+    // XREVRANGE's bounds: `(id` is exclusive (Redis 6.2); a bare millisecond covers all its sequence numbers.
+    let end = newest ?? '+';
+    if (before !== undefined && (newest === undefined || compareStreamIds(before, newest, 'max') <= 0)) end = `(${before}`;
+    const entries = await this.#guard(() => this.#client.xrevrange(this.#key(key), end, oldest ?? '-', 'COUNT', count));
     return entries.map(([id, flat]) => {
       const fields: Record<string, string> = {};
       for (let i = 0; i + 1 < flat.length; i += 2) fields[flat[i]!] = flat[i + 1]!;
       return { id, fields };
     });
+  }
+
+  async addToIndex(key: string, members: readonly string[]): Promise<void> {
+    if (members.length === 0) return;
+    const args = members.flatMap((m) => [0, m]);
+    await this.#guard(() => this.#client.zadd(this.#key(key), ...args));
+  }
+
+  async removeFromIndex(key: string, members: readonly string[]): Promise<void> {
+    if (members.length === 0) return;
+    await this.#guard(() => this.#client.zrem(this.#key(key), ...members));
+  }
+
+  async indexSize(key: string): Promise<number> {
+    return this.#guard(() => this.#client.zcard(this.#key(key)));
+  }
+
+  async scanIndex(key: string, query: IndexQuery): Promise<IndexPage> {
+    const { after, prefix, contains, limit } = query;
+    const budget = query.budget ?? DEFAULT_INDEX_BUDGET;
+    assertPositiveInteger(limit, 'limit');
+    assertPositiveInteger(budget, 'budget');
+    const redisKey = this.#key(key);
+    let start = after === undefined ? '-' : `(${after}`;
+    if (prefix && (after === undefined || compareUtf8(after, prefix) < 0)) start = `[${prefix}`;
+    // No UTF-8 text holds the byte 0xFF: `[prefix\xff` is past every member that starts with prefix.
+    const stop = prefix ? Buffer.concat([Buffer.from(`[${prefix}`), Buffer.from([0xff])]) : '+';
+    if (!contains) {
+      const members = await this.#guard(() => this.#client.zrangebylex(redisKey, start, stop, 'LIMIT', 0, limit + 1));
+      return members.length > limit ? { members: members.slice(0, limit), next: members[limit - 1] } : { members, next: undefined };
+    }
+    const [members, next] = await this.#guard(() => this.#client.fedgateScanIndex(redisKey, start, stop, contains, limit, budget));
+    return { members, next: next ?? undefined };
   }
 
   async publish(channel: string, message: string): Promise<void> {

@@ -115,8 +115,36 @@ export interface Store {
    */
   appendToStream(key: string, entries: ReadonlyArray<Record<string, string>>, maxLength: number): Promise<string[]>;
 
-  /** The newest `count` entries of the stream at `key`, newest first. */
-  readStream(key: string, count: number): Promise<Array<{ id: string; fields: Record<string, string> }>>;
+  /**
+   * The newest `count` entries of the stream at `key`, newest first. With
+   * `range`, only entries with ids in it: `before` (exclusive, for paging
+   * on from the last id read), `newest` and `oldest` (inclusive; an id, or
+   * a time in milliseconds as `"<ms>"`).
+   */
+  readStream(key: string, count: number, range?: StreamRange): Promise<Array<{ id: string; fields: Record<string, string> }>>;
+
+  /**
+   * Adds `members` to the sorted index at `key`: a set kept in the order of
+   * the members' UTF-8 bytes (a Redis sorted set whose scores are all 0).
+   * Indexes are how lists too long to read whole are paged and searched.
+   */
+  addToIndex(key: string, members: readonly string[]): Promise<void>;
+
+  /** Removes `members` from the sorted index at `key`; an emptied index vanishes. */
+  removeFromIndex(key: string, members: readonly string[]): Promise<void>;
+
+  /** How many members the sorted index at `key` has (0 when absent); constant time. */
+  indexSize(key: string): Promise<number>;
+
+  /**
+   * Members of the sorted index at `key`, in order, that come after
+   * `query.after` (exclusive), start with `query.prefix` and contain
+   * `query.contains` (plain bytes, no pattern), up to `query.limit` of them.
+   * At most `query.budget` members are examined (default 10,000): the work
+   * of one call is bounded however rare the matches. `next` is the member
+   * to continue after when more may follow, undefined when the range is done.
+   */
+  scanIndex(key: string, query: IndexQuery): Promise<IndexPage>;
 
   /** Publishes `message` on `channel` to every subscriber, on every replica. */
   publish(channel: string, message: string): Promise<void>;
@@ -139,3 +167,34 @@ export type ConsumeResult<T> =
   | { outcome: 'consumed'; value: T }
   | { outcome: 'already'; value: T }
   | { outcome: 'absent' };
+
+/** Which entries {@link Store.readStream} returns. */
+export interface StreamRange {
+  /** Only entries older than this id (exclusive). */
+  before?: string | undefined;
+  /** Only entries with ids up to this one (inclusive); `"<ms>"` means the whole millisecond. */
+  newest?: string | undefined;
+  /** Only entries with ids from this one (inclusive); `"<ms>"` means the whole millisecond. */
+  oldest?: string | undefined;
+}
+
+/** What {@link Store.scanIndex} looks for. */
+export interface IndexQuery {
+  after?: string | undefined;
+  prefix?: string | undefined;
+  contains?: string | undefined;
+  /** Positive integer. */
+  limit: number;
+  /** Positive integer; default {@link DEFAULT_INDEX_BUDGET}. */
+  budget?: number | undefined;
+}
+
+/** One page of a sorted index. */
+export interface IndexPage {
+  members: string[];
+  /** Pass as `after` to continue; undefined when nothing follows. */
+  next: string | undefined;
+}
+
+/** Members {@link Store.scanIndex} examines per call unless told otherwise. */
+export const DEFAULT_INDEX_BUDGET = 10_000;

@@ -408,12 +408,100 @@ export function storeContract(
       );
     });
 
+    it('reads a stream page by page and within a time range', async () => {
+      const key = randomKey('stream-range');
+      const ids = await store.appendToStream(key, Array.from({ length: 25 }, (_, n) => ({ n: String(n) })), 1000);
+      const pages: string[][] = [];
+      let before: string | undefined;
+      for (;;) {
+        const page = await store.readStream(key, 10, { before });
+        if (page.length === 0) break;
+        pages.push(page.map((e) => e.fields.n!));
+        before = page.at(-1)!.id;
+      }
+      assert.deepEqual(pages.map((p) => p.length), [10, 10, 5]);
+      assert.deepEqual(pages.flat(), Array.from({ length: 25 }, (_, i) => String(24 - i)), 'every entry once, newest first');
+      const inclusive = await store.readStream(key, 100, { newest: ids[20], oldest: ids[5] });
+      assert.deepEqual(inclusive.map((e) => e.id), ids.slice(5, 21).reverse(), 'newest and oldest are inclusive');
+      const both = await store.readStream(key, 100, { newest: ids[20], before: ids[10], oldest: ids[5] });
+      assert.deepEqual(both.map((e) => e.id), ids.slice(5, 10).reverse(), 'before narrows newest');
+      const firstMs = ids[0]!.split('-')[0]!;
+      const lastMs = ids[24]!.split('-')[0]!;
+      assert.equal((await store.readStream(key, 100, { oldest: firstMs, newest: lastMs })).length, 25, 'a bare millisecond covers all its ids');
+      assert.deepEqual(await store.readStream(key, 100, { newest: String(Number(firstMs) - 1) }), []);
+      await assert.rejects(store.readStream(key, 10, { before: 'not-an-id' }), RangeError);
+    });
+
+    it('keeps a sorted index in UTF-8 byte order and pages through it', async () => {
+      const key = randomKey('index');
+      assert.equal(await store.indexSize(key), 0);
+      assert.deepEqual(await store.scanIndex(key, { limit: 5 }), { members: [], next: undefined });
+      const members = ['beta', 'alpha', 'alp', 'gamma', 'Zulu', 'ä-umlaut', '\uE000-private', '😀-astral', 'delta', 'alpha/child'];
+      await store.addToIndex(key, members.slice(0, 5));
+      await store.addToIndex(key, members.slice(5));
+      await store.addToIndex(key, ['alpha']);
+      assert.equal(await store.indexSize(key), members.length, 'members are unique');
+      const byBytes = [...members].sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
+      const seen: string[] = [];
+      let after: string | undefined;
+      for (let pages = 0; pages < 10; pages += 1) {
+        const page = await store.scanIndex(key, { limit: 3, after });
+        seen.push(...page.members);
+        assert.ok(page.members.length <= 3);
+        if (page.next === undefined) break;
+        assert.equal(page.next, page.members.at(-1));
+        after = page.next;
+      }
+      assert.deepEqual(seen, byBytes, 'every member once, in byte order');
+      const all = await store.scanIndex(key, { limit: 100 });
+      assert.deepEqual(all, { members: byBytes, next: undefined });
+      const exact = await store.scanIndex(key, { limit: members.length });
+      assert.equal(exact.next, undefined, 'no next when the page ends the index');
+
+      assert.deepEqual((await store.scanIndex(key, { limit: 10, prefix: 'alp' })).members, ['alp', 'alpha', 'alpha/child']);
+      assert.deepEqual(await store.scanIndex(key, { limit: 2, prefix: 'alp' }), { members: ['alp', 'alpha'], next: 'alpha' });
+      assert.deepEqual(await store.scanIndex(key, { limit: 2, prefix: 'alp', after: 'alpha' }), { members: ['alpha/child'], next: undefined });
+      assert.deepEqual((await store.scanIndex(key, { limit: 10, prefix: 'alp', after: 'a' })).members, ['alp', 'alpha', 'alpha/child'], 'after before the prefix');
+      assert.deepEqual(await store.scanIndex(key, { limit: 10, prefix: 'omega' }), { members: [], next: undefined });
+      assert.deepEqual((await store.scanIndex(key, { limit: 10, contains: 'lph' })).members, ['alpha', 'alpha/child']);
+      assert.deepEqual((await store.scanIndex(key, { limit: 10, contains: 'a', prefix: 'ga' })).members, ['gamma']);
+      assert.deepEqual((await store.scanIndex(key, { limit: 10, contains: 'umlaut' })).members, ['ä-umlaut']);
+      assert.deepEqual((await store.scanIndex(key, { limit: 10, contains: '%' })).members, [], 'contains is plain text, not a pattern');
+
+      await store.removeFromIndex(key, ['alpha', 'nothing']);
+      assert.equal(await store.indexSize(key), members.length - 1);
+      assert.ok(!(await store.scanIndex(key, { limit: 100 })).members.includes('alpha'));
+      await store.removeFromIndex(key, members);
+      assert.equal(await store.indexSize(key), 0);
+      await store.set(key, 'a string now');
+      assert.equal(await store.get(key), 'a string now', 'an emptied index is gone');
+    });
+
+    it('bounds the members one index search examines', async () => {
+      const key = randomKey('index-budget');
+      const members = Array.from({ length: 3000 }, (_, i) => `m${String(i).padStart(5, '0')}${i % 1000 === 999 ? '-match' : ''}`);
+      await store.addToIndex(key, members);
+      const first = await store.scanIndex(key, { limit: 10, contains: 'match', budget: 1500 });
+      assert.deepEqual(first.members, ['m00999-match'], 'only the first 1,500 members were examined');
+      assert.equal(first.next, 'm01499', 'continues after the last member examined');
+      const second = await store.scanIndex(key, { limit: 10, contains: 'match', budget: 1500, after: first.next });
+      assert.deepEqual(second.members, ['m01999-match', 'm02999-match']);
+      const rest = second.next === undefined ? [] : (await store.scanIndex(key, { limit: 10, contains: 'match', after: second.next })).members;
+      assert.deepEqual(rest, [], 'nothing after the range');
+      const limited = await store.scanIndex(key, { limit: 2, contains: 'match' });
+      assert.deepEqual(limited, { members: ['m00999-match', 'm01999-match'], next: 'm01999-match' });
+      assert.deepEqual(await store.scanIndex(key, { limit: 2, contains: 'match', after: limited.next }), { members: ['m02999-match'], next: undefined });
+      await assert.rejects(store.scanIndex(key, { limit: 0 }), RangeError);
+    });
+
     it('keeps one type per key', async () => {
       const key = randomKey('type');
       await store.set(key, 'text');
       await assert.rejects(store.addToSet(key, 'a'));
       await assert.rejects(store.setMembers(key));
       await assert.rejects(store.appendToStream(key, [{ a: 'b' }], 10));
+      await assert.rejects(store.addToIndex(key, ['a']));
+      await assert.rejects(store.scanIndex(key, { limit: 1 }));
       assert.equal(await store.get(key), 'text');
 
       const setKey = randomKey('type-set');
