@@ -138,7 +138,7 @@ export async function createFedgate(config: Config, options: CreateOptions = {})
   const groups = new Groups(store, accounts);
   const seededGroups = await groups.seed(config.groups);
   if (seededGroups.length) logger.info({ groups: seededGroups }, 'groups seeded from configuration');
-  await accounts.ensureMemberIndex();
+  await Promise.all([accounts.ensureMemberIndex(), groups.ensureIndex()]);
   await seedAccounts(config, accounts, logger);
   const policy = new PolicyService({
     config, store, logger, accounts, groups,

@@ -57,6 +57,43 @@ const ACCOUNT_IDS = 'account-ids';
 /** Account ids whose direct groups include the group: the member list of a group. */
 export const groupMembersKey = (group: string) => `group-members:${group}`;
 const MEMBER_INDEX_BUILT = 'group-members-indexed';
+/** Every account, sorted: see {@link accountIndexMember}. */
+const ACCOUNT_INDEX = 'account-index';
+/** Lower-cased usernames of a group's direct members, sorted (pages of members). */
+export const groupMemberIndexKey = (group: string) => `group-member-index:${group}`;
+/** Lower-cased usernames of a group's effective members (direct members of it or of a subgroup), sorted. */
+export const groupEffectiveIndexKey = (group: string) => `group-effective-index:${group}`;
+/** Set once the sorted indexes above hold the accounts that predate them. */
+const LIST_INDEX_BUILT = 'account-list-index-built';
+/** Members a search examines per store call, and the time one page may search before it answers with a cursor. */
+const SEARCH_BUDGET = 10_000;
+const SEARCH_TIME_MS = 50;
+/** Index writes per round trip while building the indexes. */
+const BUILD_BATCH = 500;
+
+/**
+ * An account's member of the account index: its lower-cased username, name
+ * and email joined by NUL, so the index is in username order and one
+ * substring search covers all three (a query holds no NUL).
+ */
+export function accountIndexMember(account: Pick<Account, 'username' | 'name' | 'email'>): string {
+  return [account.username, account.name ?? '', account.email ?? ''].map((s) => s.toLowerCase().replaceAll('\u0000', '')).join('\u0000');
+}
+
+/** One page of accounts (see {@link Accounts.page}). */
+export interface AccountPage {
+  accounts: Account[];
+  /** Continue after this index member; undefined when the list is done. */
+  next: string | undefined;
+}
+
+/** What {@link Accounts.page} and {@link Accounts.memberPage} look for. */
+export interface PageQuery {
+  /** Lower-cased in the search: a substring of username, name or email (of the username for members). */
+  q?: string | undefined;
+  after?: string | undefined;
+  limit: number;
+}
 /** Compare-and-set attempts of one account update before it gives up (each lost one means another update landed). */
 const MAX_UPDATE_ATTEMPTS = 50;
 /** Identity index keys hash issuer and subject: DNs and entity IDs can be long and hold any character. */
@@ -146,16 +183,73 @@ export class Accounts {
       throw new AccountError('username_taken', `username ${account.username} is taken`);
     }
     await this.#store.set(accountKey(account.id), account);
-    await this.#store.addToSet(ACCOUNT_IDS, account.id);
-    await this.#indexGroups(account.id, [], account.groups);
+    await Promise.all([
+      this.#store.addToSet(ACCOUNT_IDS, account.id),
+      this.#store.addToIndex(ACCOUNT_INDEX, [accountIndexMember(account)]),
+      this.#indexGroups(account, [], account.groups),
+    ]);
     return account;
   }
 
-  async #indexGroups(id: string, before: readonly string[], after: readonly string[]): Promise<void> {
+  /** Keeps the per-group member set and the sorted direct and effective member indexes in step with a change of groups. */
+  async #indexGroups(account: Pick<Account, 'id' | 'username'>, before: readonly string[], after: readonly string[]): Promise<void> {
+    const { id } = account;
+    const name = account.username.toLowerCase();
+    const effectiveBefore = effectiveGroups(before);
+    const effectiveAfter = effectiveGroups(after);
+    const added = after.filter((g) => !before.includes(g));
+    const removed = before.filter((g) => !after.includes(g));
     await Promise.all([
-      ...after.filter((g) => !before.includes(g)).map((g) => this.#store.addToSet(groupMembersKey(g), id)),
-      ...before.filter((g) => !after.includes(g)).map((g) => this.#store.removeFromSet(groupMembersKey(g), id)),
+      ...added.map((g) => this.#store.addToSet(groupMembersKey(g), id)),
+      ...removed.map((g) => this.#store.removeFromSet(groupMembersKey(g), id)),
+      ...added.map((g) => this.#store.addToIndex(groupMemberIndexKey(g), [name])),
+      ...removed.map((g) => this.#store.removeFromIndex(groupMemberIndexKey(g), [name])),
+      ...effectiveAfter.filter((g) => !effectiveBefore.includes(g)).map((g) => this.#store.addToIndex(groupEffectiveIndexKey(g), [name])),
+      ...effectiveBefore.filter((g) => !effectiveAfter.includes(g)).map((g) => this.#store.removeFromIndex(groupEffectiveIndexKey(g), [name])),
     ]);
+  }
+
+  /** How many accounts exist (a counter read, not a scan). */
+  async count(): Promise<number> {
+    return this.#store.indexSize(ACCOUNT_INDEX);
+  }
+
+  /** How many accounts are direct members of `group` (or, `effective`, of it or a subgroup). */
+  async memberCount(group: string, effective = false): Promise<number> {
+    return this.#store.indexSize(effective ? groupEffectiveIndexKey(group) : groupMemberIndexKey(group));
+  }
+
+  /**
+   * One page of accounts in username order, optionally only those whose
+   * username, name or email contains `q` (case-insensitively). The search
+   * runs in the store, a bounded number of members per call, and stops after
+   * about 50 ms with a cursor even when the page is not full: a page costs
+   * bounded time with any number of accounts.
+   */
+  async page(query: PageQuery): Promise<AccountPage> {
+    return this.#pageOf(ACCOUNT_INDEX, query);
+  }
+
+  /** One page of the direct (or effective) members of `group`, in username order; `q` searches usernames. */
+  async memberPage(group: string, effective: boolean, query: PageQuery): Promise<AccountPage> {
+    return this.#pageOf(effective ? groupEffectiveIndexKey(group) : groupMemberIndexKey(group), query);
+  }
+
+  async #pageOf(index: string, query: PageQuery): Promise<AccountPage> {
+    const contains = query.q ? query.q.toLowerCase() : undefined;
+    const started = performance.now();
+    const members: string[] = [];
+    let after = query.after;
+    let next: string | undefined;
+    do {
+      const page = await this.#store.scanIndex(index, { after, contains, limit: query.limit - members.length, budget: SEARCH_BUDGET });
+      members.push(...page.members);
+      next = page.next;
+      after = next;
+    } while (next !== undefined && members.length < query.limit && performance.now() - started < SEARCH_TIME_MS);
+    // The index member starts with the lower-cased username, which the username key resolves.
+    const found = await Promise.all(members.map((m) => this.findByUsername(m.split('\u0000', 1)[0]!)));
+    return { accounts: found.filter((a): a is Account => a !== undefined), next };
   }
 
   /** Ids of the accounts directly in `group`. */
@@ -168,9 +262,18 @@ export class Accounts {
    * later changes keep it current.
    */
   async ensureMemberIndex(): Promise<void> {
-    if (await this.#store.get(MEMBER_INDEX_BUILT)) return;
-    for (const account of await this.list()) await this.#indexGroups(account.id, [], account.groups);
-    await this.#store.set(MEMBER_INDEX_BUILT, true);
+    const [members, lists] = await Promise.all([this.#store.get(MEMBER_INDEX_BUILT), this.#store.get(LIST_INDEX_BUILT)]);
+    if (members && lists) return;
+    const all = await this.list();
+    // Index writes are idempotent: a replica building at the same time, or a change landing meanwhile, leaves them right.
+    for (let i = 0; i < all.length; i += BUILD_BATCH) {
+      const batch = all.slice(i, i + BUILD_BATCH);
+      await Promise.all([
+        this.#store.addToIndex(ACCOUNT_INDEX, batch.map(accountIndexMember)),
+        ...batch.map((account) => this.#indexGroups(account, [], account.groups)),
+      ]);
+    }
+    await Promise.all([this.#store.set(MEMBER_INDEX_BUILT, true), this.#store.set(LIST_INDEX_BUILT, true)]);
   }
 
   /** Creates the account unless the username exists: configuration users are a seed, the store holds the truth. */
@@ -203,7 +306,11 @@ export class Accounts {
       const after = structuredClone(before);
       if (change(after) === false) return { before, after: before };
       after.updatedAt = Math.floor(Date.now() / 1000);
-      if (await this.#store.compareAndSet(accountKey(id), before, after)) return { before, after };
+      if (await this.#store.compareAndSet(accountKey(id), before, after)) {
+        const [was, is] = [accountIndexMember(before), accountIndexMember(after)];
+        if (was !== is) await Promise.all([this.#store.removeFromIndex(ACCOUNT_INDEX, [was]), this.#store.addToIndex(ACCOUNT_INDEX, [is])]);
+        return { before, after };
+      }
     }
     throw new Error(`account ${id} kept changing; the update was not written`);
   }
@@ -211,7 +318,7 @@ export class Accounts {
   async setGroups(id: string, groups: string[]): Promise<Account> {
     const wanted = [...new Set(groups)].sort();
     const { before, after } = await this.#update(id, (account) => { account.groups = wanted; });
-    await this.#indexGroups(after.id, before.groups, after.groups);
+    await this.#indexGroups(after, before.groups, after.groups);
     await this.onChanged?.(after);
     return after;
   }

@@ -22,6 +22,24 @@ export class GroupError extends Error {
 const GROUP_PATH = /^(\/(?!\.\.?(?:\/|$))[A-Za-z0-9._-]+)+$/;
 const groupKey = (path: string) => `group:${path}`;
 const GROUP_PATHS = 'group-paths';
+/** Every group path, sorted (pages and searches of the registry). */
+const GROUP_INDEX = 'group-index';
+/** The paths of a group's children, sorted; the top-level groups are the children of `/`. */
+const childrenKey = (parent: string | undefined) => `group-children:${parent ?? '/'}`;
+/** Set once the sorted indexes hold the groups that predate them. */
+const GROUP_INDEX_BUILT = 'group-list-index-built';
+const SEARCH_BUDGET = 10_000;
+const SEARCH_TIME_MS = 50;
+
+/** What {@link Groups.page} looks for. */
+export interface GroupPageQuery {
+  /** A substring of the path (case-sensitive, as paths are). */
+  q?: string | undefined;
+  /** Only the children of this group (`/` for the top level). */
+  parent?: string | undefined;
+  after?: string | undefined;
+  limit: number;
+}
 
 /** The parent path of a group, or undefined for a top-level group. */
 export function parentGroup(path: string): string | undefined {
@@ -72,6 +90,64 @@ export class Groups {
     return groups.filter((g): g is Group => g !== undefined);
   }
 
+  /** How many groups exist (a counter read, not a scan). */
+  async count(): Promise<number> {
+    return this.#store.indexSize(GROUP_INDEX);
+  }
+
+  /**
+   * One page of groups in path order: all of them, or the children of
+   * `parent`; `q` keeps paths containing it. The search runs in the store,
+   * a bounded number of paths per call, and stops after about 50 ms with a
+   * cursor even when the page is not full.
+   */
+  async page(query: GroupPageQuery): Promise<{ groups: Group[]; next: string | undefined }> {
+    const index = query.parent === undefined ? GROUP_INDEX : childrenKey(query.parent === '/' ? undefined : query.parent);
+    const started = performance.now();
+    const paths: string[] = [];
+    let after = query.after;
+    let next: string | undefined;
+    do {
+      const page = await this.#store.scanIndex(index, { after, contains: query.q || undefined, limit: query.limit - paths.length, budget: SEARCH_BUDGET });
+      paths.push(...page.members);
+      next = page.next;
+      after = next;
+    } while (next !== undefined && paths.length < query.limit && performance.now() - started < SEARCH_TIME_MS);
+    const groups = await Promise.all(paths.map((p) => this.get(p)));
+    return { groups: groups.filter((g): g is Group => g !== undefined), next };
+  }
+
+  /** How many children `path` has. */
+  async childCount(path: string): Promise<number> {
+    return this.#store.indexSize(childrenKey(path));
+  }
+
+  /** Builds the sorted indexes once for groups created before they existed; later changes keep them current. */
+  async ensureIndex(): Promise<void> {
+    if (await this.#store.get(GROUP_INDEX_BUILT)) return;
+    const paths = await this.paths();
+    await this.#store.addToIndex(GROUP_INDEX, paths);
+    const byParent = Map.groupBy(paths, (p) => parentGroup(p) ?? '/');
+    await Promise.all([...byParent].map(([parent, children]) => this.#store.addToIndex(childrenKey(parent === '/' ? undefined : parent), children)));
+    await this.#store.set(GROUP_INDEX_BUILT, true);
+  }
+
+  async #index(path: string): Promise<void> {
+    await Promise.all([
+      this.#store.addToSet(GROUP_PATHS, path),
+      this.#store.addToIndex(GROUP_INDEX, [path]),
+      this.#store.addToIndex(childrenKey(parentGroup(path)), [path]),
+    ]);
+  }
+
+  async #unindex(path: string): Promise<void> {
+    await Promise.all([
+      this.#store.removeFromSet(GROUP_PATHS, path),
+      this.#store.removeFromIndex(GROUP_INDEX, [path]),
+      this.#store.removeFromIndex(childrenKey(parentGroup(path)), [path]),
+    ]);
+  }
+
   /** Creates a group; its parent must exist. */
   async create(path: string, description?: string): Promise<Group> {
     if (!GROUP_PATH.test(path)) throw new GroupError('invalid_path', `${path} is not a group path such as /cms/production`);
@@ -79,7 +155,7 @@ export class Groups {
     if (parent && !(await this.exists(parent))) throw new GroupError('parent_missing', `parent group ${parent} does not exist`);
     const group: Group = { path, ...(description ? { description } : {}), createdAt: Math.floor(Date.now() / 1000) };
     if (!(await this.#store.setIfAbsent(groupKey(path), group))) throw new GroupError('exists', `group ${path} already exists`);
-    await this.#store.addToSet(GROUP_PATHS, path);
+    await this.#index(path);
     await this.onChanged?.();
     return group;
   }
@@ -131,7 +207,7 @@ export class Groups {
     for (const [oldPath, newPath] of renames) {
       const group = (await this.get(oldPath))!;
       await this.#store.set(groupKey(newPath), { ...group, path: newPath });
-      await this.#store.addToSet(GROUP_PATHS, newPath);
+      await this.#index(newPath);
     }
     // Members follow: each account's direct groups are rewritten once.
     const memberIds = new Set((await Promise.all(subtree.map((p) => this.#accounts.memberIds(p)))).flat());
@@ -141,7 +217,7 @@ export class Groups {
       await this.#accounts.setGroups(id, account.groups.map((g) => (isWithinGroup(g, from) ? moved(g, from, to) : g)));
     }
     for (const [oldPath] of renames.reverse()) {
-      await this.#store.removeFromSet(GROUP_PATHS, oldPath);
+      await this.#unindex(oldPath);
       await this.#store.delete(groupKey(oldPath));
     }
     await this.onChanged?.();
@@ -155,7 +231,7 @@ export class Groups {
     if (children.length) throw new GroupError('not_empty', `group ${path} has subgroups (${children.slice(0, 5).join(', ')}${children.length > 5 ? ', ...' : ''}); delete or move them first`);
     const members = await this.#accounts.memberIds(path);
     if (members.length) throw new GroupError('not_empty', `group ${path} has ${members.length} member(s); remove them first`);
-    await this.#store.removeFromSet(GROUP_PATHS, path);
+    await this.#unindex(path);
     await this.#store.delete(groupKey(path));
     await this.onChanged?.();
   }

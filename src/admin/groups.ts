@@ -6,6 +6,7 @@ import { GroupError, isWithinGroup, type Groups } from '../accounts/groups.ts';
 import { PolicyValidationError, type PolicyService } from '../authz/policy-service.ts';
 import type { Audit } from '../observability/audit.ts';
 import { caller, fail, groupParam, parseBody } from './http.ts';
+import { encodeCursor, pageRequest, queryText } from './pages.ts';
 import { ruleFromJson, ruleJsonSchema, ruleToJson } from './rules-json.ts';
 
 export interface GroupRoutesDeps {
@@ -41,6 +42,26 @@ export function groupRoutes(deps: GroupRoutesDeps): Router {
     audit.record({ type, actor: caller(ctx).actor, outcome: 'success', ip: ctx.ip, target, detail });
 
   router.get('/groups', async (ctx) => {
+    const page = pageRequest(ctx);
+    const parentText = queryText(ctx, 'parent', 300);
+    if (!page || parentText === null) return;
+    if (page.paged || parentText !== undefined) {
+      // One page (the console's lists and tree): searched in the store, counts are counter reads.
+      const parent = parentText === undefined ? undefined : groupParam(parentText === '/' ? '/' : parentText);
+      if (parent !== undefined && parent !== '/' && !(await groups.exists(parent))) return fail(ctx, 404, 'not_found', `group ${parent} does not exist`);
+      const { groups: found, next } = await groups.page({ q: page.q, parent, after: page.after, limit: page.limit });
+      const [members, children, total] = await Promise.all([
+        Promise.all(found.map((g) => accounts.memberCount(g.path))),
+        Promise.all(found.map((g) => groups.childCount(g.path))),
+        page.q ? undefined : parent === undefined ? groups.count() : groups.childCount(parent),
+      ]);
+      ctx.body = {
+        groups: found.map((g, i) => ({ path: g.path, description: g.description, members: members[i], subgroups: children[i] })),
+        next: encodeCursor(next),
+        ...(total === undefined ? {} : { total }),
+      };
+      return;
+    }
     const all = await groups.list();
     const counts = await Promise.all(all.map((g) => accounts.memberIds(g.path).then((ids) => ids.length)));
     ctx.body = { groups: all.map((g, i) => ({ path: g.path, description: g.description, members: counts[i] })) };
@@ -105,7 +126,18 @@ export function groupRoutes(deps: GroupRoutesDeps): Router {
 
   router.get('/groups/:group/members', async (ctx) => {
     const path = groupParam(ctx.params.group);
+    const page = pageRequest(ctx);
+    if (!page) return;
     if (!(await groups.exists(path))) return fail(ctx, 404, 'not_found', `group ${path} does not exist`);
+    if (page.paged) {
+      const effective = ctx.query.effective === 'true';
+      const [{ accounts: found, next }, total] = await Promise.all([
+        accounts.memberPage(path, effective, { q: page.q, after: page.after, limit: page.limit }),
+        page.q ? undefined : accounts.memberCount(path, effective),
+      ]);
+      ctx.body = { group: path, members: found.map(memberView), next: encodeCursor(next), ...(total === undefined ? {} : { total }) };
+      return;
+    }
     // ?effective=true also lists members of subgroups (who the group's rules apply to).
     const paths = ctx.query.effective === 'true' ? [path, ...(await groups.descendants(path))] : [path];
     const ids = [...new Set((await Promise.all(paths.map((p) => accounts.memberIds(p)))).flat())];

@@ -10,7 +10,9 @@ import type { Config } from '../config/schema.ts';
 import type { Audit } from '../observability/audit.ts';
 import { AccessDenied, GatewayError, InvalidToken, sendError, type Authenticated } from '../gateway/index.ts';
 import { ADMIN_SCOPE } from '../oidc/resource-servers.ts';
+import { auditRoutes } from './audit.ts';
 import { groupRoutes } from './groups.ts';
+import { encodeCursor, pageRequest } from './pages.ts';
 import { caller, fail, type AdminCaller } from './http.ts';
 import { policyRoutes } from './policies.ts';
 import { resourceServerRoutes } from './resource-servers.ts';
@@ -51,7 +53,7 @@ const accountView = (a: Account) => ({
   groups: a.groups,
   effective_groups: effectiveGroups(a.groups),
   disabled: a.disabled,
-  identities: a.identities.map(({ type, issuer, subject }) => ({ type, issuer, subject })),
+  identities: a.identities.map(({ type, issuer, subject, linkedAt }) => ({ type, issuer, subject, linked_at: linkedAt })),
 });
 
 /**
@@ -121,6 +123,17 @@ export function adminRoutes(deps: AdminDeps): Router {
   });
 
   router.get('/accounts', async (ctx) => {
+    const page = pageRequest(ctx);
+    if (!page) return;
+    if (page.paged) {
+      // One page, searched in the store (username, name, email): never every account read.
+      const [{ accounts: found, next }, total] = await Promise.all([
+        accounts.page({ q: page.q, after: page.after, limit: page.limit }),
+        page.q ? undefined : accounts.count(),
+      ]);
+      ctx.body = { accounts: found.map(accountView), next: encodeCursor(next), ...(total === undefined ? {} : { total }) };
+      return;
+    }
     ctx.body = { accounts: (await accounts.list()).map(accountView) };
   });
 
@@ -153,10 +166,8 @@ export function adminRoutes(deps: AdminDeps): Router {
     router.use(resourceServerRouter.routes(), resourceServerRouter.allowedMethods());
   }
 
-  router.get('/audit', async (ctx) => {
-    const limit = Math.min(Math.max(Number.parseInt(String(ctx.query.limit ?? '100'), 10) || 100, 1), 1000);
-    ctx.body = { events: await audit.recent(limit) };
-  });
+  const auditRouter = auditRoutes({ accounts, audit });
+  router.use(auditRouter.routes(), auditRouter.allowedMethods());
 
   return router;
 }

@@ -40,6 +40,41 @@ export interface StoredAuditEvent extends AuditEvent {
 
 export const AUDIT_STREAM = 'audit:events';
 
+/** What {@link Audit.page} returns. */
+export interface AuditFilter {
+  type?: string | undefined;
+  /** Any of these actors (an account id and the username it has, say). */
+  actor?: readonly string[] | undefined;
+  /** Any of these targets. */
+  target?: readonly string[] | undefined;
+  /** Milliseconds since the epoch, inclusive. */
+  since?: number | undefined;
+  until?: number | undefined;
+  /** A stream id: only older events. */
+  before?: string | undefined;
+  limit: number;
+  /** Events examined at most (default 20,000). */
+  budget?: number | undefined;
+}
+
+/** Stream entries read per round trip while paging. */
+const PAGE_CHUNK = 500;
+
+function parseEvent(id: string, fields: Record<string, string>): StoredAuditEvent | undefined {
+  try {
+    return { id, ...JSON.parse(fields.event ?? '') as Omit<StoredAuditEvent, 'id'> };
+  } catch {
+    return undefined;
+  }
+}
+
+function matches(event: StoredAuditEvent, filter: AuditFilter): boolean {
+  if (filter.type !== undefined && event.type !== filter.type && !(filter.type.endsWith('.') && event.type.startsWith(filter.type))) return false;
+  if (filter.actor !== undefined && !filter.actor.includes(event.actor)) return false;
+  if (filter.target !== undefined && (event.target === undefined || !filter.target.includes(event.target))) return false;
+  return true;
+}
+
 /** Events wait at most this long before they are written. */
 const FLUSH_INTERVAL_MS = 20;
 /** A batch is written at once when it reaches this size. */
@@ -217,6 +252,43 @@ export class Audit {
     this.#onDropped(entries.length, reason);
     // The event itself, so the log keeps what the store could not (events never carry secrets).
     for (const entry of entries) this.#logger.error({ audit: JSON.parse(entry.fields.event) as unknown, reason }, 'audit event dropped');
+  }
+
+  /**
+   * One page of events, newest first, that match every filter given
+   * (`type` exactly or, ending in `.`, as a prefix; `actor`, `target`
+   * one of those given; `since`/`until` in milliseconds, inclusive), older than the
+   * event id `before`. Reads the stream in chunks and stops after examining
+   * `budget` events or about 50 ms, so a rare filter costs bounded time:
+   * `next` is the id to continue before, undefined when the trail is done.
+   */
+  async page(filter: AuditFilter): Promise<{ events: StoredAuditEvent[]; next: string | undefined }> {
+    await this.flush();
+    const started = performance.now();
+    const budget = filter.budget ?? 20_000;
+    const events: StoredAuditEvent[] = [];
+    const seen = new Set<string>();
+    let before = filter.before;
+    let examined = 0;
+    for (;;) {
+      const chunk = await this.#store.readStream(AUDIT_STREAM, PAGE_CHUNK, {
+        before,
+        newest: filter.until === undefined ? undefined : String(filter.until),
+        oldest: filter.since === undefined ? undefined : String(filter.since),
+      });
+      for (const { id, fields } of chunk) {
+        examined += 1;
+        before = id;
+        const event = parseEvent(id, fields);
+        if (!event || !matches(event, filter)) continue;
+        if (event.eventId && seen.has(event.eventId)) continue;
+        if (event.eventId) seen.add(event.eventId);
+        events.push(event);
+        if (events.length === filter.limit) return { events, next: id };
+      }
+      if (chunk.length < PAGE_CHUNK) return { events, next: undefined };
+      if (examined >= budget || performance.now() - started > 50) return { events, next: before };
+    }
   }
 
   /** The newest events, newest first (after writing what is queued). */
