@@ -10,7 +10,8 @@ import { parse as parseYaml } from 'yaml';
 import { ruleToJson } from '../admin/rules-json.ts';
 import { DataSourceError } from './errors.ts';
 import { onboardingBundle } from './onboarding.ts';
-import type { ChangeContext, DataSources } from './registry.ts';
+import type { ChangeContext } from './records.ts';
+import type { DataSources } from './registry.ts';
 
 export const DATASOURCE_USAGE = `  datasource add --name NAME --audience URI [options]
                                     onboard a data source; prints the onboarding bundle (JSON)

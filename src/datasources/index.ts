@@ -3,13 +3,13 @@
  * services (docs/datasources.md).
  */
 export { DataSourceError, DATA_SOURCE_ERROR_STATUS, type DataSourceErrorCode, type FieldProblem } from './errors.ts';
-export { DATA_SOURCE_CHANNEL, DATA_SOURCE_VERSION_KEY } from './registry.ts';
+export { DATA_SOURCE_CHANNEL, DATA_SOURCE_VERSION_KEY } from './sync.ts';
 export type { IntrospectionCredentials } from './introspection-client.ts';
 export { createMetadataEndpoint } from './metadata-endpoint.ts';
 export { onboardingBundle, type OnboardingBundle } from './onboarding.ts';
 export { audienceMetadataUrl, gatewayResource, PROTECTED_RESOURCE_WELL_KNOWN, protectedResourceMetadata, protectedResourceMetadataUrl } from './protected-resource.ts';
-export {
-  DataSources, readStoredDataSources,
-  type ChangeContext, type ChangeResult, type DataSourcesDeps, type DataSourceView, type EffectiveDataSource, type StoredDataSource,
-} from './registry.ts';
+export type { ChangeResult } from './changes.ts';
+export { readStoredDataSources, type ChangeContext, type StoredDataSource } from './records.ts';
+export { DataSources, type DataSourcesDeps } from './registry.ts';
+export type { DataSourceView, EffectiveDataSource } from './views.ts';
 export { DEFAULT_OPERATIONS, effectiveScopes, parseDataSource, policyLinesOf, resourceServerOf, serviceOf } from './spec.ts';
