@@ -6,6 +6,7 @@ import Koa, { type Context, type Next } from 'koa';
 import compose from 'koa-compose';
 import type Provider from 'oidc-provider';
 import { accountRoutes } from './account/routes.ts';
+import { consoleRoutes } from './console/routes.ts';
 import { Accounts } from './accounts/accounts.ts';
 import { Groups } from './accounts/groups.ts';
 import { adminRoutes } from './admin/routes.ts';
@@ -370,6 +371,7 @@ export async function createFedgate(config: Config, options: CreateOptions = {})
   const opsRoutes = asMiddleware(compose([ops.routes(), ops.allowedMethods()] as Parameters<typeof compose>[0]));
   const interactionRoutesMw = asMiddleware(interaction.routes());
   const adminRoutesMw = asMiddleware(admin.routes());
+  const consoleRoutesMw = asMiddleware(consoleRoutes({ config, store, logger }).routes());
   const accountRoutesMw = asMiddleware(account.routes());
   const OPS_PATHS = new Set(['/', '/healthz', '/readyz', '/metrics']);
   // oidc-provider's routes that may answer with a page of its own (authorization and its resume, device verification, logout).
@@ -381,6 +383,7 @@ export async function createFedgate(config: Config, options: CreateOptions = {})
     if (ctx.path.startsWith('/saml/')) return saml.routes(ctx, next);
     if (ctx.path.startsWith('/x509/')) return x509.routes(ctx, next);
     if (ctx.path === '/admin/api' || ctx.path.startsWith('/admin/api/')) return adminRoutesMw(ctx, next);
+    if (ctx.path === '/admin' || ctx.path.startsWith('/admin/')) return consoleRoutesMw(ctx, next);
     if (ctx.path.startsWith('/api/')) return gateway.proxy(ctx, next);
     if (ctx.path === '/authz' || ctx.path.startsWith('/authz/')) return gateway.authz(ctx, next);
     if (ctx.path === PROTECTED_RESOURCE_WELL_KNOWN || ctx.path.startsWith(`${PROTECTED_RESOURCE_WELL_KNOWN}/`)) return protectedResourceMetadata(ctx, next);

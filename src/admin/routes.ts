@@ -11,6 +11,7 @@ import type { Audit } from '../observability/audit.ts';
 import { AccessDenied, GatewayError, InvalidToken, sendError, type Authenticated } from '../gateway/index.ts';
 import { ADMIN_SCOPE } from '../oidc/resource-servers.ts';
 import { auditRoutes } from './audit.ts';
+import { CONSOLE_CLIENT_ID } from '../oidc/provider.ts';
 import { groupRoutes } from './groups.ts';
 import { encodeCursor, pageRequest } from './pages.ts';
 import { caller, fail, type AdminCaller } from './http.ts';
@@ -83,7 +84,10 @@ export function adminRoutes(deps: AdminDeps): Router {
       return err;
     };
     if (identity.exchanged) throw refuse(new InvalidToken('an exchanged access token is never an admin token'));
-    if (!configuredClients.has(identity.clientId)) throw refuse(new InvalidToken('the access token was not issued to a configured client'));
+    // The console's built-in client signs users in for themselves (the scope policy gave them the scope).
+    if (!configuredClients.has(identity.clientId) && !(identity.clientId === CONSOLE_CLIENT_ID && identity.accountId)) {
+      throw refuse(new InvalidToken('the access token was not issued to a configured client'));
+    }
     if (!identity.scopes.includes(ADMIN_SCOPE)) throw refuse(new AccessDenied(`the ${ADMIN_SCOPE} scope is required`, [ADMIN_SCOPE]));
     if (identity.accountId) {
       if (!identity.effectiveGroups.includes(ADMIN_GROUP)) throw refuse(new AccessDenied(`membership of ${ADMIN_GROUP} is required`));

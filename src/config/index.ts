@@ -59,6 +59,7 @@ function crossCheck(config: FileConfig): string[] {
       problems.push(`${at}.clientId: a host client id is host:<fully qualified domain name>, in lower case (WLCG profile §2.2.4), e.g. host:worker01.example.org`);
     }
     if (client.clientId === 'fedgate-account') problems.push(`${at}.clientId: fedgate-account is the built-in client of the account page`);
+    if (client.clientId === 'fedgate-console') problems.push(`${at}.clientId: fedgate-console is the built-in client of the admin console`);
     seenClients.add(client.clientId);
     const confidentialOnly = client.grantTypes.filter((g) => g === 'client_credentials' || g === 'token_exchange');
     const method = client.tokenEndpointAuthMethod;

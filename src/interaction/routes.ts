@@ -8,7 +8,7 @@ import type { Accounts } from '../accounts/accounts.ts';
 import { ADMIN_SCOPE, type Config } from '../config/schema.ts';
 import { csrfMatches, csrfToken as csrfCookieToken } from '../http/csrf.ts';
 import { takePendingLogin } from '../federation/hooks.ts';
-import { ACCOUNT_CLIENT_ID } from '../oidc/provider.ts';
+import { ACCOUNT_CLIENT_ID, CONSOLE_CLIENT_ID } from '../oidc/provider.ts';
 import { PageError as InteractionError, sendPage } from '../http/page.ts';
 import type { Audit } from '../observability/audit.ts';
 import type { Metrics } from '../observability/metrics.ts';
@@ -150,7 +150,8 @@ export function interactionRoutes(deps: InteractionDeps): Router {
       // The admin API's scope is always asked for, even by a client that skips consent: no relying party
       // turns an administrator's sign-in into an admin token unseen.
       const asksAdmin = Object.values(missingResourceScopes).some((scopes) => scopes.includes(ADMIN_SCOPE));
-      if (((staticClient && !staticClient.consentRequired) || clientId === ACCOUNT_CLIENT_ID) && !asksAdmin) {
+      // fedgate's own console asks for nothing else: an administrator opening /admin wants the admin token.
+      if ((((staticClient && !staticClient.consentRequired) || clientId === ACCOUNT_CLIENT_ID) && !asksAdmin) || clientId === CONSOLE_CLIENT_ID) {
         const grantId = await grantConsent(interaction);
         return finish(ctx, { consent: { grantId } });
       }

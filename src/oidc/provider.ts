@@ -53,6 +53,14 @@ export { ADMIN_SCOPE };
 export const ACCOUNT_CLIENT_ID = 'fedgate-account';
 
 /**
+ * The built-in client of the admin console (/admin): a public client (PKCE
+ * S256) whose only redirect is the console's callback. Its users' tokens may
+ * carry `fedgate.admin` for the admin API (the scope policy still decides
+ * who gets it); it has no grant of its own (no client credentials).
+ */
+export const CONSOLE_CLIENT_ID = 'fedgate-console';
+
+/**
  * Static OIDC scopes; resource server scopes are resolved per request
  * (getResourceServerInfo). `fedgate.admin` is not one of them: it belongs to
  * the admin API's resource server, and a dynamic registration naming it is
@@ -120,7 +128,8 @@ function candidateScopes(ctx: KoaContextWithOIDC): Set<string> {
  * `scopes` list (when it has one) must name it too, and the scope policy
  * decides. (Token exchange never reaches the admin audience: src/exchange.)
  */
-function adminScopeAllowed(clientConfig: ClientConfig | undefined, grantType: 'client_credentials' | 'other'): boolean {
+function adminScopeAllowed(clientId: string, clientConfig: ClientConfig | undefined, grantType: 'client_credentials' | 'other'): boolean {
+  if (clientId === CONSOLE_CLIENT_ID) return grantType === 'other';
   if (!clientConfig) return false;
   return grantType !== 'client_credentials' || (clientConfig.scopes?.includes(ADMIN_SCOPE) ?? false);
 }
@@ -162,6 +171,15 @@ export function createProvider(deps: ProviderDeps): Provider {
       redirect_uris: [`${config.issuer}/account/callback`],
       token_endpoint_auth_method: 'none',
       scope: 'openid',
+    }, {
+      client_id: CONSOLE_CLIENT_ID,
+      client_name: 'fedgate console',
+      application_type: 'web',
+      grant_types: ['authorization_code'],
+      response_types: ['code'],
+      redirect_uris: [`${config.issuer}/admin/callback`],
+      token_endpoint_auth_method: 'none',
+      scope: 'openid profile',
     }],
     // oidc-provider fetches client JWKS through a dispatcher that refuses private and loopback addresses
     // (SSRF protection, right for URLs a registering client names). A configured client's jwksUri is the
@@ -323,7 +341,7 @@ export function createProvider(deps: ProviderDeps): Provider {
           if (clientConfig?.scopes) scopes = scopes.filter((s) => scopeCovered(s, clientConfig.scopes!));
           const registered = registeredResourceScopes(client);
           if (registered) scopes = withinRegisteredScopes(scopes, registered);
-          if (resourceServers.isAdmin(rs) && !adminScopeAllowed(clientConfig, grantType)) scopes = scopes.filter((s) => s !== ADMIN_SCOPE);
+          if (resourceServers.isAdmin(rs) && !adminScopeAllowed(client.clientId, clientConfig, grantType)) scopes = scopes.filter((s) => s !== ADMIN_SCOPE);
           if (accountId) {
             // The scope policy decides what a user's token may carry; WLCG group selection is not a capability.
             const account = await accounts.findById(accountId);

@@ -1,0 +1,4 @@
+import type Router from '@koa/router';
+import type { ConsoleKit } from '../kit.ts';
+
+export function requestSection(_router: Router, _kit: ConsoleKit): void {}

@@ -1,0 +1,71 @@
+/**
+ * The console's browser tests share this: Debian's Chromium through
+ * playwright-core (never a downloaded browser), signing in through the real
+ * login page, axe-core injected into each page, and screenshots at 1280 and
+ * 390 px written as artifacts under .artifacts/console/ (gitignored).
+ */
+import assert from 'node:assert/strict';
+import { mkdir, readFile } from 'node:fs/promises';
+import { createRequire } from 'node:module';
+import { join } from 'node:path';
+import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+
+export const CHROMIUM_FLAGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'];
+export const ARTIFACTS = join('.artifacts', 'console');
+
+export function launchChromium(): Promise<Browser> {
+  return chromium.launch({ executablePath: '/usr/bin/chromium', args: CHROMIUM_FLAGS });
+}
+
+/** A fresh browser profile (own cookies) at desktop width. */
+export function newContext(browser: Browser, options: { javaScriptEnabled?: boolean } = {}): Promise<BrowserContext> {
+  return browser.newContext({ viewport: { width: 1280, height: 900 }, ...options });
+}
+
+/** Opens `<issuer>/admin` (or `path`) and signs in on fedgate's login page; resolves on the console page. */
+export async function signIn(page: Page, issuer: string, username: string, password: string, path = '/admin'): Promise<void> {
+  await page.goto(`${issuer}${path}`);
+  await page.getByLabel('Username').fill(username);
+  await page.getByLabel('Password').fill(password);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  // The callback answers 303 to the console, or shows why not (a refusal) at /admin/callback.
+  await page.waitForURL((url) => url.pathname.startsWith('/admin'));
+}
+
+const require = createRequire(import.meta.url);
+let axeSource: Promise<string> | undefined;
+
+/** Runs axe-core in the page; fails on any serious or critical violation (listing them). */
+export async function assertAccessible(page: Page, label: string): Promise<void> {
+  axeSource ??= readFile(require.resolve('axe-core/axe.min.js'), 'utf8');
+  // Evaluated through the DevTools protocol: the console's CSP (nonce'd scripts only) stays as it is.
+  await page.evaluate(await axeSource);
+  const violations = await page.evaluate(async () => {
+    const axe = (globalThis as unknown as { axe: { run(ctx: unknown, options: unknown): Promise<{ violations: Array<{ id: string; impact: string; help: string; nodes: Array<{ target: unknown }> }> }> } }).axe;
+    const result = await axe.run(document, { resultTypes: ['violations'] });
+    return result.violations.map((v) => ({ id: v.id, impact: v.impact, help: v.help, targets: v.nodes.slice(0, 3).map((n) => JSON.stringify(n.target)) }));
+  });
+  const serious = violations.filter((v) => v.impact === 'serious' || v.impact === 'critical');
+  assert.deepEqual(serious, [], `${label}: axe-core found serious or critical violations`);
+}
+
+/** Screenshots of the current page at 1280 and 390 px wide (full page), as test artifacts. */
+export async function screenshots(page: Page, name: string): Promise<string[]> {
+  await mkdir(ARTIFACTS, { recursive: true });
+  const original = page.viewportSize() ?? { width: 1280, height: 900 };
+  const files: string[] = [];
+  for (const width of [1280, 390]) {
+    await page.setViewportSize({ width, height: width === 390 ? 844 : 900 });
+    const file = join(ARTIFACTS, `${name}-${width}.png`);
+    await page.screenshot({ path: file, fullPage: true });
+    files.push(file);
+  }
+  await page.setViewportSize(original);
+  return files;
+}
+
+/** Accessibility check and screenshots of the page as it is now. */
+export async function checkPage(page: Page, name: string): Promise<void> {
+  await assertAccessible(page, name);
+  await screenshots(page, name);
+}
