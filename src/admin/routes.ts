@@ -11,7 +11,7 @@ import type { Audit } from '../observability/audit.ts';
 import { AccessDenied, GatewayError, InvalidToken, sendError, type Authenticated } from '../gateway/index.ts';
 import { ADMIN_SCOPE } from '../oidc/resource-servers.ts';
 import { auditRoutes } from './audit.ts';
-import { CONSOLE_CLIENT_ID } from '../oidc/provider.ts';
+import { CONSOLE_CLIENT_ID } from '../config/schema.ts';
 import { groupRoutes } from './groups.ts';
 import { encodeCursor, pageRequest } from './pages.ts';
 import { caller, fail, type AdminCaller } from './http.ts';

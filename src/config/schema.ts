@@ -16,6 +16,12 @@ export const RESOURCE_KINDS = ['storage', 'compute', 'ml', 'sync', 'other'] as c
 
 /** The scope of admin tokens, accepted only by the built-in admin API resource server. A contract name. */
 export const ADMIN_SCOPE = 'fedgate.admin';
+
+/**
+ * The built-in client of the admin console (/admin): a public client (PKCE
+ * S256) whose only redirect is `<issuer>/admin/callback`. A contract name.
+ */
+export const CONSOLE_CLIENT_ID = 'fedgate-console';
 /** The admin API's path; `<issuer>/admin/api` is its audience. A contract name. */
 export const ADMIN_API_PATH = '/admin/api';
 

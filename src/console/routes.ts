@@ -10,12 +10,9 @@ import { createHash, randomBytes } from 'node:crypto';
 import { bodyParser } from '@koa/bodyparser';
 import Router from '@koa/router';
 import type { Context } from 'koa';
-import type { Config } from '../config/schema.ts';
+import { ADMIN_SCOPE, CONSOLE_CLIENT_ID, type Config } from '../config/schema.ts';
 import { sendPage } from '../http/page.ts';
 import type { Logger } from '../observability/logger.ts';
-import { ADMIN_SCOPE, CONSOLE_CLIENT_ID } from '../oidc/provider.ts';
-import { adminAudience } from '../oidc/resource-servers.ts';
-import type { Store } from '../store/store.ts';
 import { html } from '../views/html.ts';
 import { AdminApiError, AdminClient } from './admin-client.ts';
 import { createKit } from './kit.ts';
@@ -28,11 +25,12 @@ import { groupSection } from './sections/groups.ts';
 import { overviewSection } from './sections/overview.ts';
 import { policySection } from './sections/policies.ts';
 import { requestSection } from './sections/requests.ts';
-import { ConsoleSessions, csrfValid } from './session.ts';
+import { ConsoleSessions, csrfValid, type SessionStore } from './session.ts';
 
 export interface ConsoleDeps {
   config: Config;
-  store: Store;
+  /** fedgate's store (sessions live there, so any replica serves the next request). */
+  store: SessionStore;
   logger: Logger;
 }
 
@@ -53,7 +51,8 @@ function returnPath(value: string | undefined): string {
 export function consoleRoutes(deps: ConsoleDeps): Router {
   const { config, logger } = deps;
   const secure = new URL(config.issuer).protocol === 'https:';
-  const apiBase = adminAudience(config.issuer);
+  // The admin API's URL, which is also its audience (the resource the console's token is asked for).
+  const apiBase = `${config.issuer}/admin/api`;
   const callback = `${config.issuer}/admin/callback`;
   const sessions = new ConsoleSessions(deps.store, secure);
   const router = new Router({ prefix: '/admin' });

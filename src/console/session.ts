@@ -6,7 +6,17 @@
  */
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { Context } from 'koa';
-import type { Store } from '../store/store.ts';
+
+/**
+ * The part of fedgate's store the sessions use (the Store interface of
+ * src/store fits it; the console reaches nothing else of storage).
+ */
+export interface SessionStore {
+  get<T = unknown>(key: string): Promise<T | undefined>;
+  set(key: string, value: unknown, ttlSeconds?: number): Promise<void>;
+  replace(key: string, value: unknown): Promise<boolean>;
+  delete(key: string): Promise<boolean>;
+}
 
 /** The console session cookie. */
 export const SESSION_COOKIE = 'fedgate.console';
@@ -43,10 +53,10 @@ function cookieId(ctx: Context): string | undefined {
 
 /** Console sessions in the store. */
 export class ConsoleSessions {
-  readonly #store: Store;
+  readonly #store: SessionStore;
   readonly #secure: boolean;
 
-  constructor(store: Store, secure: boolean) {
+  constructor(store: SessionStore, secure: boolean) {
     this.#store = store;
     this.#secure = secure;
   }

@@ -1,7 +1,7 @@
 import Provider, { errors, type ClientMetadata, type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
 import type { ClientConfig, GrantTypeName, TokenProfile } from '../config/schema.ts';
 import type { Services } from '../services.ts';
-import { HOST_AUTH_SCOPE, isHostClientId, WLCG_ANY_AUDIENCE } from '../config/schema.ts';
+import { CONSOLE_CLIENT_ID, HOST_AUTH_SCOPE, isHostClientId, WLCG_ANY_AUDIENCE } from '../config/schema.ts';
 import { sendPage } from '../http/page.ts';
 import * as pages from '../views/pages.ts';
 import { exchangeClaimsFor, pendingExchangeClaims, registerTokenExchange } from '../exchange/grant.ts';
@@ -43,7 +43,7 @@ const GRANT_TYPE_URNS: Record<GrantTypeName, string> = {
   token_exchange: TOKEN_EXCHANGE_GRANT,
 };
 
-export { ADMIN_SCOPE };
+export { ADMIN_SCOPE, CONSOLE_CLIENT_ID };
 
 /**
  * The built-in client of fedgate's own account page (/account): a public
@@ -52,13 +52,6 @@ export { ADMIN_SCOPE };
  */
 export const ACCOUNT_CLIENT_ID = 'fedgate-account';
 
-/**
- * The built-in client of the admin console (/admin): a public client (PKCE
- * S256) whose only redirect is the console's callback. Its users' tokens may
- * carry `fedgate.admin` for the admin API (the scope policy still decides
- * who gets it); it has no grant of its own (no client credentials).
- */
-export const CONSOLE_CLIENT_ID = 'fedgate-console';
 
 /**
  * Static OIDC scopes; resource server scopes are resolved per request
