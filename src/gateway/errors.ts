@@ -1,13 +1,15 @@
 /**
  * The gateway's refusals. Each class is named after the error code it puts
  * on the wire and always answers with the same HTTP status; `sendError`
- * writes one as a JSON body `{error, error_description}` plus, for 401 and
- * 403, the RFC 6750 §3 / RFC 9449 §7.1 challenge.
+ * writes one (through the one error writer, src/http/errors.ts) as a JSON
+ * body `{error, error_description}` plus, for 401 and 403, the RFC 6750 §3 /
+ * RFC 9449 §7.1 challenge.
  *
  * Descriptions are fixed texts chosen by the gateway: they never contain a
  * token, a proof or a header value the client sent.
  */
 import type { Context } from 'koa';
+import { FedgateError, respondWithError } from '../http/errors.ts';
 import { isStoreUnavailable } from '../store/errors.ts';
 
 /** The realm in every challenge. */
@@ -18,23 +20,25 @@ export const DPOP_CHALLENGE_ALGS = 'ES256 EdDSA';
 /** The authentication scheme a challenge is written for. */
 export type ChallengeScheme = 'Bearer' | 'DPoP';
 
-/** A refusal with a stable status and wire code. */
-export abstract class GatewayError extends Error {
-  abstract readonly status: number;
+/** A refusal with a stable status and wire code; its message is a fixed text, always shown. */
+export abstract class GatewayError extends FedgateError {
+  abstract override readonly status: number;
   /** The OAuth-style error code of the JSON body (and of the challenge, for 401). */
-  abstract readonly error: string;
+  abstract override readonly error: string;
   /** The challenge scheme of a 401/403 answer; authenticate() sets it from the request's scheme. */
   scheme: ChallengeScheme = 'Bearer';
   /** RFC 9728 §5.1: where the protected resource's metadata is, for the challenge (`/api/<name>` sets it). */
   resourceMetadata: string | undefined;
 
   constructor(description: string) {
-    super(description);
-    this.name = new.target.name;
+    // The subclass's fields set the code and status; 502-504 name the upstream's failure in fixed words too.
+    super('', description, { expose: true });
   }
 
-  get description(): string {
-    return this.message;
+  /** The RFC 6750 §3 / RFC 9449 §7.1 challenge, computed when answered (scheme and metadata are set late). */
+  override headers(): Readonly<Record<string, string>> | undefined {
+    const challenge = challengeFor(this);
+    return challenge ? { 'WWW-Authenticate': challenge } : undefined;
   }
 }
 
@@ -141,9 +145,5 @@ export function challengeFor(err: GatewayError): string | undefined {
 
 /** Writes a refusal: status, challenge, `Cache-Control: no-store` and the JSON body. */
 export function sendError(ctx: Context, err: GatewayError): void {
-  ctx.status = err.status;
-  ctx.set('Cache-Control', 'no-store');
-  const challenge = challengeFor(err);
-  if (challenge) ctx.set('WWW-Authenticate', challenge);
-  ctx.body = { error: err.error, error_description: err.description };
+  respondWithError(ctx, err, { format: 'json' });
 }
