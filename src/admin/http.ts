@@ -1,13 +1,14 @@
 import type { Context } from 'koa';
 import type { z } from 'zod';
+import { FedgateError, respondWithError } from '../http/errors.ts';
 
 /**
- * An OAuth-style JSON error with its status. (Refusals of the token itself
- * are the gateway's `sendError`, with their RFC 6750 challenge.)
+ * An OAuth-style JSON error with its status, through the one error writer.
+ * (Refusals of the token itself are the gateway's `sendError`, with their
+ * RFC 6750 challenge.)
  */
 export function fail(ctx: Context, status: number, error: string, description: string): void {
-  ctx.status = status;
-  ctx.body = { error, error_description: description };
+  respondWithError(ctx, new FedgateError(error, description, { status, expose: true }), { format: 'json' });
 }
 
 /** The body validated by `schema`, or undefined after answering 400 with every problem. */
