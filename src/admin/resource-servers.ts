@@ -16,6 +16,7 @@ import Router from '@koa/router';
 import type { Context, Middleware } from 'koa';
 import { ruleToJson } from './rules-json.ts';
 import { caller, fail } from './http.ts';
+import { respondWithError } from '../http/errors.ts';
 import { DataSourceError, onboardingBundle, type ChangeContext, type DataSources, type DataSourceView } from '../datasources/index.ts';
 
 export interface ResourceServerRoutesDeps {
@@ -48,8 +49,7 @@ function withoutViewFields(body: unknown): unknown {
 
 /** Answers a refusal: status by code, the fields at fault in `problems`. */
 function refuse(ctx: Context, err: DataSourceError): void {
-  fail(ctx, err.status, err.code, err.message);
-  if (err.problems.length) ctx.body = { ...(ctx.body as object), problems: err.problems };
+  respondWithError(ctx, err, { format: 'json' });
 }
 
 export function resourceServerRoutes(deps: ResourceServerRoutesDeps): Router {

@@ -2,6 +2,7 @@
  * Refusals of data source changes. Each carries a stable wire `code` (the
  * admin API's `error`) and, for bad input, the fields at fault.
  */
+import { FedgateError } from '../http/errors.ts';
 
 /** One problem with a record: the field (`audience`, `defaultPolicies.0.group`) and why. */
 export interface FieldProblem {
@@ -23,21 +24,21 @@ export const DATA_SOURCE_ERROR_STATUS = {
 
 export type DataSourceErrorCode = keyof typeof DATA_SOURCE_ERROR_STATUS;
 
-/** A refused data source change; nothing of it was kept. */
-export class DataSourceError extends Error {
+/**
+ * A refused data source change; nothing of it was kept. Answered with the
+ * status of its code and, when fields are at fault, `problems` beside the
+ * OAuth-style members.
+ */
+export class DataSourceError extends FedgateError {
   readonly code: DataSourceErrorCode;
   readonly problems: FieldProblem[];
 
   constructor(code: DataSourceErrorCode, problems: FieldProblem[] | string) {
     const list = typeof problems === 'string' ? [] : problems;
-    super(typeof problems === 'string' ? problems : list.map((p) => `${p.field}: ${p.message}`).join('; '));
-    this.name = 'DataSourceError';
+    super(code, typeof problems === 'string' ? problems : list.map((p) => `${p.field}: ${p.message}`).join('; '), {
+      status: DATA_SOURCE_ERROR_STATUS[code], expose: true, ...(list.length ? { fields: { problems: list } } : {}),
+    });
     this.code = code;
     this.problems = list;
-  }
-
-  /** The HTTP status of this refusal. */
-  get status(): number {
-    return DATA_SOURCE_ERROR_STATUS[this.code];
   }
 }
