@@ -8,6 +8,7 @@
 import type Koa from 'koa';
 import type { Context } from 'koa';
 import type { Config } from '../config/schema.ts';
+import { FedgateError, respondWithError } from '../http/errors.ts';
 import { PROTECTED_RESOURCE_WELL_KNOWN, protectedResourceMetadata } from './protected-resource.ts';
 import type { DataSources } from './registry.ts';
 import { setRouteLabel } from '../http/route-label.ts';
@@ -18,9 +19,7 @@ export interface MetadataEndpointDeps {
 }
 
 function refuse(ctx: Context, status: number, error: string, description: string): void {
-  ctx.status = status;
-  ctx.set('Cache-Control', 'no-store');
-  ctx.body = { error, error_description: description };
+  respondWithError(ctx, new FedgateError(error, description, { status }), { format: 'json' });
 }
 
 /** The middleware for `/.well-known/oauth-protected-resource` and everything under it. */
