@@ -88,6 +88,13 @@ export class FedgateError extends Error {
   page?(nonce: string, requestId: string | undefined): string;
 }
 
+/** A refusal of a browser route, shown on the error page: its status, code and a description written for the user. */
+export class PageError extends FedgateError {
+  constructor(status: number, error: string, description: string) {
+    super(error, description, { status, expose: true });
+  }
+}
+
 /** True for an error fedgate threw on purpose with a message it may show. */
 export function isExposed(err: unknown): err is FedgateError {
   return err instanceof FedgateError && err.expose;

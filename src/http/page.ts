@@ -27,14 +27,3 @@ export function sendPage(ctx: Context, render: (nonce: string) => string, status
   ctx.set('Cache-Control', 'no-store');
   ctx.body = render(nonce);
 }
-
-/** A page-level failure: rendered as the error page with its status and OAuth-style error code. */
-export class PageError extends Error {
-  readonly status: number;
-  readonly error: string;
-  constructor(status: number, error: string, description: string) {
-    super(description);
-    this.status = status;
-    this.error = error;
-  }
-}

@@ -9,7 +9,8 @@ import { ADMIN_SCOPE, type Config } from '../config/schema.ts';
 import { csrfMatches, csrfToken as csrfCookieToken } from '../http/csrf.ts';
 import { takePendingLogin } from '../federation/hooks.ts';
 import { ACCOUNT_CLIENT_ID, CONSOLE_CLIENT_ID } from '../oidc/provider.ts';
-import { PageError as InteractionError, sendPage } from '../http/page.ts';
+import { errorResponder, PageError as InteractionError } from '../http/errors.ts';
+import { sendPage } from '../http/page.ts';
 import type { Audit } from '../observability/audit.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import type { Store } from '../store/store.ts';
@@ -117,22 +118,8 @@ export function interactionRoutes(deps: InteractionDeps): Router {
     return grant.save();
   };
 
-  router.use(async (ctx, next) => {
-    try {
-      await next();
-    } catch (err) {
-      if (err instanceof InteractionError) {
-        sendPage(ctx, (nonce) => pages.errorPage({ nonce, error: err.error, description: err.message, requestId: ctx.state.requestId }), err.status);
-        return;
-      }
-      const status = (err as { status?: number }).status;
-      if (status && status >= 400 && status < 500) {
-        sendPage(ctx, (nonce) => pages.errorPage({ nonce, error: 'invalid_request', description: 'The request could not be read.', requestId: ctx.state.requestId }), status);
-        return;
-      }
-      throw err;
-    }
-  });
+  // Refusals (InteractionError) and unreadable requests are error pages; anything else goes on to the app's boundary.
+  router.use(errorResponder({ format: 'page', unreadable: 'The request could not be read.' }));
 
   router.get('/:uid', async (ctx) => {
     const interaction = await details(ctx);
