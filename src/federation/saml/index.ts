@@ -18,11 +18,10 @@ import type { Accounts } from '../../accounts/accounts.ts';
 import type { Groups } from '../../accounts/groups.ts';
 import { ConfigError } from '../../config/index.ts';
 import type { Config } from '../../config/schema.ts';
-import { sendPage } from '../../http/page.ts';
+import { PageError, respondWithError } from '../../http/errors.ts';
 import type { Audit } from '../../observability/audit.ts';
 import type { Logger } from '../../observability/logger.ts';
 import type { Store } from '../../store/store.ts';
-import * as pages from '../../views/pages.ts';
 import type { FederationHooks, InteractionCheck } from '../types.ts';
 import { AccountResolver } from './account-resolver.ts';
 import { AttributeMapper } from './attributes.ts';
@@ -100,7 +99,7 @@ export async function createSamlBridge(deps: SamlBridgeDeps): Promise<SamlBridge
     return {
       enabled: false,
       routes: async (ctx) => {
-        sendPage(ctx, (nonce) => pages.errorPage({ nonce, error: 'not_found', description: 'Sign-in with an institution is not enabled on this service.', requestId: ctx.state.requestId }), 404);
+        respondWithError(ctx, new PageError(404, 'not_found', 'Sign-in with an institution is not enabled on this service.'), { format: 'page' });
       },
       providers: () => [],
       search: () => [],

@@ -25,11 +25,11 @@ import compose from 'koa-compose';
 import type { Logger } from 'pino';
 import { AccountError, type Account, type Accounts } from '../../accounts/accounts.ts';
 import type { SamlConfig } from '../../config/saml-schema.ts';
-import { PageError, sendPage } from '../../http/page.ts';
+import { errorResponder, PageError } from '../../http/errors.ts';
+import { sendPage } from '../../http/page.ts';
 import type { Audit } from '../../observability/audit.ts';
 import { isStoreUnavailable } from '../../store/errors.ts';
 import type { Store } from '../../store/store.ts';
-import * as pages from '../../views/pages.ts';
 import type { FederationHooks, InteractionCheck } from '../types.ts';
 import type { AccountResolver } from './account-resolver.ts';
 import type { AttributeMapper, MappedIdentity } from './attributes.ts';
@@ -336,23 +336,13 @@ export function samlRoutes(deps: SamlRoutesDeps): Koa.Middleware {
   });
 
   const dispatch = compose([router.routes(), router.allowedMethods()] as Parameters<typeof compose>[0]) as unknown as Koa.Middleware;
-  return async (ctx) => {
-    try {
-      await dispatch(ctx, async () => {});
-      if (ctx.status === 405) throw new PageError(405, 'invalid_request', 'This page does not accept that method.');
-      if (ctx.status === 404 && ctx.body == null) throw new PageError(404, 'not_found', 'There is no such page.');
-    } catch (err) {
-      let page: PageError | undefined;
-      if (err instanceof PageError) page = err;
-      else {
-        const status = (err as { status?: number }).status;
-        // Body parser refusals (too large, unreadable) and the like.
-        if (status && status >= 400 && status < 500) page = new PageError(status, 'invalid_request', 'The request could not be read.');
-      }
-      if (!page) throw err;
-      sendPage(ctx, (nonce) => pages.errorPage({ nonce, error: page.error, description: page.message, requestId: ctx.state.requestId }), page.status);
-    }
-  };
+  // Refusals and unreadable requests (body parser refusals) are error pages; anything else goes on to the app's boundary.
+  const errorPages = errorResponder({ format: 'page', unreadable: 'The request could not be read.' });
+  return (ctx) => errorPages(ctx, async () => {
+    await dispatch(ctx, async () => {});
+    if (ctx.status === 405) throw new PageError(405, 'invalid_request', 'This page does not accept that method.');
+    if (ctx.status === 404 && ctx.body == null) throw new PageError(404, 'not_found', 'There is no such page.');
+  });
 }
 
 /** A reference to a linked identity for audit trails: a hash, not the identifier itself. */
