@@ -8,6 +8,7 @@ import { effectiveGroups, type Accounts, type LinkedIdentity } from '../accounts
 import type { Config } from '../config/schema.ts';
 import type { FederationHooks } from '../federation/types.ts';
 import { csrfMatches, csrfToken } from '../http/csrf.ts';
+import { PageError, respondWithError } from '../http/errors.ts';
 import { sendPage } from '../http/page.ts';
 import type { Audit } from '../observability/audit.ts';
 import { ACCOUNT_CLIENT_ID } from '../oidc/provider.ts';
@@ -39,7 +40,7 @@ export function accountRoutes(deps: AccountRoutesDeps): Router {
   const form = bodyParser({ enableTypes: ['form'], formLimit: '16kb', encoding: 'utf-8' });
   const callback = `${config.issuer}/account/callback`;
   const error = (ctx: Context, status: number, description: string) =>
-    sendPage(ctx, (nonce) => pages.errorPage({ nonce, error: 'invalid_request', description, requestId: ctx.state.requestId }), status);
+    respondWithError(ctx, new PageError(status, 'invalid_request', description), { format: 'page' });
 
   router.get('/', async (ctx) => {
     ctx.set('Cache-Control', 'no-store');
