@@ -15,6 +15,7 @@ import { randomUUID } from 'node:crypto';
 import type { Context, Middleware, Next } from 'koa';
 import { AccountError, type Account, type Accounts } from '../../accounts/accounts.ts';
 import type { CertificateLookup } from '../../gateway/client-certificate.ts';
+import { FedgateError, respondWithError } from '../../http/errors.ts';
 import { sendPage } from '../../http/page.ts';
 import type { Audit } from '../../observability/audit.ts';
 import type { Logger } from '../../observability/logger.ts';
@@ -112,21 +113,30 @@ function problem(reason: X509RefusalReason, message: string, extra: Partial<Prob
   return { status: statusFor(reason), reason, title: TITLES[reason] ?? 'Certificate refused', message, hint: HINTS[reason], ...extra };
 }
 
-function answer(ctx: Context, p: Problem): void {
-  if (ctx.accepts('html', 'json') === 'json') {
-    ctx.status = p.status;
-    ctx.set('Cache-Control', 'no-store');
-    ctx.body = {
-      error: p.status === 403 || p.status === 409 ? 'access_denied' : 'invalid_request',
-      error_description: p.message,
-      reason: p.reason,
-      ...(p.subject ? { subject: p.subject } : {}),
-      ...(p.issuer ? { issuer: p.issuer } : {}),
-    };
-    return;
+/**
+ * A refused certificate login or link: the OAuth-style JSON (with the
+ * reason and the certificate's names) for clients that prefer it, the
+ * certificate problem page (with its hint and a way back) for browsers.
+ */
+class CertificateRefusal extends FedgateError {
+  readonly #problem: Problem;
+
+  constructor(p: Problem) {
+    super(p.status === 403 || p.status === 409 ? 'access_denied' : 'invalid_request', p.message, {
+      status: p.status,
+      expose: true,
+      fields: { reason: p.reason, ...(p.subject ? { subject: p.subject } : {}), ...(p.issuer ? { issuer: p.issuer } : {}) },
+    });
+    this.#problem = p;
   }
-  const requestId = (ctx.state as { requestId?: string } | undefined)?.requestId;
-  sendPage(ctx, (nonce) => certificateProblemPage({ nonce, ...p, requestId }), p.status);
+
+  override page(nonce: string, requestId: string | undefined): string {
+    return certificateProblemPage({ nonce, ...this.#problem, requestId });
+  }
+}
+
+function answer(ctx: Context, p: Problem): void {
+  respondWithError(ctx, new CertificateRefusal(p), { format: 'page-or-json' });
 }
 
 /**
