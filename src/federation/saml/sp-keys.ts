@@ -11,10 +11,11 @@
  * Operators may give their own files instead (config `saml.spKeyFile` /
  * `saml.spCertFile`).
  */
-import { createPrivateKey, createPublicKey, generateKeyPair as generateKeyPairCb, randomBytes, sign, X509Certificate, type KeyObject } from 'node:crypto';
+import { createPrivateKey, generateKeyPair as generateKeyPairCb, randomBytes, X509Certificate, type KeyObject } from 'node:crypto';
 import { link, mkdir, open, readFile, rename, unlink } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
+import { selfSignedCertificate } from '../../keys/self-signed.ts';
 
 const generateKeyPair = promisify(generateKeyPairCb);
 
@@ -42,58 +43,6 @@ export interface SpKeyOptions {
   certFile?: string | undefined;
   /** Common name of a created certificate (the SP's host). */
   commonName: string;
-}
-
-// --- a minimal DER writer (ITU-T X.690), enough for one self-signed certificate ---
-
-function length(n: number): Buffer {
-  if (n < 0x80) return Buffer.from([n]);
-  const bytes: number[] = [];
-  for (let v = n; v > 0; v = Math.floor(v / 256)) bytes.unshift(v & 0xff);
-  return Buffer.from([0x80 | bytes.length, ...bytes]);
-}
-
-function tlv(tag: number, ...content: Buffer[]): Buffer {
-  const body = Buffer.concat(content);
-  return Buffer.concat([Buffer.from([tag]), length(body.length), body]);
-}
-
-const SEQUENCE = 0x30;
-const SET = 0x31;
-/** sha256WithRSAEncryption (RFC 4055 §5) with NULL parameters. */
-const SHA256_WITH_RSA = tlv(SEQUENCE, Buffer.from('06092a864886f70d01010b', 'hex'), Buffer.from('0500', 'hex'));
-/** id-at-commonName (RFC 5280 §4.1.2.4). */
-const COMMON_NAME_OID = Buffer.from('0603550403', 'hex');
-
-function time(date: Date): Buffer {
-  // RFC 5280 §4.1.2.5: UTCTime through 2049, GeneralizedTime from 2050.
-  const iso = date.toISOString().replace(/[-:T]/g, '').slice(0, 14);
-  return date.getUTCFullYear() < 2050 ? tlv(0x17, Buffer.from(`${iso.slice(2)}Z`)) : tlv(0x18, Buffer.from(`${iso}Z`));
-}
-
-/**
- * A self-signed X.509 v3 certificate (RSA-SHA256) for `privateKey`, with
- * subject and issuer `CN=<commonName>`, valid from an hour ago for `days`.
- * Returns PEM.
- */
-export function createSelfSignedCertificate(privateKey: KeyObject, commonName: string, days = CERT_DAYS, now = new Date()): string {
-  const serial = randomBytes(16);
-  serial[0] = (serial[0]! & 0x7f) | 0x01; // positive and minimal (RFC 5280 §4.1.2.2)
-  const name = tlv(SEQUENCE, tlv(SET, tlv(SEQUENCE, COMMON_NAME_OID, tlv(0x0c, Buffer.from(commonName.slice(0, 64), 'utf8')))));
-  const notBefore = new Date(now.getTime() - 3600_000);
-  const notAfter = new Date(now.getTime() + days * 86_400_000);
-  const spki = createPublicKey(privateKey).export({ type: 'spki', format: 'der' });
-  const tbs = tlv(SEQUENCE,
-    Buffer.from('a003020102', 'hex'), // [0] EXPLICIT version v3
-    tlv(0x02, serial),
-    SHA256_WITH_RSA,
-    name,
-    tlv(SEQUENCE, time(notBefore), time(notAfter)),
-    name,
-    spki);
-  const signature = sign('sha256', tbs, privateKey);
-  const der = tlv(SEQUENCE, tbs, SHA256_WITH_RSA, tlv(0x03, Buffer.from([0]), signature));
-  return `-----BEGIN CERTIFICATE-----\n${der.toString('base64').match(/.{1,64}/g)!.join('\n')}\n-----END CERTIFICATE-----\n`;
 }
 
 /** An RSA key pair for signing SAML messages; the private key as PKCS#8 PEM. */
@@ -130,7 +79,7 @@ export async function loadOrCreateSpKeys(options: SpKeyOptions): Promise<SpKeys>
   let certificatePem = await readIfExists(certPath, 'SAML SP certificate');
   if (certificatePem === undefined) {
     // Any certificate for the key will do, so whoever gets here first writes one.
-    const created = createSelfSignedCertificate(parseKey(privateKeyPem, keyPath), options.commonName);
+    const created = await selfSignedCertificate({ privateKey: parseKey(privateKeyPem, keyPath), commonName: options.commonName, days: CERT_DAYS, backdateSeconds: 3600 });
     await writeExclusive(certPath, created, 0o644);
     certificatePem = await readRequired(certPath, 'SAML SP certificate');
   }

@@ -19,12 +19,13 @@ import { createPrivateKey, generateKeyPairSync, randomBytes, sign, X509Certifica
 import { link, mkdir, readFile, rename, unlink, writeFile } from 'node:fs/promises';
 import type { RequestListener } from 'node:http';
 import { createServer, type Server } from 'node:https';
-import { isIP, type AddressInfo } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import type { SecureContextOptions } from 'node:tls';
 import { peerCertificateChain } from '../../gateway/client-certificate.ts';
 import type { Logger } from '../../observability/logger.ts';
-import { bitString, contextTag, generalizedTime, integer, octetString, oid, sequence, set, tlv, utf8String, TAG } from './der.ts';
+import { selfSignedCertificate } from '../../keys/self-signed.ts';
+import { bitString, generalizedTime, integer, oid, sequence, set, tlv, utf8String, TAG } from './der.ts';
 import { derToPem, pemBlocks } from './certificate.ts';
 
 /** File name of the generated server certificate and key inside the keys directory. */
@@ -49,37 +50,10 @@ function time(date: Date): Buffer {
  * A self-signed P-256 server certificate for `host` (a DNS name or an IP
  * address), valid for `days`: serverAuth, digitalSignature, not a CA.
  */
-export function selfSignedServerCertificate(host: string, days = 365, now = new Date()): ServerCredentials {
-  const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
-  const name = sequence(set(sequence(oid('2.5.4.3'), utf8String(host.slice(0, 64)))));
-  const algorithm = sequence(oid(ECDSA_WITH_SHA256));
-  const extension = (id: string, critical: boolean, value: Buffer) =>
-    sequence(oid(id), ...(critical ? [tlv(TAG.BOOLEAN, Buffer.from([0xff]))] : []), octetString(value));
-  const altName = isIP(host) === 4
-    ? tlv(contextTag(7, false), Buffer.from(host.split('.').map(Number)))
-    : tlv(contextTag(2, false), Buffer.from(host, 'latin1'));
-  const names = isIP(host) === 6 ? [] : [altName];
-  const serial = randomBytes(16);
-  serial[0] = serial[0]! & 0x7f;
-  const tbs = sequence(
-    tlv(contextTag(0, true), integer(Buffer.from([2]))),
-    integer(serial),
-    algorithm,
-    name,
-    sequence(time(new Date(now.getTime() - 60_000)), time(new Date(now.getTime() + days * 86_400_000))),
-    name,
-    publicKey.export({ type: 'spki', format: 'der' }),
-    tlv(contextTag(3, true), sequence(
-      extension('2.5.29.19', true, sequence()),
-      // keyUsage digitalSignature: bit 0, seven unused bits.
-      extension('2.5.29.15', true, tlv(TAG.BIT_STRING, Buffer.from([0x07, 0x80]))),
-      extension('2.5.29.37', false, sequence(oid('1.3.6.1.5.5.7.3.1'))),
-      ...(names.length ? [extension('2.5.29.17', false, sequence(...names))] : []),
-    )),
-  );
-  const signature = sign('sha256', tbs, privateKey);
-  const der = sequence(tbs, algorithm, bitString(signature));
-  return { key: privateKey.export({ type: 'pkcs8', format: 'pem' }) as string, cert: derToPem(der) };
+export async function selfSignedServerCertificate(host: string, days = 365, now = new Date()): Promise<ServerCredentials> {
+  const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  const cert = await selfSignedCertificate({ privateKey, commonName: host, days, now, serverHost: host });
+  return { key: privateKey.export({ type: 'pkcs8', format: 'pem' }) as string, cert };
 }
 
 function splitCredentials(text: string, source: string): ServerCredentials {
@@ -124,7 +98,7 @@ export async function loadServerCredentials(options: ServerCredentialOptions): P
   }
   if (existing && new X509Certificate(existing.cert).validToDate.getTime() > Date.now() + 86_400_000) return existing;
 
-  const fresh = selfSignedServerCertificate(options.host);
+  const fresh = await selfSignedServerCertificate(options.host);
   const temp = `${path}.${randomBytes(6).toString('hex')}.tmp`;
   await writeFile(temp, fresh.key + fresh.cert, { mode: 0o600, flag: 'wx' });
   try {

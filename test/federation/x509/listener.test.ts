@@ -259,12 +259,12 @@ describe('the mTLS listener with a configured server certificate', () => {
     }
   });
 
-  it('makes valid self-signed certificates for names and addresses', () => {
-    const named = new X509Certificate(selfSignedServerCertificate('id.example.org').cert);
+  it('makes valid self-signed certificates for names and addresses', async () => {
+    const named = new X509Certificate((await selfSignedServerCertificate('id.example.org')).cert);
     assert.equal(named.checkHost('id.example.org'), 'id.example.org');
     assert.ok(named.verify(named.publicKey));
     assert.equal(named.subject, 'CN=id.example.org');
-    const ip = new X509Certificate(selfSignedServerCertificate('192.0.2.1').cert);
+    const ip = new X509Certificate((await selfSignedServerCertificate('192.0.2.1')).cert);
     assert.equal(ip.checkIP('192.0.2.1'), '192.0.2.1');
     assert.ok(ip.validToDate.getTime() - Date.now() > 300 * 86_400_000);
   });
