@@ -9,6 +9,7 @@ import { accountRoutes } from './account/routes.ts';
 import { consoleRoutes } from './console/routes.ts';
 import { Accounts } from './accounts/accounts.ts';
 import { Groups } from './accounts/groups.ts';
+import { membershipRequests, registrationRequests } from './accounts/requests.ts';
 import { adminRoutes } from './admin/routes.ts';
 import { PolicyService, PolicyValidationError } from './authz/policy-service.ts';
 import { ConfigError } from './config/index.ts';
@@ -112,6 +113,17 @@ async function seedAccounts(config: Config, accounts: Accounts, logger: Logger):
   }
 }
 
+/** Seeds the managers of groups created from configuration in this start (the store holds the truth afterwards). */
+async function seedManagers(config: Config, groups: Groups, accounts: Accounts, created: readonly string[]): Promise<void> {
+  for (const group of config.groups) {
+    if (!group.managers?.length || !created.includes(group.path)) continue;
+    for (const username of group.managers) {
+      const account = await accounts.findByUsername(username);
+      if (account) await groups.addManager(group.path, account.id);
+    }
+  }
+}
+
 /** Assembles fedgate from a validated configuration. Nothing listens until listen(). */
 export async function createFedgate(config: Config, options: CreateOptions = {}): Promise<Fedgate> {
   const logger = options.logger ?? createLogger(config.logLevel);
@@ -141,6 +153,9 @@ export async function createFedgate(config: Config, options: CreateOptions = {})
   if (seededGroups.length) logger.info({ groups: seededGroups }, 'groups seeded from configuration');
   await Promise.all([accounts.ensureMemberIndex(), groups.ensureIndex()]);
   await seedAccounts(config, accounts, logger);
+  await seedManagers(config, groups, accounts, seededGroups);
+  const requests = membershipRequests(store);
+  const registrations = registrationRequests(store);
   const policy = new PolicyService({
     config, store, logger, accounts, groups,
     audienceExists: (audience) => resourceServers.hasAudience(audience),
@@ -238,6 +253,8 @@ export async function createFedgate(config: Config, options: CreateOptions = {})
   // Memberships, account states and the group hierarchy feed decisions: every replica hears of their changes.
   accounts.onChanged = () => policy.membershipsChanged();
   groups.onChanged = () => policy.groupsChanged();
+  // Who manages a group decides who may get an admin API token: cached scope answers are renewed.
+  groups.onManagersChanged = () => policy.membershipsChanged();
   const gateway = createGateway({
     config, store, logger, metrics, audit, accounts, resourceServers,
     pdp: policy,
@@ -353,7 +370,7 @@ export async function createFedgate(config: Config, options: CreateOptions = {})
     },
   });
   const account = accountRoutes({
-    config, accounts, audit, hooks, provider: () => provider,
+    config, accounts, audit, hooks, provider: () => provider, store, groups, requests, registrations,
     linkOptions: () => [
       ...(saml.enabled ? [{ href: saml.discoveryUrl({ link: true }), label: 'An institution account (eduGAIN / SAML)' }] : []),
       ...(config.x509.enabled ? [{ href: x509.linkUrl(), label: 'A certificate (X.509)' }] : []),
@@ -361,7 +378,7 @@ export async function createFedgate(config: Config, options: CreateOptions = {})
   });
   const adminApiAudience = adminAudience(config.issuer);
   const admin = adminRoutes({
-    config, accounts, groups, policy, audit, provider: () => provider, dataSources,
+    config, accounts, groups, policy, audit, provider: () => provider, dataSources, requests, registrations,
     authenticate: (ctx) => gateway.authenticate(ctx, adminApiAudience),
   });
   // fedgate's own routes and oidc-provider's never overlap, so requests are

@@ -27,6 +27,8 @@ export interface Account {
   assurance?: string[] | undefined;
   disabled: boolean;
   identities: LinkedIdentity[];
+  /** The Acceptable Use Policy version the user accepted last, and when (epoch seconds). */
+  aup?: { version: string; acceptedAt: number } | undefined;
   createdAt: number;
   updatedAt: number;
 }
@@ -341,6 +343,12 @@ export class Accounts {
       else delete fresh.assurance;
       return true;
     })).after;
+  }
+
+  /** Records that the user accepted version `version` of the Acceptable Use Policy now. */
+  async acceptAup(id: string, version: string): Promise<Account> {
+    const acceptedAt = Math.floor(Date.now() / 1000);
+    return (await this.#update(id, (account) => { account.aup = { version, acceptedAt }; })).after;
   }
 
   /** Disables or enables an account; disabling revokes its grants through onDisabled. */

@@ -40,6 +40,10 @@ export interface GroupPageQuery {
   after?: string | undefined;
   limit: number;
 }
+/** Account ids that manage the group (INDIGO IAM's group managers). */
+const managersKey = (path: string) => `group-managers:${path}`;
+/** Groups the account manages: the other side of {@link managersKey}. */
+const managedKey = (accountId: string) => `account-manages:${accountId}`;
 
 /** The parent path of a group, or undefined for a top-level group. */
 export function parentGroup(path: string): string | undefined {
@@ -50,6 +54,11 @@ export function parentGroup(path: string): string | undefined {
 /** True when `path` is `ancestor` or lies under it. */
 export function isWithinGroup(path: string, ancestor: string): boolean {
   return path === ancestor || path.startsWith(`${ancestor}/`);
+}
+
+/** Whether a manager of `managed` groups manages `group`: it is one of them or lies under one. */
+export function managesGroup(managed: readonly string[], group: string): boolean {
+  return managed.some((m) => isWithinGroup(group, m));
 }
 
 /** `path` with its `from` prefix replaced by `to` (for renames of a subtree). */
@@ -67,6 +76,8 @@ export class Groups {
   readonly #accounts: Accounts;
   /** Called after groups were created, renamed or deleted (the hierarchy changed). */
   onChanged: (() => Promise<void>) | undefined;
+  /** Called after a group's managers changed (who may get an admin API token changed). */
+  onManagersChanged: (() => Promise<void>) | undefined;
 
   constructor(store: Store, accounts: Accounts) {
     this.#store = store;
@@ -216,11 +227,23 @@ export class Groups {
       if (!account) continue;
       await this.#accounts.setGroups(id, account.groups.map((g) => (isWithinGroup(g, from) ? moved(g, from, to) : g)));
     }
+    // Managers follow too.
+    let managersMoved = false;
+    for (const [oldPath, newPath] of renames) {
+      for (const id of await this.#store.setMembers(managersKey(oldPath))) {
+        await this.#store.addToSet(managersKey(newPath), id);
+        await this.#store.addToSet(managedKey(id), newPath);
+        await this.#store.removeFromSet(managedKey(id), oldPath);
+        managersMoved = true;
+      }
+      await this.#store.delete(managersKey(oldPath));
+    }
     for (const [oldPath] of renames.reverse()) {
       await this.#unindex(oldPath);
       await this.#store.delete(groupKey(oldPath));
     }
     await this.onChanged?.();
+    if (managersMoved) await this.onManagersChanged?.();
     return renames.reverse();
   }
 
@@ -233,7 +256,42 @@ export class Groups {
     if (members.length) throw new GroupError('not_empty', `group ${path} has ${members.length} member(s); remove them first`);
     await this.#unindex(path);
     await this.#store.delete(groupKey(path));
+    // A deleted group's managers manage nothing there any more.
+    const managers = await this.#store.setMembers(managersKey(path));
+    for (const id of managers) await this.#store.removeFromSet(managedKey(id), path);
+    await this.#store.delete(managersKey(path));
     await this.onChanged?.();
+    if (managers.length) await this.onManagersChanged?.();
+  }
+
+  /** Account ids of the group's managers (directly of this group, not inherited from a parent). */
+  async managerIds(path: string): Promise<string[]> {
+    return (await this.#store.setMembers(managersKey(path))).sort();
+  }
+
+  /** Groups the account manages directly; their subgroups are managed too (see {@link managesGroup}). */
+  async managedBy(accountId: string): Promise<string[]> {
+    return (await this.#store.setMembers(managedKey(accountId))).sort();
+  }
+
+  /** Makes the account a manager of the group. False when it already was. */
+  async addManager(path: string, accountId: string): Promise<boolean> {
+    if (!(await this.exists(path))) throw new GroupError('not_found', `group ${path} does not exist`);
+    if (!(await this.#accounts.findById(accountId))) throw new GroupError('not_found', 'no such account');
+    const already = (await this.#store.setMembers(managedKey(accountId))).includes(path);
+    await this.#store.addToSet(managersKey(path), accountId);
+    await this.#store.addToSet(managedKey(accountId), path);
+    if (!already) await this.onManagersChanged?.();
+    return !already;
+  }
+
+  /** Ends the account's manager role for the group. False when it was not a manager of it. */
+  async removeManager(path: string, accountId: string): Promise<boolean> {
+    const was = (await this.#store.setMembers(managedKey(accountId))).includes(path);
+    await this.#store.removeFromSet(managersKey(path), accountId);
+    await this.#store.removeFromSet(managedKey(accountId), path);
+    if (was) await this.onManagersChanged?.();
+    return was;
   }
 
   async addMember(path: string, accountId: string): Promise<void> {

@@ -25,6 +25,10 @@ export interface AdminCaller {
   actor: string;
   /** For display: a username or `client:<client_id>`. */
   label: string;
+  /** An administrator (member of /admins, or an administrative client): every route. */
+  admin: boolean;
+  /** Groups a group manager manages (with their subgroups): only the member routes of those. */
+  manages: readonly string[];
 }
 
 export function caller(ctx: Context): AdminCaller {

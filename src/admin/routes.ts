@@ -14,6 +14,9 @@ import { auditRoutes } from './audit.ts';
 import { CONSOLE_CLIENT_ID } from '../config/schema.ts';
 import { groupRoutes } from './groups.ts';
 import { encodeCursor, pageRequest } from './pages.ts';
+import { managerRoute, memberRoutes } from './members.ts';
+import { managesGroup } from '../accounts/groups.ts';
+import type { MembershipRequests, RegistrationRequests } from '../accounts/requests.ts';
 import { caller, fail, type AdminCaller } from './http.ts';
 import { policyRoutes } from './policies.ts';
 import { resourceServerRoutes } from './resource-servers.ts';
@@ -33,6 +36,9 @@ export interface AdminDeps {
   authenticate(ctx: Context): Promise<Authenticated>;
   /** Data sources (`/resource-servers`). */
   dataSources?: DataSources;
+  /** Membership requests and self-registrations (`/requests`, `/registrations`). */
+  requests: MembershipRequests;
+  registrations: RegistrationRequests;
 }
 
 /** Members of this group (or its subgroups) administer fedgate. */
@@ -55,6 +61,7 @@ const accountView = (a: Account) => ({
   effective_groups: effectiveGroups(a.groups),
   disabled: a.disabled,
   identities: a.identities.map(({ type, issuer, subject, linkedAt }) => ({ type, issuer, subject, linked_at: linkedAt })),
+  aup: a.aup ? { version: a.aup.version, acceptedAt: new Date(a.aup.acceptedAt * 1000).toISOString() } : null,
 });
 
 /**
@@ -76,9 +83,10 @@ export function adminRoutes(deps: AdminDeps): Router {
    * Who an authenticated token speaks for, if it is an admin token: never
    * an exchanged token or one of a dynamically registered client; the
    * `fedgate.admin` scope; a user in /admins as of now (membership is
-   * re-read whenever it changes), or an administrative client.
+   * re-read whenever it changes) or a manager of a group as of now (only
+   * the routes of {@link managerRoute}), or an administrative client.
    */
-  const admit = ({ identity, scheme }: Authenticated): AdminCaller => {
+  const admit = async ({ identity, scheme }: Authenticated): Promise<AdminCaller> => {
     const refuse = (err: GatewayError) => {
       err.scheme = scheme;
       return err;
@@ -90,17 +98,34 @@ export function adminRoutes(deps: AdminDeps): Router {
     }
     if (!identity.scopes.includes(ADMIN_SCOPE)) throw refuse(new AccessDenied(`the ${ADMIN_SCOPE} scope is required`, [ADMIN_SCOPE]));
     if (identity.accountId) {
-      if (!identity.effectiveGroups.includes(ADMIN_GROUP)) throw refuse(new AccessDenied(`membership of ${ADMIN_GROUP} is required`));
-      return { actor: identity.accountId, label: identity.username ?? identity.accountId };
+      const actor = { actor: identity.accountId, label: identity.username ?? identity.accountId };
+      if (identity.effectiveGroups.includes(ADMIN_GROUP)) return { ...actor, admin: true, manages: [] };
+      const manages = await deps.groups.managedBy(identity.accountId);
+      if (!manages.length) throw refuse(new AccessDenied(`membership of ${ADMIN_GROUP} is required`));
+      return { ...actor, admin: false, manages };
     }
     if (!adminClients.has(identity.clientId)) throw refuse(new AccessDenied(`the ${ADMIN_SCOPE} scope of an administrative client is required`));
-    return { actor: `client:${identity.clientId}`, label: `client:${identity.clientId}` };
+    return { actor: `client:${identity.clientId}`, label: `client:${identity.clientId}`, admin: true, manages: [] };
+  };
+  /** A group manager calls only the member routes of the groups they manage; null when allowed. */
+  const managerRefusal = (ctx: Context, me: AdminCaller): GatewayError | null => {
+    if (me.admin) return null;
+    const route = managerRoute(ctx.method, ctx.path.slice(router.opts.prefix!.length));
+    if (route === 'own') return null;
+    if (route && managesGroup(me.manages, route.group)) return null;
+    return new AccessDenied(route ? `you manage neither ${route.group} nor a group above it` : `membership of ${ADMIN_GROUP} is required`);
   };
 
   router.use(async (ctx: Context, next: Next) => {
     ctx.set('Cache-Control', 'no-store');
     try {
-      ctx.state.admin = admit(await deps.authenticate(ctx));
+      const authenticated = await deps.authenticate(ctx);
+      ctx.state.admin = await admit(authenticated);
+      const refusal = managerRefusal(ctx, ctx.state.admin as AdminCaller);
+      if (refusal) {
+        refusal.scheme = authenticated.scheme;
+        throw refusal;
+      }
     } catch (err) {
       if (err instanceof GatewayError) return sendError(ctx, err);
       throw err;
@@ -163,6 +188,8 @@ export function adminRoutes(deps: AdminDeps): Router {
   const csv = bodyParser({ enableTypes: ['text'], extendTypes: { text: ['text/csv'] }, textLimit: '20mb', encoding: 'utf-8' });
   const groupRouter = groupRoutes({ accounts, groups: deps.groups, policy: deps.policy, audit, json });
   const policyRouter = policyRoutes({ accounts, policy: deps.policy, audit, json, csv });
+  const memberRouter = memberRoutes({ accounts, groups: deps.groups, audit, requests: deps.requests, registrations: deps.registrations, json });
+  router.use(memberRouter.routes(), memberRouter.allowedMethods());
   router.use(groupRouter.routes(), groupRouter.allowedMethods());
   router.use(policyRouter.routes(), policyRouter.allowedMethods());
   if (deps.dataSources) {

@@ -250,7 +250,27 @@ export const fileConfigSchema = z.object({
     /** Dynamic client registration (RFC 7591), only with an initial access token. */
     enabled: z.boolean().default(true),
     initialAccessTokenTtl: seconds.default(24 * 3600),
+    /**
+     * Self-registration of people (not clients): someone without an account,
+     * or a first SAML or certificate sign-in while just-in-time accounts are
+     * off, asks for an account at `/account/register`; an administrator
+     * approves it (`/admin/api/registrations`). Off by default.
+     */
+    accounts: z.object({ enabled: z.boolean().default(false) }).strict().prefault({}),
   }).strict().prefault({}),
+  /**
+   * The Acceptable Use Policy: accepted at first sign-in and again whenever
+   * `version` changes; a user who has not accepted the current version gets
+   * no tokens. Absent: no policy to accept.
+   */
+  aup: z.object({
+    /** Raising it asks every user again. */
+    version: z.string().trim().min(1).max(50),
+    /** The policy's text, shown on the acceptance page. */
+    text: z.string().trim().min(1).max(20_000).optional(),
+    /** Where the policy is published, linked from the acceptance page. */
+    url: z.url({ protocol: /^https?$/ }).optional(),
+  }).strict().refine((a) => a.text !== undefined || a.url !== undefined, 'give the policy\'s text or its url').optional(),
   /**
    * Addresses (IPs or CIDR ranges) of proxies trusted to pass a client
    * certificate in a header (RFC 9440 Client-Cert). Such headers from any
@@ -276,7 +296,12 @@ export const fileConfigSchema = z.object({
   tokenExchange: tokenExchangeSchema.prefault({}),
   saml: samlSchema.prefault({}),
   x509: x509Schema.prefault({}),
-  groups: z.array(z.object({ path: groupPath, description: z.string().optional() }).strict()).default([]),
+  groups: z.array(z.object({
+    path: groupPath,
+    description: z.string().optional(),
+    /** Usernames of the group's managers (they approve membership requests of it and its subgroups), seeded once. */
+    managers: z.array(z.string().min(1).max(100)).max(100).optional(),
+  }).strict()).default([]),
   clients: z.array(clientSchema).default([]),
   resourceServers: z.array(resourceServerSchema).default([]),
   /** Data sources (resource server + gateway service + default policies), seeded into the store once each (docs/datasources.md). */

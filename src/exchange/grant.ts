@@ -14,6 +14,7 @@ import type { Account } from '../accounts/accounts.ts';
 import type { ClientConfig, ResourceServerConfig } from '../config/schema.ts';
 import { EXCHANGE_BY_DOMAIN, EXCHANGE_DOMAIN } from '../authz/types.ts';
 import { effectiveGroups } from '../accounts/accounts.ts';
+import { tokenRefusal } from '../accounts/aup.ts';
 import { accountClaims } from '../oidc/claims.ts';
 import { GRANT_REFERENCE_CLAIM, grantReference } from '../oidc/grant-reference.ts';
 import { isGroupSelectionScope, scopeCovered, storageScopeProblem } from '../scopes/wlcg.ts';
@@ -260,6 +261,8 @@ export function registerTokenExchange(provider: Provider, deps: TokenExchangeDep
     ]);
     if (!subject.account) throw invalidGrant('subject_token: the token does not speak for a user of this server');
     const account = subject.account;
+    const refusal = tokenRefusal(account, config.aup);
+    if (refusal) throw invalidGrant(`subject_token: ${refusal}`);
     // A token of this server's speaks for its client only when that client presents it: no one acts under another client's name.
     if (actor && actor.origin === 'fedgate' && actor.sub !== clientId && actor.clientId !== clientId) {
       throw invalidGrant('actor_token: the token belongs to another client');

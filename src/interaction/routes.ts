@@ -8,7 +8,8 @@ import type { Accounts } from '../accounts/accounts.ts';
 import { ADMIN_SCOPE, type Config } from '../config/schema.ts';
 import { csrfMatches, csrfToken as csrfCookieToken } from '../http/csrf.ts';
 import { takePendingLogin } from '../federation/hooks.ts';
-import { ACCOUNT_CLIENT_ID, CONSOLE_CLIENT_ID } from '../oidc/provider.ts';
+import { ACCOUNT_CLIENT_ID, AUP_REASON, CONSOLE_CLIENT_ID } from '../oidc/provider.ts';
+import { aupPending } from '../accounts/aup.ts';
 import { errorResponder, PageError as InteractionError } from '../http/errors.ts';
 import { sendPage } from '../http/page.ts';
 import type { Audit } from '../observability/audit.ts';
@@ -131,6 +132,18 @@ export function interactionRoutes(deps: InteractionDeps): Router {
     }
     if (interaction.prompt.name === 'consent') {
       const clientId = String(interaction.params.client_id);
+      const account = await accounts.findById(interaction.session!.accountId);
+      if (config.aup && account && aupPending(account, config.aup)) {
+        return sendPage(ctx, (nonce) => pages.aupPage({
+          nonce, action: `/interaction/${interaction.uid}/aup`, abortAction: `/interaction/${interaction.uid}/abort`, csrfToken: csrfToken(ctx),
+          version: config.aup!.version, text: config.aup!.text, url: config.aup!.url, changed: account.aup !== undefined,
+        }));
+      }
+      if (interaction.prompt.reasons.every((r) => r === AUP_REASON)) {
+        // The policy was the only reason to stop here, and it is accepted now.
+        const grantId = await grantConsent(interaction);
+        return finish(ctx, { consent: { grantId } });
+      }
       const staticClient = clientsById.get(clientId);
       const missing = interaction.prompt.details;
       const missingResourceScopes = (missing.missingResourceScopes as Record<string, string[]> | undefined) ?? {};
@@ -144,7 +157,6 @@ export function interactionRoutes(deps: InteractionDeps): Router {
       }
       const oidcScopes = (missing.missingOIDCScope as string[] | undefined) ?? [];
       const resources = Object.entries(missingResourceScopes).map(([audience, scopes]) => ({ audience, scopes }));
-      const account = await accounts.findById(interaction.session!.accountId);
       const name = await clientName(clientId);
       return sendPage(ctx, (nonce) => pages.consentPage({
         nonce,
@@ -218,6 +230,21 @@ export function interactionRoutes(deps: InteractionDeps): Router {
     if (!account || account.disabled) throw new InteractionError(403, 'access_denied', 'This account cannot sign in.');
     metrics.logins.inc({ method: pending.amr, outcome: 'success' });
     return finish(ctx, { login: { accountId: account.id, amr: [pending.amr] } }, false);
+  });
+
+  router.post('/:uid/aup', form, async (ctx) => {
+    const interaction = await details(ctx);
+    const body = (ctx.request.body ?? {}) as Record<string, unknown>;
+    checkCsrf(ctx, body.csrf);
+    if (interaction.prompt.name !== 'consent' || !config.aup) throw new InteractionError(400, 'invalid_request', 'This sign-in request is not waiting for the acceptable use policy.');
+    const accountId = interaction.session!.accountId;
+    // The version the page showed: when the policy changed meanwhile, the new one is shown.
+    if (body.version === config.aup.version) {
+      await accounts.acceptAup(accountId, config.aup.version);
+      await audit.record({ type: 'aup.accepted', actor: accountId, outcome: 'success', ip: ctx.ip, target: accountId, client: String(interaction.params.client_id), detail: { version: config.aup.version } });
+    }
+    ctx.status = 303;
+    ctx.redirect(`/interaction/${interaction.uid}`);
   });
 
   router.post('/:uid/confirm', form, async (ctx) => {

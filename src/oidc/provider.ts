@@ -1,4 +1,4 @@
-import Provider, { errors, type ClientMetadata, type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
+import Provider, { errors, interactionPolicy, type ClientMetadata, type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
 import type { ClientConfig, GrantTypeName, TokenProfile } from '../config/schema.ts';
 import type { Services } from '../services.ts';
 import { CONSOLE_CLIENT_ID, HOST_AUTH_SCOPE, isHostClientId, WLCG_ANY_AUDIENCE } from '../config/schema.ts';
@@ -20,6 +20,7 @@ import { singleUseInitialAccessTokens } from './initial-access-token.ts';
 import { assertRefreshTarget } from './refresh-target.ts';
 import { accountClaims, profileTokenClaims, SCOPE_CLAIMS } from './claims.ts';
 import { ADMIN_SCOPE } from './resource-servers.ts';
+import { aupPending, tokenRefusal } from '../accounts/aup.ts';
 import { isGroupSelectionScope, isWlcgScope, scopeCovered } from '../scopes/wlcg.ts';
 
 /** Everything the provider configuration needs from the rest of fedgate. */
@@ -44,6 +45,9 @@ const GRANT_TYPE_URNS: Record<GrantTypeName, string> = {
 };
 
 export { ADMIN_SCOPE, CONSOLE_CLIENT_ID };
+
+/** The consent prompt's reason while the signed-in user has not accepted the current Acceptable Use Policy. */
+export const AUP_REASON = 'aup_not_accepted';
 
 /**
  * The built-in client of fedgate's own account page (/account): a public
@@ -152,6 +156,17 @@ export function createProvider(deps: ProviderDeps): Provider {
     (audience ? resourceServers.get(audience)?.profile : undefined)
     ?? (clientId ? clientsById.get(clientId)?.profile : undefined)
     ?? config.defaultProfile;
+
+  // The Acceptable Use Policy is a reason for the consent step (after login, before consent), so a signed-in user
+  // whose accepted version is older is asked again too; src/interaction shows the policy first.
+  const prompts = interactionPolicy.base();
+  if (config.aup) {
+    prompts.get('consent')!.checks.add(new interactionPolicy.Check(AUP_REASON, 'the acceptable use policy must be accepted', async (ctx) => {
+      const accountId = ctx.oidc.session?.accountId;
+      const account = accountId ? await accounts.findById(accountId) : undefined;
+      return account && aupPending(account, config.aup) ? interactionPolicy.Check.REQUEST_PROMPT : interactionPolicy.Check.NO_NEED_TO_PROMPT;
+    }));
+  }
 
   const configuration: Configuration = {
     adapter: viewingAdapterFactory(storeAdapterFactory(deps.store)),
@@ -340,6 +355,9 @@ export function createProvider(deps: ProviderDeps): Provider {
             const account = await accounts.findById(accountId);
             const governed = scopes.filter((s) => !isGroupSelectionScope(s));
             const allowed = new Set(account ? policy.allowedScopes(account, rs.audience, governed) : []);
+            // A group manager gets the admin API's scope as well: the admin API opens them only their groups' member routes.
+            if (account && resourceServers.isAdmin(rs) && governed.includes(ADMIN_SCOPE) && !allowed.has(ADMIN_SCOPE)
+              && (await deps.groups.managedBy(account.id)).length) allowed.add(ADMIN_SCOPE);
             scopes = scopes.filter((s) => isGroupSelectionScope(s) || allowed.has(s));
           }
           const grantDefault = grantType === 'client_credentials' ? lifetimes.clientCredentials : lifetimes.accessToken;
@@ -404,11 +422,14 @@ export function createProvider(deps: ProviderDeps): Provider {
       Session: () => lifetimes.session,
       Grant: () => lifetimes.grant,
     },
-    interactions: { url: (_ctx, interaction) => `/interaction/${interaction.uid}` },
+    interactions: { url: (_ctx, interaction) => `/interaction/${interaction.uid}`, policy: prompts },
     findAccount: async (ctx, sub, token) => {
       const account = await accounts.findById(sub);
       // Disabled accounts get no tokens: refresh, userinfo and new grants all fail for them.
       if (!account || account.disabled) return undefined;
+      // Every grant of the token endpoint (code, refresh, device code) reads the account here: the usage policy holds for all.
+      const refusal = ctx?.oidc?.route === 'token' ? tokenRefusal(account, config.aup) : undefined;
+      if (refusal) throw new errors.CustomOIDCProviderError('invalid_grant', refusal);
       return {
         accountId: account.id,
         claims: async (use, scope) => {

@@ -31,7 +31,7 @@ li{margin:.25rem 0}
 code{font-family:${MONO};font-size:.9375em;overflow-wrap:anywhere}
 .muted{color:var(--muted)}
 label{display:block;font-weight:600;margin:0 0 .25rem}
-input:not([type=hidden]){display:block;width:100%;min-height:2.75rem;margin:0 0 1rem;padding:.5rem .75rem;font:inherit;color:var(--fg);background:var(--card);border:1px solid var(--line);border-radius:.375rem}
+input:not([type=hidden]),textarea{display:block;width:100%;min-height:2.75rem;margin:0 0 1rem;padding:.5rem .75rem;font:inherit;color:var(--fg);background:var(--card);border:1px solid var(--line);border-radius:.375rem}
 input[name=user_code]{font-family:${MONO};font-size:1.25rem;text-align:center;text-transform:uppercase;letter-spacing:.1em}
 input[name=user_code]::placeholder{font-family:inherit;text-transform:none;letter-spacing:normal}
 form{margin:0}

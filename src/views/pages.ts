@@ -40,6 +40,21 @@ export interface AccountPageOptions {
   linkOptions: Array<{ href: string; label: string }>;
   /** A message after a change (linked, unlinked). */
   notice?: string | undefined;
+  /** Group memberships and requests (absent: the page shows only the groups). */
+  membership?: AccountMembership | undefined;
+}
+
+/** The membership part of the account page: leave a group, ask to join one, cancel a request. */
+export interface AccountMembership {
+  /** The groups the user joined directly (they can leave these). */
+  directGroups: string[];
+  /** Requests to join a group, newest first: pending ones, and decided ones while kept. */
+  requests: Array<{ id: string; group: string; reason: string; status: string; decisionReason?: string | undefined }>;
+  requestAction: string;
+  cancelAction: string;
+  leaveAction: string;
+  /** A problem with the last request form, shown above it. */
+  error?: string | undefined;
 }
 
 /** An OIDC scope with a human-readable description. */
@@ -295,12 +310,18 @@ export function messagePage({ nonce, title, message }: MessagePageOptions): stri
 }
 
 /** The account page: who you are, your linked identities, link and unlink. */
-export function accountPage({ nonce, csrfToken, username, name, groups, identities, unlinkAction, linkOptions, notice }: AccountPageOptions): string {
+export function accountPage({ nonce, csrfToken, username, name, groups, identities, unlinkAction, linkOptions, notice, membership }: AccountPageOptions): string {
   const body = html`<h1>Your account</h1>
 ${notice ? html`<p role="status">${notice}</p>` : ''}
 <p>Signed in as <strong>${name ?? username}</strong> (${username}).</p>
 <h2>Groups</h2>
-${groups.length ? html`<ul>${groups.map((g) => html`<li>${g}</li>`)}</ul>` : html`<p>None.</p>`}
+${groups.length ? html`<ul class="groups">${groups.map((g) => html`<li>${g}${membership?.directGroups.includes(g) ? html`
+<form method="post" action="${membership.leaveAction}">
+${csrfInput(csrfToken)}
+<input type="hidden" name="group" value="${g}">
+<button type="submit" class="secondary" aria-label="Leave ${g}">Leave</button>
+</form>` : ''}</li>`)}</ul>` : html`<p>None.</p>`}
+${membership ? membershipSection(csrfToken, membership) : ''}
 <h2>Linked identities</h2>
 ${identities.length ? html`<ul class="identities">
 ${identities.map((i) => html`<li><strong>${i.type === 'saml' ? 'Institution (SAML)' : 'Certificate'}</strong>: ${i.subject}<br><small>${i.type === 'saml' ? 'identity provider' : 'issuer'}: ${i.issuer}</small>
@@ -315,4 +336,99 @@ ${csrfInput(csrfToken)}
 ${linkOptions.length > 0 && html`<h2>Link another identity</h2>
 <ul>${linkOptions.map((o) => html`<li><a href="${o.href}">${o.label}</a></li>`)}</ul>`}`;
   return layout({ title: 'Your account', body, nonce });
+}
+
+const REQUEST_STATUS: Record<string, string> = { pending: 'waiting for a manager', approved: 'approved', rejected: 'rejected', cancelled: 'cancelled' };
+
+function membershipSection(csrfToken: string, m: AccountMembership): SafeHtml {
+  return html`<h2>Group requests</h2>
+${m.requests.length ? html`<ul class="requests">${m.requests.map((r) => html`<li><strong>${r.group}</strong>: ${REQUEST_STATUS[r.status] ?? r.status}${r.decisionReason ? html` <span class="muted">(${r.decisionReason})</span>` : ''}
+<br><small>${r.reason}</small>${r.status === 'pending' ? html`
+<form method="post" action="${m.cancelAction}">
+${csrfInput(csrfToken)}
+<input type="hidden" name="id" value="${r.id}">
+<button type="submit" class="secondary" aria-label="Cancel the request to join ${r.group}">Cancel request</button>
+</form>` : ''}</li>`)}</ul>` : html`<p>No requests.</p>`}
+<h2>Join a group</h2>
+${alert(m.error, 'request-error')}
+<form method="post" action="${m.requestAction}">
+${csrfInput(csrfToken)}
+<label for="group">Group</label>
+<input id="group" name="group" type="text" placeholder="/atlas" autocapitalize="none" autocorrect="off" spellcheck="false" required maxlength="300"${m.error ? html` aria-describedby="request-error"` : ''}>
+<label for="reason">Reason</label>
+<textarea id="reason" name="reason" rows="3" required maxlength="1000"></textarea>
+<button type="submit">Request membership</button>
+</form>`;
+}
+
+/** Options of {@link aupPage}. */
+export interface AupPageOptions {
+  nonce: string;
+  action: string;
+  abortAction: string;
+  csrfToken: string;
+  version: string;
+  text?: string | undefined;
+  url?: string | undefined;
+  /** The user accepted an earlier version. */
+  changed: boolean;
+}
+
+/** Asks the user to accept the Acceptable Use Policy (at first sign-in, and when its version changes). */
+export function aupPage({ nonce, action, abortAction, csrfToken, version, text, url, changed }: AupPageOptions): string {
+  const body = html`<h1>Acceptable use policy</h1>
+<p>${changed ? 'The acceptable use policy has changed. ' : ''}To continue, read and accept the acceptable use policy (version ${version}).</p>
+${text ? html`<div class="aup">${text.split(/\n{2,}/).map((p) => html`<p>${p}</p>`)}</div>` : ''}
+${url ? html`<p><a href="${url}">Read the acceptable use policy</a></p>` : ''}
+<form method="post" action="${action}">
+${csrfInput(csrfToken)}
+<input type="hidden" name="version" value="${version}">
+<button type="submit">I accept</button>
+</form>
+<form method="post" action="${abortAction}">
+${csrfInput(csrfToken)}
+<button type="submit" class="secondary">Decline</button>
+</form>`;
+  return layout({ title: 'Acceptable use policy', body, nonce });
+}
+
+/** Options of {@link registrationPage}. */
+export interface RegistrationPageOptions {
+  nonce: string;
+  action: string;
+  csrfToken: string;
+  /** Values to keep after a refused submission. */
+  values?: { username?: string; name?: string; email?: string; reason?: string } | undefined;
+  error?: string | undefined;
+  /** The identity that will be linked (a first federated sign-in), shown to the person. */
+  identity?: string | undefined;
+  /** Set after a successful submission: the page only says so. */
+  submitted?: boolean | undefined;
+}
+
+/** Self-registration: a person asks for an account; an administrator approves it. */
+export function registrationPage({ nonce, action, csrfToken, values = {}, error, identity, submitted }: RegistrationPageOptions): string {
+  if (submitted) {
+    return layout({ title: 'Account requested', nonce, body: html`<h1>Account requested</h1>
+<p role="status">Your request was sent. An administrator will review it; you can sign in once it is approved.</p>` });
+  }
+  const described = error ? html` aria-describedby="registration-error"` : '';
+  const body = html`<h1>Request an account</h1>
+${identity ? html`<p>Your sign-in (<code>${identity}</code>) will be linked to the account.</p>` : ''}
+${alert(error, 'registration-error')}
+<form method="post" action="${action}">
+${csrfInput(csrfToken)}
+<label for="username">Username</label>
+<input id="username" name="username" type="text" value="${values.username ?? ''}" autocomplete="username" autocapitalize="none" spellcheck="false" required maxlength="100"${described}>
+<label for="name">Full name</label>
+<input id="name" name="name" type="text" value="${values.name ?? ''}" autocomplete="name" maxlength="200">
+<label for="email">Email</label>
+<input id="email" name="email" type="email" value="${values.email ?? ''}" autocomplete="email" maxlength="200">
+${identity ? '' : html`<label for="password">Password</label>
+<input id="password" name="password" type="password" autocomplete="new-password" required minlength="12" maxlength="1024">`}
+<label for="reason">Why do you need an account?</label>
+<textarea id="reason" name="reason" rows="3" required maxlength="1000">${values.reason ?? ''}</textarea>
+<button type="submit">Request an account</button>
+</form>`;
+  return layout({ title: 'Request an account', body, nonce });
 }

@@ -225,6 +225,10 @@ export async function loginThroughPages(browser: Browser, authorizationUrl: URL,
     let res: Response;
     if (page.includes('name="password"')) {
       res = await browser.request(new URL(formAction(page, '/login'), step.url), { form: { username: options.username, password: options.password, csrf } });
+    } else if (/<form[^>]*action="[^"]*\/aup"/.test(page)) {
+      // The acceptable use policy (when configured): accepted, or declined with the consent.
+      if (options.consent === 'deny') res = await browser.request(new URL(formAction(page, '/abort'), step.url), { form: { csrf } });
+      else res = await browser.request(new URL(formAction(page, '/aup'), step.url), { form: { csrf, version: hiddenInput(page, 'version') } });
     } else if (options.consent === 'deny') {
       res = await browser.request(new URL(formAction(page, '/abort'), step.url), { form: { csrf } });
     } else {
