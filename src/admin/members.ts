@@ -10,6 +10,7 @@ import {
 import { AccountError } from '../accounts/accounts.ts';
 import type { Audit } from '../observability/audit.ts';
 import { caller, fail, groupParam, parseBody } from './http.ts';
+import { encodeCursor, pageRequest, queryText } from './pages.ts';
 
 export interface MemberRoutesDeps {
   accounts: Accounts;
@@ -67,31 +68,22 @@ const registrationView = (r: RegistrationRequest) => ({
 
 const personView = (a: Account) => ({ id: a.id, username: a.username, name: a.name });
 
-const listQuery = z.object({
-  status: z.enum(REQUEST_STATUSES as [RequestStatus, ...RequestStatus[]]).default('pending'),
-  group: z.string().min(1).max(300).optional(),
-  q: z.string().max(200).optional(),
-  limit: z.coerce.number().int().min(1).max(200).default(50),
-  cursor: z.string().max(200).optional(),
-});
-
 /**
- * One page of `items` (newest first, as the books list them), after the
- * `cursor` of the previous page: the cursor names the last item shown, so
- * pages stay stable while requests are added or decided.
+ * One page of `items` (newest first, as the books list them) after the
+ * position `after` (`<createdAt> <id>` of the last item of the previous
+ * page), so pages stay stable while requests are added or decided.
  */
-function page<T extends RequestRecord>(items: readonly T[], limit: number, cursor: string | undefined): { items: T[]; next: string | null } {
+function page<T extends RequestRecord>(items: readonly T[], limit: number, after: string | undefined): { items: T[]; next: string | null } {
   let start = 0;
-  if (cursor) {
-    const [createdAt, id] = Buffer.from(cursor, 'base64url').toString('utf8').split(' ');
+  if (after) {
+    const [createdAt, id = ''] = after.split(' ');
     const at = Number(createdAt);
-    start = items.findIndex((r) => r.createdAt < at || (r.createdAt === at && r.id.localeCompare(id ?? '') > 0));
+    start = items.findIndex((r) => r.createdAt < at || (r.createdAt === at && r.id.localeCompare(id) > 0));
     if (start < 0) start = items.length;
   }
   const shown = items.slice(start, start + limit);
   const last = shown.at(-1);
-  const next = last && start + limit < items.length ? Buffer.from(`${last.createdAt} ${last.id}`).toString('base64url') : null;
-  return { items: shown, next };
+  return { items: shown, next: encodeCursor(last && start + limit < items.length ? `${last.createdAt} ${last.id}` : undefined) };
 }
 
 /**
@@ -107,11 +99,17 @@ export function memberRoutes(deps: MemberRoutesDeps): Router {
   const record = (ctx: Context, type: string, target: string, detail: Record<string, unknown>) =>
     audit.record({ type, actor: caller(ctx).actor, outcome: 'success', ip: ctx.ip, target, detail });
   const mayManage = (ctx: Context, group: string) => caller(ctx).admin || managesGroup(caller(ctx).manages, group);
+  /** `status`, `group` and the page (`q`, `limit`, `cursor`) of a list request, or undefined after answering 400. */
   const query = (ctx: Context) => {
-    const parsed = listQuery.safeParse(ctx.query);
-    if (parsed.success) return parsed.data;
-    fail(ctx, 400, 'invalid_request', parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; '));
-    return undefined;
+    const paging = pageRequest(ctx);
+    const status = queryText(ctx, 'status') ?? 'pending';
+    const group = queryText(ctx, 'group', 300);
+    if (!paging || status === null || group === null) return undefined;
+    if (!REQUEST_STATUSES.includes(status as RequestStatus)) {
+      fail(ctx, 400, 'invalid_request', `status must be one of ${REQUEST_STATUSES.join(', ')}`);
+      return undefined;
+    }
+    return { ...paging, status: status as RequestStatus, group: group ? groupParam(group) : undefined };
   };
   const requestFailure = (ctx: Context, err: unknown) => {
     if (err instanceof RequestError) return fail(ctx, err.code === 'not_found' ? 404 : 409, err.code === 'not_found' ? 'not_found' : 'request_decided', err.message);
@@ -152,12 +150,12 @@ export function memberRoutes(deps: MemberRoutesDeps): Router {
   router.get('/requests', async (ctx) => {
     const q = query(ctx);
     if (!q) return;
-    const group = q.group ? groupParam(q.group) : undefined;
+    const group = q.group;
     const needle = q.q?.toLowerCase();
     const shown = (await requests.list(q.status)).filter((r) => mayManage(ctx, r.group)
       && (!group || isWithinGroup(r.group, group))
       && (!needle || r.username.toLowerCase().includes(needle) || r.group.toLowerCase().includes(needle) || r.reason.toLowerCase().includes(needle)));
-    const { items, next } = page(shown, q.limit, q.cursor);
+    const { items, next } = page(shown, q.limit, q.after);
     ctx.body = { requests: items.map(requestView), next, total: shown.length };
   });
 
@@ -192,7 +190,7 @@ export function memberRoutes(deps: MemberRoutesDeps): Router {
     const needle = q.q?.toLowerCase();
     const shown = (await registrations.list(q.status)).filter((r) => !needle || r.username.toLowerCase().includes(needle)
       || (r.name ?? '').toLowerCase().includes(needle) || (r.email ?? '').toLowerCase().includes(needle));
-    const { items, next } = page(shown, q.limit, q.cursor);
+    const { items, next } = page(shown, q.limit, q.after);
     ctx.body = { registrations: items.map(registrationView), next, total: shown.length };
   });
 

@@ -168,14 +168,27 @@ describe('group managers and membership requests', () => {
     assert.equal((await pending(admin)).some((r) => r.id === cancelId), false);
   });
 
-  it('pages the request list with limit and cursor', async () => {
-    const first = await api(admin, '/requests?status=approved&limit=1');
-    assert.equal(first.status, 200);
-    assert.equal((first.body.requests as unknown[]).length, 1);
-    assert.equal(first.body.next, null);
+  it('pages the request list with limit and cursor, and searches it', async () => {
+    assert.equal((await post('/account/requests', { group: '/atlas/analysis', reason: 'first' })).status, 303);
+    assert.equal((await post('/account/requests', { group: '/ml-users', reason: 'second' })).status, 303);
+    assert.equal((await post('/account/requests', { group: '/admins', reason: 'third' })).status, 303);
+    const seen: string[] = [];
+    let cursor: string | null = null;
+    do {
+      const res = await api(admin, `/requests?q=alice&limit=2${cursor ? `&cursor=${cursor}` : ''}`);
+      assert.equal(res.status, 200);
+      assert.equal(res.body.total, 3);
+      seen.push(...(res.body.requests as Array<{ id: string }>).map((r) => r.id));
+      cursor = res.body.next as string | null;
+    } while (cursor);
+    assert.equal(seen.length, 3);
+    assert.equal(new Set(seen).size, 3, 'no request twice across pages');
+    const found = await api(admin, '/requests?q=second');
+    assert.deepEqual((found.body.requests as Array<{ group: string }>).map((r) => r.group), ['/ml-users']);
+    assert.deepEqual((await pending(bob)).map((r) => r.group), ['/atlas/analysis'], 'a manager sees only their subtree');
     assert.equal((await api(admin, '/requests?limit=0')).status, 400);
-    const all = await api(admin, '/requests?status=rejected&limit=200');
-    assert.equal(all.body.total, (all.body.requests as unknown[]).length);
+    assert.equal((await api(admin, '/requests?status=bogus')).status, 400);
+    assert.equal((await api(admin, '/requests?cursor=%%%')).status, 400);
   });
 
   it('lets alice leave a group; her next token no longer carries it', async () => {
