@@ -31,7 +31,7 @@ import { longLifetimes, signedTokenHorizon } from './config/lifetimes.ts';
 import { Audit } from './observability/audit.ts';
 import { createLogger, type Logger } from './observability/logger.ts';
 import { createMetrics } from './observability/metrics.ts';
-import { revokeAccountGrants } from './oidc/adapter.ts';
+import { revokeAccountGrants } from './grants/grants.ts';
 import { createProvider } from './oidc/provider.ts';
 import { adminAudience, ResourceServers } from './oidc/resource-servers.ts';
 import { absentUnlessUnavailable, createStore, isStoreUnavailable } from './store/index.ts';

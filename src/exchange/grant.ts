@@ -18,10 +18,10 @@ import { tokenRefusal } from '../accounts/aup.ts';
 import { accountClaims } from '../oidc/claims.ts';
 import { GRANT_REFERENCE_CLAIM, grantReference } from '../oidc/grant-reference.ts';
 import { isGroupSelectionScope, scopeCovered, storageScopeProblem } from '../scopes/wlcg.ts';
-import { EXCHANGED_GRANT_PREFIX, linkChildGrant, recordJwtAccessToken } from '../oidc/adapter.ts';
+import { EXCHANGED_GRANT_PREFIX, linkChildGrant, recordJwtAccessToken } from '../grants/grants.ts';
 import type { Services } from '../services.ts';
 import { exchangeRecordKey, PresentedTokens, TokenTypeMismatch, UnusableToken, type ActorClaim, type PresentedToken } from './presented-token.ts';
-import { TOKEN_EXCHANGE_GRANT, TOKEN_TYPE_URNS, tokenTypeName, type TokenTypeName } from './token-types.ts';
+import { TOKEN_EXCHANGE_GRANT, TOKEN_TYPE_URNS, tokenTypeName, type TokenTypeName } from '../grants/token-types.ts';
 import { TrustedIssuers } from './trusted-issuers.ts';
 import { BoundedMap } from '../util/bounded-map.ts';
 

@@ -12,10 +12,10 @@ import type { Account, Accounts } from '../accounts/accounts.ts';
 import type { Store } from '../store/store.ts';
 import { toPublicJwk } from '../keys/index.ts';
 import { BoundedMap } from '../util/bounded-map.ts';
-import { grantsOf, isCompactJws, type StoredGrant } from '../oidc/adapter.ts';
-import { GRANT_REFERENCE_CLAIM, grantReference } from '../oidc/grant-reference.ts';
+import { grantsOf, isCompactJws, type StoredGrant } from '../grants/grants.ts';
+import { GRANT_REFERENCE_CLAIM, grantReference } from '../grants/grant-reference.ts';
 import { ExternalTokenError, type TrustedIssuers } from './trusted-issuers.ts';
-import { fromExchange, type TokenTypeName } from './token-types.ts';
+import { fromExchange, type TokenTypeName } from '../grants/token-types.ts';
 
 /** Accepted clock skew for fedgate's own JWTs, in seconds (as at the gateway). */
 const CLOCK_TOLERANCE = 30;
@@ -247,7 +247,7 @@ export class PresentedTokens {
     const mayAct = actorClaim(payload.may_act);
     const actors = { ...(act ? { act } : {}), ...(mayAct ? { mayAct } : {}) };
     if (payload.exchanged === true) {
-      // An exchanged token is recorded (src/oidc/adapter.ts): its record names its grant and disappears when that grant is revoked.
+      // An exchanged token is recorded (src/grants/grants.ts): its record names its grant and disappears when that grant is revoked.
       const record = await this.#options.provider.AccessToken.adapter.find(value) as { grantId?: string; accountId?: string } | undefined;
       if (!record?.grantId || record.accountId !== payload.sub) throw new UnusableToken('the token has been revoked');
       const grant = await this.#grant(record.grantId);

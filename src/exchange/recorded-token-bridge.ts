@@ -1,6 +1,6 @@
 /**
  * Introspection and revocation of recorded JWT access tokens (the ones
- * token exchange issues, src/oidc/adapter.ts `recordJwtAccessToken`).
+ * token exchange issues, src/grants/grants.ts `recordJwtAccessToken`).
  *
  * oidc-provider refuses any JWT at its introspection and revocation
  * endpoints before looking it up (structured tokens are meant to be checked
@@ -14,7 +14,7 @@ import { decodeJwt } from 'jose';
 import type { Context, Next } from 'koa';
 import { parse, stringify } from 'node:querystring';
 import { hasUnreadFormBody, readFormBody, replayFormBody } from '../http/form-body.ts';
-import { isCompactJws, jwtRecordId } from '../oidc/adapter.ts';
+import { isCompactJws, jwtRecordId } from '../grants/grants.ts';
 
 /** A request body `token` that names a recorded (exchanged) JWT access token, else undefined. */
 function recordedToken(value: unknown): string | undefined {

@@ -15,7 +15,7 @@ import type Provider from 'oidc-provider';
 import { effectiveGroups, type Account, type Accounts } from '../accounts/accounts.ts';
 import { WLCG_ANY_AUDIENCE, type ResourceServerConfig } from '../config/schema.ts';
 import { toPublicJwk } from '../keys/index.ts';
-import { fromExchange } from '../exchange/token-types.ts';
+import { fromExchange } from '../grants/token-types.ts';
 import { storageScopeProblem } from '../scopes/wlcg.ts';
 import { BoundedMap } from '../util/bounded-map.ts';
 import { InvalidToken, unavailable } from './errors.ts';

@@ -27,7 +27,7 @@ import { hasUnreadFormBody, readFormBody, replayFormBody } from '../http/form-bo
 import { sendPage } from '../http/page.ts';
 import type { Logger } from '../observability/logger.ts';
 import * as pages from '../views/pages.ts';
-import { TOKEN_EXCHANGE_GRANT } from '../exchange/token-types.ts';
+import { TOKEN_EXCHANGE_GRANT } from '../grants/token-types.ts';
 import type { ResourceServers } from './resource-servers.ts';
 import { tokenRequestView, withTokenRequestView } from './token-request-view.ts';
 

@@ -10,7 +10,7 @@
  */
 import type { Context, Next } from 'koa';
 import type { Store } from '../store/store.ts';
-import { artifactKey } from './adapter.ts';
+import { artifactKey } from '../grants/grants.ts';
 
 /** oidc-provider's opaque token values: base64url, far shorter than this. */
 const TOKEN_SHAPE = /^[A-Za-z0-9_-]{1,256}$/;

@@ -12,7 +12,7 @@ import { decodeJwt } from 'jose';
 import type { Context, Next } from 'koa';
 import type Provider from 'oidc-provider';
 import type { Logger } from '../observability/logger.ts';
-import { isCompactJws } from './adapter.ts';
+import { isCompactJws } from '../grants/grants.ts';
 
 /** The audience of a fedgate JWT access token in `value`, undefined for anything else (exchanged tokens are stored and answered by oidc-provider). */
 function ownJwtAudience(value: string, issuer: string): string | undefined {

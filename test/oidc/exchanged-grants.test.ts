@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, describe, it } from 'node:test';
-import { grantsOf, linkChildGrant, revokeGrant, storeAdapterFactory } from '../../src/oidc/adapter.ts';
+import { grantsOf, linkChildGrant, revokeGrant } from '../../src/grants/grants.ts';
+import { storeAdapterFactory } from '../../src/oidc/adapter.ts';
 import { RedisStore } from '../../src/store/redis-store.ts';
 import { deleteRedisPrefix } from '../support/harness.ts';
 
