@@ -33,6 +33,7 @@ import { createLogger, type Logger } from './observability/logger.ts';
 import { createMetrics } from './observability/metrics.ts';
 import { revokeAccountGrants } from './grants/grants.ts';
 import { createProvider } from './oidc/provider.ts';
+import { tokenExchange } from './exchange/index.ts';
 import { adminAudience, ResourceServers } from './oidc/resource-servers.ts';
 import { absentUnlessUnavailable, createStore, isStoreUnavailable } from './store/index.ts';
 import type { Store } from './store/store.ts';
@@ -177,9 +178,11 @@ export async function createFedgate(config: Config, options: CreateOptions = {})
     authorized: (ctx: Context) => x509.certificateAuthorized(ctx),
     subjectMatches: (ctx: Context, property: string, expected: string) => x509.certificateSubjectMatches(ctx, property, expected),
   } : undefined;
+  const exchange = tokenExchange({ config, store, accounts, policy, resourceServers, audit, logger });
   const build = (set: KeySet) => createProvider({
     config, store, logger, metrics, audit, accounts, groups, policy, resourceServers, jwks: jwksForProvider(set), cookieKeys,
     ...(clientCertificates ? { clientCertificates } : {}),
+    tokenExchange: exchange,
   });
   let currentKeys = keySet;
   let provider = build(keySet);

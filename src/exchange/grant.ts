@@ -16,10 +16,11 @@ import { EXCHANGE_BY_DOMAIN, EXCHANGE_DOMAIN } from '../authz/types.ts';
 import { effectiveGroups } from '../accounts/accounts.ts';
 import { tokenRefusal } from '../accounts/aup.ts';
 import { accountClaims } from '../oidc/claims.ts';
-import { GRANT_REFERENCE_CLAIM, grantReference } from '../oidc/grant-reference.ts';
+import { GRANT_REFERENCE_CLAIM, grantReference } from '../grants/grant-reference.ts';
 import { isGroupSelectionScope, scopeCovered, storageScopeProblem } from '../scopes/wlcg.ts';
 import { EXCHANGED_GRANT_PREFIX, linkChildGrant, recordJwtAccessToken } from '../grants/grants.ts';
 import type { Services } from '../services.ts';
+import type { ExchangedTokenClaims } from '../oidc/token-exchange-seam.ts';
 import { exchangeRecordKey, PresentedTokens, TokenTypeMismatch, UnusableToken, type ActorClaim, type PresentedToken } from './presented-token.ts';
 import { TOKEN_EXCHANGE_GRANT, TOKEN_TYPE_URNS, tokenTypeName, type TokenTypeName } from '../grants/token-types.ts';
 import { TrustedIssuers } from './trusted-issuers.ts';
@@ -42,12 +43,8 @@ const CHILD_GRANT_CACHE_SIZE = 10_000;
 const OIDC_ONLY = new Set(['openid', 'profile', 'email', 'groups', 'eduperson_entitlement', 'offline_access']);
 
 /** Claims an exchanged token carries beyond its profile's: the actor chain and the mark the gateway checks revocation by. */
-export interface ExchangeClaims {
+export interface ExchangeClaims extends ExchangedTokenClaims {
   act?: ActorClaim;
-  /** The account as just read (not a claim: spares extraTokenClaims a second read). */
-  account?: Account;
-  /** Set on every exchanged access token: the gateway looks such tokens up in the store (their grant may be revoked). */
-  exchanged: true;
 }
 
 /**

@@ -4,12 +4,11 @@ import type { Services } from '../services.ts';
 import { CONSOLE_CLIENT_ID, HOST_AUTH_SCOPE, isHostClientId, WLCG_ANY_AUDIENCE } from '../config/schema.ts';
 import { sendPage } from '../http/page.ts';
 import * as pages from '../views/pages.ts';
-import { exchangeClaimsFor, pendingExchangeClaims, registerTokenExchange } from '../exchange/grant.ts';
-import { recordedTokenBridge } from '../exchange/recorded-token-bridge.ts';
 import { fromExchange, TOKEN_EXCHANGE_GRANT } from '../grants/token-types.ts';
 import { sendUnavailable } from '../http/unavailable.ts';
 import { isStoreUnavailable } from '../store/errors.ts';
 import { storeAdapterFactory } from './adapter.ts';
+import type { TokenExchangeExtension } from './token-exchange-seam.ts';
 import { clientDialects } from './client-dialects.ts';
 import { userinfoJwtRefusal } from './userinfo-jwt.ts';
 import { GRANT_REFERENCE_CLAIM, grantReference } from '../grants/grant-reference.ts';
@@ -34,6 +33,8 @@ export interface ProviderDeps extends Services {
     authorized(ctx: KoaContextWithOIDC): boolean;
     subjectMatches(ctx: KoaContextWithOIDC, property: string, expected: string): boolean;
   };
+  /** The token exchange grant (src/exchange), installed on every provider built. */
+  tokenExchange: TokenExchangeExtension;
 }
 
 const GRANT_TYPE_URNS: Record<GrantTypeName, string> = {
@@ -378,7 +379,7 @@ export function createProvider(deps: ProviderDeps): Provider {
       const audience = (token as { resourceServer?: { audience?: string } }).resourceServer?.audience;
       const profile = profileFor(token.clientId, audience);
       const { accountId, gty, grantId } = token as { accountId?: string; gty?: string; grantId?: string };
-      const pending = pendingExchangeClaims(token);
+      const pending = deps.tokenExchange.pendingClaims(token);
       const scopes = () => (token.scope ?? '').split(' ').filter(Boolean);
       // A client's own token (client credentials) needs no store read: answered without a promise.
       if (!pending && !accountId && !fromExchange(gty)) return profileTokenClaims(profile, undefined, scopes(), config);
@@ -386,7 +387,7 @@ export function createProvider(deps: ProviderDeps): Provider {
         const [account, exchange] = await Promise.all([
           pending?.account ?? (accountId ? accounts.findById(accountId) : undefined),
           // RFC 8693 §4.1: tokens of an exchanged grant carry its actor chain, also when refreshed later.
-          pending ?? (fromExchange(gty) ? exchangeClaimsFor(deps.store, grantId) : undefined),
+          pending ?? (fromExchange(gty) ? deps.tokenExchange.grantClaims(grantId) : undefined),
         ]);
         const claims = profileTokenClaims(profile, account, scopes(), config);
         if (!exchange) return claims;
@@ -463,14 +464,14 @@ export function createProvider(deps: ProviderDeps): Provider {
   provider.use(clientDialects(provider, { logger, resourceServers }));
   provider.use(registrationResponseScope);
   provider.use(userinfoJwtRefusal(provider, logger));
-  provider.use(recordedTokenBridge([provider.pathFor('introspection'), provider.pathFor('revocation')]));
-  provider.use(introspectionScopes(provider.pathFor('introspection'), resourceServers));
-  provider.use(singleUseInitialAccessTokens(deps.store, provider.pathFor('registration')));
-  registerTokenExchange(provider, {
-    config, store: deps.store, accounts, policy, resourceServers, audit, logger, jwks: deps.jwks,
+  // Token exchange's middleware (introspection and revocation of recorded JWTs) and its grant type.
+  deps.tokenExchange.install(provider, {
+    jwks: deps.jwks,
     clientConfig: (clientId) => clientsById.get(clientId),
     ...(deps.clientCertificates ? { certificate: (ctx: KoaContextWithOIDC) => deps.clientCertificates!.pem(ctx) } : {}),
   });
+  provider.use(introspectionScopes(provider.pathFor('introspection'), resourceServers));
+  provider.use(singleUseInitialAccessTokens(deps.store, provider.pathFor('registration')));
 
   const clientIp = (ctx: KoaContextWithOIDC) => ctx.ip;
   provider.on('grant.success', (ctx: KoaContextWithOIDC) => {

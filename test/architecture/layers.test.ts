@@ -18,7 +18,6 @@ const PENDING: readonly string[] = [
   'federation/x509 -> gateway',
   'gateway -> admin',
   'gateway -> datasources',
-  'oidc -> exchange',
   'services -> oidc',
 ];
 

@@ -25,6 +25,7 @@ import { Audit } from '../../src/observability/audit.ts';
 import { createLogger } from '../../src/observability/logger.ts';
 import { createMetrics } from '../../src/observability/metrics.ts';
 import { createProvider } from '../../src/oidc/provider.ts';
+import { tokenExchange } from '../../src/exchange/index.ts';
 import { ResourceServers } from '../../src/oidc/resource-servers.ts';
 import { MemoryStore } from '../../src/store/index.ts';
 import { LogCapture } from '../support/harness.ts';
@@ -247,9 +248,11 @@ export async function startFixture(options: FixtureOptions = {}): Promise<Fixtur
   // Token issuance (not exercised here: tests save tokens directly) consults the scope policy; it is built, not started.
   const groups = new Groups(store, accounts);
   const policy = new PolicyService({ config, store, logger, accounts, groups, audienceExists: () => true });
+  const resourceServers = new ResourceServers(config.resourceServers, config.issuer);
   const provider = createProvider({
-    config, store, logger, metrics, audit, accounts, groups, policy, resourceServers: new ResourceServers(config.resourceServers, config.issuer),
+    config, store, logger, metrics, audit, accounts, groups, policy, resourceServers,
     jwks: jwksForProvider(keys), cookieKeys: ['k'.repeat(43)],
+    tokenExchange: tokenExchange({ config, store, accounts, policy, resourceServers, audit, logger }),
   });
   const pdp = new TablePdp();
   const version = { value: 1 };
