@@ -19,9 +19,10 @@
  */
 import { randomBytes } from 'node:crypto';
 import { watchFile, unwatchFile, type Stats } from 'node:fs';
-import { link, mkdir, open, readFile, rename, stat, unlink } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { mkdir, open, readFile, stat, unlink } from 'node:fs/promises';
+import { join } from 'node:path';
 import { calculateJwkThumbprint, exportJWK, generateKeyPair, importJWK, type JWK } from 'jose';
+import { writeFileAtomic } from '../util/atomic-file.ts';
 
 /** The signing algorithms the store generates keys for. */
 export type SigningAlg = 'ES256' | 'RS256';
@@ -170,7 +171,7 @@ export async function rotateKeys(dir: string, options: RotateOptions): Promise<R
     const pending = current.keys.filter((key) => keyState(key, time) === 'pending');
     if (prepublishSeconds > 0 && pending.length) throw new RotationPendingError(Math.min(...pending.map((key) => key.activatesAt!)));
     const next = await rotatedSet(current, time, prepublishSeconds, maxTokenLifetimeSeconds);
-    await writeFileAtomic(join(dir, SIGNING_KEYS_FILE), serialize(next.set), { exclusive: false });
+    await writeFileAtomic(join(dir, SIGNING_KEYS_FILE), serialize(next.set), { mode: 0o600, exclusive: false });
     return next.result;
   });
 }
@@ -211,7 +212,7 @@ export async function maintainKeys(dir: string, options: MaintainOptions): Promi
       const pruned = current.keys.filter((key) => !kept.includes(key)).map((key) => key.jwk.kid);
       next = { set: { version: 1, keys: kept }, result: { added: [], retired: [], pruned, activatesAt: time } };
     }
-    await writeFileAtomic(join(dir, SIGNING_KEYS_FILE), serialize(next.set), { exclusive: false });
+    await writeFileAtomic(join(dir, SIGNING_KEYS_FILE), serialize(next.set), { mode: 0o600, exclusive: false });
     return next.result;
   });
 }
@@ -355,7 +356,7 @@ export async function loadOrCreateCookieKeys(dir: string): Promise<string[]> {
 
   await ensureDir(dir);
   const keys = [randomBytes(32).toString('base64url')];
-  if (await writeFileAtomic(path, `${JSON.stringify({ keys }, null, 2)}\n`, { exclusive: true })) {
+  if (await writeFileAtomic(path, `${JSON.stringify({ keys }, null, 2)}\n`, { mode: 0o600, exclusive: true })) {
     return keys;
   }
   const winner = await readCookieKeys(path);
@@ -483,7 +484,7 @@ async function loadOrCreate(dir: string, now: () => number): Promise<{ set: KeyS
     version: 1,
     keys: [await newKey('ES256', createdAt), await newKey('RS256', createdAt)],
   };
-  if (await writeFileAtomic(path, serialize(set), { exclusive: true })) return { set, created: true };
+  if (await writeFileAtomic(path, serialize(set), { mode: 0o600, exclusive: true })) return { set, created: true };
   // Another replica created the file first: its keys are the ones everybody uses.
   const winner = await readKeySet(path);
   if (!winner) throw new Error(`Signing keys file ${path} disappeared while it was being created`);
@@ -546,78 +547,6 @@ function serialize(set: KeySet): string {
 async function ensureDir(dir: string): Promise<void> {
   // An existing directory (a mounted volume) keeps the mode its owner gave it.
   await mkdir(dir, { recursive: true, mode: 0o700 });
-}
-
-/**
- * Writes `content` to `path` through a fsync'd 0600 temporary file. With
- * `exclusive`, an existing file is left alone and false returned.
- */
-async function writeFileAtomic(
-  path: string,
-  content: string,
-  { exclusive }: { exclusive: boolean },
-): Promise<boolean> {
-  const tmp = `${path}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`;
-  let tmpExists = false;
-  try {
-    const handle = await open(tmp, 'wx', 0o600);
-    tmpExists = true;
-    try {
-      // The mode given to open is filtered through the umask.
-      await handle.chmod(0o600);
-      await handle.writeFile(content, 'utf8');
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
-    if (exclusive) {
-      if (!(await linkNoClobber(tmp, path))) return false;
-    } else {
-      await rename(tmp, path);
-      tmpExists = false;
-    }
-    await syncDir(path);
-    return true;
-  } finally {
-    if (tmpExists) await unlink(tmp).catch(() => undefined);
-  }
-}
-
-/**
- * Publishes `tmp` at `path` only if nothing is there yet: a hard link fails
- * with EEXIST instead of replacing, unlike rename. Returns false when `path`
- * already exists. The caller removes `tmp`.
- */
-async function linkNoClobber(tmp: string, path: string): Promise<boolean> {
-  try {
-    await link(tmp, path);
-    return true;
-  } catch (error) {
-    if (!isErrnoException(error)) throw error;
-    if (error.code === 'EEXIST') return false;
-    // Some volume drivers have no hard links; racing first starts then fall
-    // back to last-writer-wins, which watchKeys reconciles.
-    if (error.code === 'EPERM' || error.code === 'ENOTSUP' || error.code === 'ENOSYS' || error.code === 'EOPNOTSUPP') {
-      await rename(tmp, path);
-      return true;
-    }
-    throw error;
-  }
-}
-
-async function syncDir(path: string): Promise<void> {
-  // Makes the rename itself durable; not every platform can open a directory.
-  const dir = dirname(path);
-  try {
-    const handle = await open(dir, 'r');
-    try {
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
-  } catch {
-    // Best effort.
-  }
 }
 
 function isObject(value: unknown): value is Record<string, unknown> {

@@ -11,11 +11,12 @@
  * Operators may give their own files instead (config `saml.spKeyFile` /
  * `saml.spCertFile`).
  */
-import { createPrivateKey, generateKeyPair as generateKeyPairCb, randomBytes, X509Certificate, type KeyObject } from 'node:crypto';
-import { link, mkdir, open, readFile, rename, unlink } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { createPrivateKey, generateKeyPair as generateKeyPairCb, X509Certificate, type KeyObject } from 'node:crypto';
+import { mkdir, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { selfSignedCertificate } from '../../keys/self-signed.ts';
+import { writeFileAtomic } from '../../util/atomic-file.ts';
 
 const generateKeyPair = promisify(generateKeyPairCb);
 
@@ -73,14 +74,14 @@ export async function loadOrCreateSpKeys(options: SpKeyOptions): Promise<SpKeys>
   if (privateKeyPem === undefined) {
     const created = await generateSigningKey();
     // Another replica may win the race: then its key is the one everybody uses.
-    await writeExclusive(keyPath, created.privateKeyPem, 0o600);
+    await writeFileAtomic(keyPath, created.privateKeyPem, { mode: 0o600, exclusive: true });
     privateKeyPem = await readRequired(keyPath, 'SAML SP key');
   }
   let certificatePem = await readIfExists(certPath, 'SAML SP certificate');
   if (certificatePem === undefined) {
     // Any certificate for the key will do, so whoever gets here first writes one.
     const created = await selfSignedCertificate({ privateKey: parseKey(privateKeyPem, keyPath), commonName: options.commonName, days: CERT_DAYS, backdateSeconds: 3600 });
-    await writeExclusive(certPath, created, 0o644);
+    await writeFileAtomic(certPath, created, { mode: 0o644, exclusive: true });
     certificatePem = await readRequired(certPath, 'SAML SP certificate');
   }
   return checkPair(privateKeyPem, certificatePem, keyPath, certPath);
@@ -124,47 +125,3 @@ async function readIfExists(path: string, what: string): Promise<string | undefi
   }
 }
 
-/**
- * Writes `content` to a fsync'd temporary file and publishes it at `path`
- * with a hard link, which fails instead of replacing an existing file.
- * False when `path` already existed.
- */
-async function writeExclusive(path: string, content: string, mode: number): Promise<boolean> {
-  const tmp = `${path}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`;
-  const handle = await open(tmp, 'wx', mode);
-  try {
-    try {
-      await handle.chmod(mode); // the mode given to open is filtered through the umask
-      await handle.writeFile(content, 'utf8');
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
-    try {
-      await link(tmp, path);
-    } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code;
-      if (code === 'EEXIST') return false;
-      // Some volume drivers have no hard links: racing first starts then fall back to last writer wins.
-      if (code !== 'EPERM' && code !== 'ENOTSUP' && code !== 'ENOSYS' && code !== 'EOPNOTSUPP') throw err;
-      await rename(tmp, path);
-    }
-    await syncDir(path);
-    return true;
-  } finally {
-    await unlink(tmp).catch(() => undefined);
-  }
-}
-
-async function syncDir(path: string): Promise<void> {
-  try {
-    const handle = await open(dirname(path), 'r');
-    try {
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
-  } catch {
-    // Best effort: not every platform can open a directory.
-  }
-}

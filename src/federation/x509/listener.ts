@@ -15,8 +15,8 @@
  * or is a self-signed one for the issuer's host made at first start and
  * kept in the keys directory (`mtls-server.pem`, key and certificate, 0600).
  */
-import { createPrivateKey, generateKeyPairSync, randomBytes, sign, X509Certificate } from 'node:crypto';
-import { link, mkdir, readFile, rename, unlink, writeFile } from 'node:fs/promises';
+import { createPrivateKey, generateKeyPairSync, sign, X509Certificate } from 'node:crypto';
+import { mkdir, readFile } from 'node:fs/promises';
 import type { RequestListener } from 'node:http';
 import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
@@ -25,6 +25,7 @@ import type { SecureContextOptions } from 'node:tls';
 import { peerCertificateChain } from '../../gateway/client-certificate.ts';
 import type { Logger } from '../../observability/logger.ts';
 import { selfSignedCertificate } from '../../keys/self-signed.ts';
+import { writeFileAtomic } from '../../util/atomic-file.ts';
 import { bitString, generalizedTime, integer, oid, sequence, set, tlv, utf8String, TAG } from './der.ts';
 import { derToPem, pemBlocks } from './certificate.ts';
 
@@ -99,20 +100,8 @@ export async function loadServerCredentials(options: ServerCredentialOptions): P
   if (existing && new X509Certificate(existing.cert).validToDate.getTime() > Date.now() + 86_400_000) return existing;
 
   const fresh = await selfSignedServerCertificate(options.host);
-  const temp = `${path}.${randomBytes(6).toString('hex')}.tmp`;
-  await writeFile(temp, fresh.key + fresh.cert, { mode: 0o600, flag: 'wx' });
-  try {
-    if (existing) {
-      await rename(temp, path);
-    } else {
-      // link() fails when another replica created the file first: then its pair is the one.
-      await link(temp, path).catch(async (err: NodeJS.ErrnoException) => {
-        if (err.code !== 'EEXIST') throw err;
-      });
-    }
-  } finally {
-    await unlink(temp).catch(() => {});
-  }
+  // Exclusive on first start: when another replica created the file first, its pair is the one. An expired pair is replaced.
+  await writeFileAtomic(path, fresh.key + fresh.cert, { mode: 0o600, exclusive: !existing });
   options.logger.warn({ file: path, host: options.host }, 'mTLS listener: using a generated self-signed server certificate; configure x509.tlsCertFile and x509.tlsKeyFile for browsers');
   return splitCredentials(await readFile(path, 'utf8'), path);
 }
