@@ -405,6 +405,8 @@ export async function approveOnDevicePage(
       });
     } else if (page.includes('name="password"')) {
       res = await browser.request(new URL(formAction(page, '/login'), verificationUri), { form: { ...user, csrf: hiddenInput(page, 'csrf') } });
+    } else if (page.includes('/aup"')) {
+      res = await browser.request(new URL(formAction(page, '/aup'), verificationUri), { form: { csrf: hiddenInput(page, 'csrf'), version: hiddenInput(page, 'version') } });
     } else if (page.includes('/confirm"')) {
       const step = consent === 'approve' ? '/confirm' : '/abort';
       res = await browser.request(new URL(formAction(page, step), verificationUri), { form: { csrf: hiddenInput(page, 'csrf') } });
