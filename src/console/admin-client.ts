@@ -105,7 +105,8 @@ export function plainRefusal(err: AdminApiError): string {
     insufficient_scope: 'You may not do this.',
     temporarily_unavailable: 'fedgate is busy; try again in a moment.',
   };
-  const description = err.message.charAt(0).toUpperCase() + err.message.slice(1);
+  // A sentence starts with a capital; a description that starts with a name or a location (`import:2: ...`) stays as it is.
+  const description = /^[a-z]+ /.test(err.message) ? err.message.charAt(0).toUpperCase() + err.message.slice(1) : err.message;
   const text = `${lead[err.error] ?? 'The change was refused.'} ${description.endsWith('.') ? description : `${description}.`}`;
   return err.problems.length ? `${text} ${err.problems.join(' ')}` : text;
 }

@@ -69,3 +69,16 @@ export async function checkPage(page: Page, name: string): Promise<void> {
   await assertAccessible(page, name);
   await screenshots(page, name);
 }
+
+/** A new browser profile signed in to the console as `username` (the demo realm's admin by default). */
+export async function consolePage(browser: Browser, issuer: string, username = 'admin', password = `${username}-password`, path = '/admin'): Promise<{ context: BrowserContext; page: Page }> {
+  const context = await newContext(browser);
+  const page = await context.newPage();
+  await signIn(page, issuer, username, password, path);
+  return { context, page };
+}
+
+/** The text of the page's status message (after a change) or alert (a refusal). */
+export async function message(page: Page, role: 'status' | 'alert'): Promise<string> {
+  return page.getByRole(role).first().innerText();
+}

@@ -14,6 +14,8 @@ interface GroupJson {
   path: string;
   description?: string;
   members?: number;
+  /** How many children (one page of a list answers it). */
+  subgroups?: number;
 }
 interface MemberJson {
   id?: string;
@@ -71,7 +73,7 @@ ${!q && html`<nav aria-label="Group tree position"><p><a href="/admin/groups">Al
 <h2>${q ? `Groups matching “${q}”` : parent === '/' ? (session.admin ? 'Top-level groups' : 'Groups you manage') : `Subgroups of ${parent}`}</h2>
 ${groups.length ? html`<div class="table tree"><table>
 <thead><tr><th scope="col">Group</th><th scope="col">Description</th><th scope="col">Members</th><th scope="col">Subgroups</th></tr></thead>
-<tbody>${groups.map((g) => html`<tr><td><a href="${groupHref(g.path)}"><code>${g.path}</code></a></td><td>${g.description ?? ''}</td><td>${g.members ?? ''}</td><td><a href="${`/admin/groups?${new URLSearchParams({ parent: g.path })}`}" aria-label="${`Subgroups of ${g.path}`}">Subgroups</a></td></tr>\n`)}</tbody>
+<tbody>${groups.map((g) => html`<tr><td><a href="${groupHref(g.path)}"><code>${g.path}</code></a></td><td>${g.description ?? ''}</td><td>${g.members ?? ''}</td><td>${g.subgroups === 0 ? html`<span class="muted">none</span>` : html`<a href="${`/admin/groups?${new URLSearchParams({ parent: g.path })}`}" aria-label="${`Subgroups of ${g.path}`}">${g.subgroups ?? ''} subgroups</a>`}</td></tr>\n`)}</tbody>
 </table></div>` : html`<p class="muted">No groups here.</p>`}
 ${pager('/admin/groups', { q, parent: q ? undefined : parent === '/' ? undefined : parent, cursor }, next)}
 ${session.admin && html`<h2>Create a group</h2>
@@ -94,8 +96,9 @@ ${csrfField(session.csrf)}
     const effective = ctx.query.effective === 'true';
     const cursor = typeof ctx.query.cursor === 'string' ? ctx.query.cursor : undefined;
     const api = kit.api(ctx);
-    const [group, members, managers] = await Promise.all([
-      api.get<GroupJson & { subgroups?: string[] }>(`/groups/${seg(path)}`),
+    const [group, children, members, managers] = await Promise.all([
+      api.get<GroupJson>(`/groups/${seg(path)}`),
+      api.get<{ groups: GroupJson[]; next?: string | null; total?: number }>('/groups', { parent: path, limit: PAGE }),
       api.get<{ members: MemberJson[]; next?: string | null; total?: number }>(`/groups/${seg(path)}/members`, { ...(effective ? { effective: 'true' } : {}), limit: PAGE, cursor }),
       api.get<{ managers: Array<MemberJson | string> }>(`/groups/${seg(path)}/managers`).catch((err: unknown) => {
         if (err instanceof AdminApiError && err.error === 'http_404') return undefined;
@@ -106,12 +109,14 @@ ${csrfField(session.csrf)}
     const managerNames = (managers?.managers ?? []).map((m) => (typeof m === 'string' ? m : m.username));
     const canManage = session.admin || manages(session.manages, path);
     const hidden = html`${csrfField(session.csrf)}<input type="hidden" name="path" value="${path}">`;
-    const subgroups = group.subgroups ?? [];
+    // An API without ?parent= answers every group: only the children are shown.
+    const subgroups = children.groups.map((g) => g.path).filter((p) => parentOf(p) === path).slice(0, PAGE);
+    const moreSubgroups = !!children.next;
     const body = html`<h1>Group <code>${path}</code></h1>
 <p>${group.description || html`<span class="muted">No description.</span>`}</p>
 <p><a href="${`/admin/groups?${new URLSearchParams({ parent: parentOf(path) === '/' ? '' : parentOf(path) })}`}">Back to the tree</a>${session.admin ? html` · <a href="${`/admin/policies?${new URLSearchParams({ group: path })}`}">Rules of this group</a>` : ''}</p>
 <h2>Subgroups</h2>
-${subgroups.length ? html`<ul>${subgroups.slice(0, PAGE).map((s) => html`<li><a href="${groupHref(s)}"><code>${s}</code></a></li>`)}</ul>${subgroups.length > PAGE ? html`<p><a href="${`/admin/groups?${new URLSearchParams({ parent: path })}`}">All ${subgroups.length} subgroups</a></p>` : ''}` : html`<p class="muted">None.</p>`}
+${subgroups.length ? html`<ul>${subgroups.map((s) => html`<li><a href="${groupHref(s)}"><code>${s}</code></a></li>`)}</ul>${moreSubgroups ? html`<p><a href="${`/admin/groups?${new URLSearchParams({ parent: path })}`}">All ${children.total ?? ''} subgroups</a></p>` : ''}` : html`<p class="muted">None.</p>`}
 <h2 id="members">Members ${effective ? '(effective: with subgroups)' : '(direct)'}</h2>
 <p>${effective ? html`<a href="${`${groupHref(path)}#members`}">Show direct members</a>` : html`<a href="${`${groupHref(path)}&effective=true#members`}">Show effective members (with subgroups)</a>`}${members.total !== undefined ? ` · ${members.total} in all` : ''}</p>
 ${memberList.length ? html`<div class="table"><table>
