@@ -9,6 +9,7 @@ import { POLICY_CHANNEL, StoreWatcher, type PolicyChange } from '../../src/authz
 import { MemoryStore, RedisStore } from '../../src/store/index.ts';
 import type { Store } from '../../src/store/store.ts';
 import { deleteRedisPrefix, REDIS_URL } from '../support/harness.ts';
+import { within } from '../support/poll.ts';
 
 async function enforcerOn(store: Store) {
   const enforcer = await newEnforcer(newModelFromString(loadModelText()), new StorePolicyAdapter(store));
@@ -18,14 +19,6 @@ async function enforcerOn(store: Store) {
   return enforcer;
 }
 
-const eventually = async (check: () => Promise<boolean> | boolean, withinMs: number) => {
-  const start = Date.now();
-  while (Date.now() - start < withinMs) {
-    if (await check()) return Date.now() - start;
-    await new Promise((r) => setTimeout(r, 10));
-  }
-  throw new Error(`not within ${withinMs} ms`);
-};
 
 for (const kind of ['memory', 'redis'] as const) {
   describe(`Casbin adapter and watcher on the ${kind} store`, () => {
@@ -79,7 +72,7 @@ for (const kind of ['memory', 'redis'] as const) {
       b.setWatcher(watcherB);
       assert.equal(b.enforceSync('user:bob', 'data', '/store/x', 'GET', ''), false);
       await a.addPolicy('user:bob', 'data', '/store/**', 'GET', 'allow', '');
-      const took = await eventually(() => b.enforceSync('user:bob', 'data', '/store/x', 'GET', ''), 1000);
+      const took = await within(1000, () => b.enforceSync('user:bob', 'data', '/store/x', 'GET', ''));
       assert.ok(took < 1000);
       await watcherA.close();
       await watcherB.close();
@@ -98,7 +91,7 @@ for (const kind of ['memory', 'redis'] as const) {
       const v1 = await publisher.currentVersion();
       await publisher.updateForAddPolicy('p', 'p', '/cms', 'data', '/x', 'GET', 'allow', '');
       await publisher.updateForRemovePolicies('p', 'p', ['/cms', 'data', '/x', 'GET', 'allow', '']);
-      await eventually(() => seen.length === 2, 1000);
+      await within(1000, () => seen.length === 2);
       assert.deepEqual(seen.map((c) => c.version), [v1 + 1, v1 + 2]);
       assert.deepEqual(seen[0]!.add, [{ ptype: 'p', values: ['/cms', 'data', '/x', 'GET', 'allow', ''] }]);
       assert.deepEqual(seen[1]!.remove, [{ ptype: 'p', values: ['/cms', 'data', '/x', 'GET', 'allow', ''] }]);
@@ -106,7 +99,7 @@ for (const kind of ['memory', 'redis'] as const) {
       // Large changes travel as a reload, not a megabyte message.
       const many = Array.from({ length: 1500 }, (_, i) => ({ ptype: 'p' as const, values: [`/g${i}`, 'data', '/x', 'GET', 'allow', ''] }));
       await publisher.announce('delta', many);
-      await eventually(() => seen.length === 3, 1000);
+      await within(1000, () => seen.length === 3);
       assert.equal(seen[2]!.kind, 'reload');
       assert.equal(seen[2]!.add, undefined);
       // Garbage on the channel is ignored.

@@ -10,6 +10,7 @@ import { demoRealm } from '../../src/config/demo-realm.ts';
 import { loadConfig } from '../../src/config/index.ts';
 import { createLogger } from '../../src/observability/logger.ts';
 import { freePort, LogCapture, rawRequest } from '../support/harness.ts';
+import { within } from '../support/poll.ts';
 
 const NODE = process.execPath;
 
@@ -22,15 +23,6 @@ function cli(env: Record<string, string>, args: string[]): Promise<{ code: numbe
   });
 }
 
-/** Polls until `check` holds. */
-async function within(ms: number, check: () => Promise<boolean>): Promise<void> {
-  const start = performance.now();
-  while (performance.now() - start < ms) {
-    if (await check()) return;
-    await new Promise((r) => setTimeout(r, 10));
-  }
-  throw new Error(`not within ${ms} ms`);
-}
 
 /**
  * `npm run fedgate -- datasource add|list|remove` against a running

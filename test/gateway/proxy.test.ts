@@ -2,17 +2,9 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { request as httpRequest, type IncomingMessage } from 'node:http';
 import { after, before, beforeEach, describe, it } from 'node:test';
-import { setTimeout as sleep } from 'node:timers/promises';
+import { within } from '../support/poll.ts';
 import { bearer, send, startFixture, type Fixture } from './fixture.ts';
 
-/** Waits until `check` holds, polling; fails after `ms`. */
-async function eventually(check: () => boolean, ms = 3000, what = 'condition'): Promise<void> {
-  const end = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await sleep(10);
-  }
-}
 
 describe('/api/<service>: the reverse proxy', () => {
   let f: Fixture;
@@ -314,11 +306,11 @@ describe('/api/<service>: the reverse proxy', () => {
       const req = httpRequest({ host: url.hostname, port: url.port, path: '/api/data/store/cms/hang', headers: bearer(token), agent: false });
       req.on('error', () => {});
       req.end();
-      await eventually(() => calls() > before, 3000, 'the upstream to be called');
+      await within(3000, () => calls() > before, 'the upstream to be called');
       const record = f.upstream.received.at(-1)!;
       assert.equal(record.closedEarly, false);
       req.destroy();
-      await eventually(() => record.closedEarly, 2000, 'the upstream request to be aborted');
+      await within(2000, () => record.closedEarly, 'the upstream request to be aborted');
     });
 
     it('aborts the upstream response when the client leaves mid-body', async () => {
@@ -339,7 +331,7 @@ describe('/api/<service>: the reverse proxy', () => {
       });
       assert.equal(calls(), before + 1);
       const record = f.upstream.received.at(-1)!;
-      await eventually(() => record.closedEarly, 2000, 'the upstream response to be aborted');
+      await within(2000, () => record.closedEarly, 'the upstream response to be aborted');
     });
   });
 

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Store } from '../../src/store/store.ts';
+import { within } from '../support/poll.ts';
 
 /** Options of {@link storeContract}. */
 export interface StoreContractOptions {
@@ -524,14 +525,14 @@ export function storeContract(
       );
 
       await store.publish(channel, 'one');
-      await until(() => first.length === 1 && second.length === 1);
+      await within(2000, () => first.length === 1 && second.length === 1);
       assert.deepEqual(first, ['one']);
       assert.deepEqual(second, ['one']);
 
       await unsubscribeFirst();
       await unsubscribeFirst();
       await store.publish(channel, 'two');
-      await until(() => second.length === 2);
+      await within(2000, () => second.length === 2);
       assert.deepEqual(second, ['one', 'two']);
 
       await unsubscribeSecond();
@@ -565,13 +566,4 @@ function compareStreamIds(a: string, b: string): number {
   const [aMs, aSeq] = a.split('-').map(Number) as [number, number];
   const [bMs, bSeq] = b.split('-').map(Number) as [number, number];
   return aMs - bMs || aSeq - bSeq;
-}
-
-/** Resolves once `condition` holds; fails after `timeoutMs`. */
-async function until(condition: () => boolean, timeoutMs = 2000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) assert.fail(`condition not met within ${timeoutMs} ms`);
-    await sleep(5);
-  }
 }

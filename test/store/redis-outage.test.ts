@@ -3,6 +3,7 @@ import { after, before, describe, it } from 'node:test';
 import { RedisStore, StoreUnavailable } from '../../src/store/index.ts';
 import type { Store } from '../../src/store/store.ts';
 import { PrivateRedis } from '../support/private-redis.ts';
+import { within } from '../support/poll.ts';
 
 const DEADLINE_MS = 400;
 // Scheduling noise on a shared 2-core machine, not a second deadline.
@@ -45,18 +46,6 @@ async function timed(call: () => Promise<unknown>): Promise<{ ms: number; error:
   }
 }
 
-async function waitUntilAnswers(store: Store): Promise<void> {
-  const until = Date.now() + 10_000;
-  for (;;) {
-    try {
-      await store.ping();
-      return;
-    } catch (err) {
-      if (Date.now() > until) throw err;
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  }
-}
 
 describe('RedisStore under a Redis outage (its own redis-server)', () => {
   it('exercises every method of the store below (a new method must be added here)', () => {
@@ -96,7 +85,7 @@ describe('RedisStore under a Redis outage (its own redis-server)', () => {
     } finally {
       redis.thaw();
     }
-    await waitUntilAnswers(store);
+    await within(10_000, () => store.ping().then(() => true), 'the store to answer', 50);
     assert.equal(await store.get('k'), 1, 'back after SIGCONT');
   });
 
@@ -111,7 +100,7 @@ describe('RedisStore under a Redis outage (its own redis-server)', () => {
     } finally {
       redis.thaw();
     }
-    await waitUntilAnswers(store);
+    await within(10_000, () => store.ping().then(() => true), 'the store to answer', 50);
   });
 
   it('a call queued behind another one during the stall still ends within its own deadline', async () => {
@@ -127,7 +116,7 @@ describe('RedisStore under a Redis outage (its own redis-server)', () => {
     } finally {
       redis.thaw();
     }
-    await waitUntilAnswers(store);
+    await within(10_000, () => store.ping().then(() => true), 'the store to answer', 50);
   });
 
   it('while down, calls fail as StoreUnavailable within the deadline, and it recovers when Redis is back', async () => {
@@ -138,7 +127,7 @@ describe('RedisStore under a Redis outage (its own redis-server)', () => {
       assert.ok(ms < DEADLINE_MS + SLACK_MS, `${name} took ${ms} ms`);
     }
     await redis.restart();
-    await waitUntilAnswers(store);
+    await within(10_000, () => store.ping().then(() => true), 'the store to answer', 50);
     await store.set('k', 3);
     assert.equal(await store.get('k'), 3);
   });

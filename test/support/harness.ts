@@ -355,15 +355,7 @@ export async function startUpstream(): Promise<{ url: string; requests: Upstream
   };
 }
 
-/** Polls until `check` holds; returns how long it took. */
-export async function within(ms: number, check: () => Promise<boolean>): Promise<number> {
-  const start = performance.now();
-  while (performance.now() - start < ms) {
-    if (await check()) return performance.now() - start;
-    await new Promise((r) => setTimeout(r, 10));
-  }
-  throw new Error(`not within ${ms} ms`);
-}
+export { within } from './poll.ts';
 
 /**
  * Two fedgate replicas sharing one Redis key prefix and keys directory, and
