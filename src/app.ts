@@ -381,7 +381,7 @@ export async function createFedgate(config: Config, options: CreateOptions = {})
   });
   const adminApiAudience = adminAudience(config.issuer);
   const admin = adminRoutes({
-    config, accounts, groups, policy, audit, provider: () => provider, dataSources, requests, registrations,
+    config, store, accounts, groups, policy, audit, provider: () => provider, dataSources, requests, registrations,
     authenticate: (ctx) => gateway.authenticate(ctx, adminApiAudience),
   });
   // fedgate's own routes and oidc-provider's never overlap, so requests are

@@ -10,8 +10,11 @@ import type { Config } from '../config/schema.ts';
 import type { Audit } from '../observability/audit.ts';
 import { AccessDenied, GatewayError, InvalidToken, sendError, type Authenticated } from '../gateway/index.ts';
 import { ADMIN_SCOPE } from '../oidc/resource-servers.ts';
+import type { Store } from '../store/store.ts';
+import { initialAccessTokenHandle } from '../oidc/client-records.ts';
 import { auditRoutes } from './audit.ts';
 import { CONSOLE_CLIENT_ID } from '../config/schema.ts';
+import { clientRoutes } from './clients.ts';
 import { groupRoutes } from './groups.ts';
 import { encodeCursor, pageRequest } from './pages.ts';
 import { managerRoute, memberRoutes } from './members.ts';
@@ -24,6 +27,7 @@ import type { DataSources } from '../datasources/index.ts';
 
 export interface AdminDeps {
   config: Config;
+  store: Store;
   accounts: Accounts;
   groups: Groups;
   policy: PolicyService;
@@ -146,9 +150,10 @@ export function adminRoutes(deps: AdminDeps): Router {
     if (!parsed.success) return fail(ctx, 400, 'invalid_request', parsed.error.issues.map((i) => `${i.path.join('.') || 'body'}: ${i.message}`).join('; '));
     if (!config.registration.enabled) return fail(ctx, 400, 'invalid_request', 'dynamic client registration is disabled');
     const { token, expiresAt } = await createInitialAccessToken(deps.provider(), parsed.data.ttl ?? config.registration.initialAccessTokenTtl);
-    await audit.record({ type: 'admin.change', actor: caller(ctx).actor, outcome: 'success', ip: ctx.ip, target: 'initial-access-token', detail: { action: 'create', expires_at: expiresAt } });
+    const id = initialAccessTokenHandle(token);
+    await audit.record({ type: 'admin.change', actor: caller(ctx).actor, outcome: 'success', ip: ctx.ip, target: 'initial-access-token', detail: { action: 'create', id, expires_at: expiresAt } });
     ctx.status = 201;
-    ctx.body = { initial_access_token: token, expires_at: expiresAt, registration_endpoint: `${config.issuer}/reg` };
+    ctx.body = { initial_access_token: token, id, expires_at: expiresAt, registration_endpoint: `${config.issuer}/reg` };
   });
 
   router.get('/accounts', async (ctx) => {
@@ -197,6 +202,8 @@ export function adminRoutes(deps: AdminDeps): Router {
     router.use(resourceServerRouter.routes(), resourceServerRouter.allowedMethods());
   }
 
+  const clientRouter = clientRoutes({ store: deps.store, audit, provider: deps.provider, configured: config.clients, json });
+  router.use(clientRouter.routes(), clientRouter.allowedMethods());
   const auditRouter = auditRoutes({ accounts, audit });
   router.use(auditRouter.routes(), auditRouter.allowedMethods());
 

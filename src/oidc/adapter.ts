@@ -4,6 +4,7 @@ import type { Store } from '../store/store.ts';
 import {
   accountGrantsKey, artifactKey, destroyGrant, EXCHANGED_GRANT_PREFIX, grantIndexKey, isCompactJws, joinGrant, jwtRecordId, revokeGrant, ttlOf,
 } from '../grants/grants.ts';
+import { indexClient, indexInitialAccessToken, isDisabledClient, unindexClient, unindexInitialAccessToken } from './client-records.ts';
 
 /** How oidc-provider names each one-time artifact in its `invalid_grant` details. */
 const ARTIFACT_LABELS: Readonly<Record<string, string>> = {
@@ -46,7 +47,11 @@ export class StoreAdapter implements Adapter {
     const store = this.#store;
     const key = modelKey(this.model, id);
     const ttl = ttlOf(expiresIn);
+    // Clients are listed through an index by id and name (src/oidc/client-records.ts); a rename moves their entry.
+    const previousClient = this.model === 'Client' ? await store.get<AdapterPayload>(key) : undefined;
     const writes: Array<Promise<unknown>> = [store.set(key, payload, ttl)];
+    if (this.model === 'Client') writes.push(indexClient(store, id, previousClient, payload));
+    if (this.model === 'InitialAccessToken') writes.push(indexInitialAccessToken(store, id, payload, ttl));
     if (this.model === 'Grant' && payload.accountId && !id.startsWith(EXCHANGED_GRANT_PREFIX)) {
       writes.push(store.addToSet(accountGrantsKey(payload.accountId), id, ttl));
     }
@@ -59,7 +64,10 @@ export class StoreAdapter implements Adapter {
   async find(id: string): Promise<AdapterPayload | undefined> {
     // A recorded JWT access token (recordJwtAccessToken) is found by the token itself too.
     if (this.model === 'AccessToken' && isCompactJws(id)) return this.#store.get<AdapterPayload>(modelKey(this.model, jwtRecordId(id)));
-    return this.#store.get<AdapterPayload>(modelKey(this.model, id));
+    const payload = await this.#store.get<AdapterPayload>(modelKey(this.model, id));
+    // A client an admin disabled is not found: oidc-provider answers invalid_client wherever it authenticates.
+    if (this.model === 'Client' && isDisabledClient(payload)) return undefined;
+    return payload;
   }
 
   async findByUserCode(userCode: string): Promise<AdapterPayload | undefined> {
@@ -102,8 +110,10 @@ export class StoreAdapter implements Adapter {
     // A grant's member set is sealed and its exchanged descendants go with it, even when the grant itself has already expired.
     if (this.model === 'Grant') return destroyGrant(this.#store, id, payload);
     await this.#store.delete(key);
+    if (this.model === 'InitialAccessToken') await unindexInitialAccessToken(this.#store, id);
     if (!payload) return;
     const cleanups: Array<Promise<unknown>> = [];
+    if (this.model === 'Client') cleanups.push(unindexClient(this.#store, id, payload));
     if (GRANTABLE.has(this.model) && payload.grantId) cleanups.push(this.#store.removeFromSet(grantIndexKey(payload.grantId), key));
     if (payload.userCode) cleanups.push(this.#store.delete(userCodeKey(payload.userCode)));
     if (this.model === 'Session' && payload.uid) cleanups.push(this.#store.delete(sessionUidKey(payload.uid)));
