@@ -82,3 +82,21 @@ export async function consolePage(browser: Browser, issuer: string, username = '
 export async function message(page: Page, role: 'status' | 'alert'): Promise<string> {
   return page.getByRole(role).first().innerText();
 }
+
+/** What has the keyboard focus: its tag, id, label text and accessible name parts. */
+interface Focused { tag: string; id: string; name: string; label: string; text: string }
+
+/** Presses Tab until the focused element matches (keyboard only, as a person without a mouse would), failing after `max` presses. */
+export async function tabTo(page: Page, matches: (f: Focused) => boolean, what: string, max = 80): Promise<void> {
+  for (let i = 0; i < max; i++) {
+    await page.keyboard.press('Tab');
+    const focused = await page.evaluate(() => {
+      const el = document.activeElement as HTMLElement | null;
+      if (!el) return { tag: '', id: '', name: '', label: '', text: '' };
+      const label = el.id ? document.querySelector(`label[for="${el.id}"]`)?.textContent ?? '' : '';
+      return { tag: el.tagName.toLowerCase(), id: el.id, name: el.getAttribute('aria-label') ?? '', label: label.trim(), text: (el.textContent ?? '').trim() };
+    });
+    if (matches(focused)) return;
+  }
+  assert.fail(`Tab never reached ${what}`);
+}

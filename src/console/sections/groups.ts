@@ -54,7 +54,8 @@ export function groupSection(router: Router, kit: ConsoleKit): void {
     const cursor = typeof ctx.query.cursor === 'string' ? ctx.query.cursor : undefined;
     let groups: GroupJson[] = [];
     let next: string | null = null;
-    if (session.admin || parent !== '/' || q) {
+    // A group manager's console lists the groups they manage (the API opens them those groups' pages only).
+    if (session.admin) {
       const answer = await kit.api(ctx).get<{ groups: GroupJson[]; next?: string | null }>('/groups', q ? { q, limit: PAGE, cursor } : { parent, limit: PAGE, cursor });
       // One level of the tree: an API without ?parent= answers every group, so only the children are kept.
       groups = q ? answer.groups : answer.groups.filter((g) => parentOf(g.path) === parent);
@@ -65,11 +66,11 @@ export function groupSection(router: Router, kit: ConsoleKit): void {
     }
     const crumbs = parent === '/' ? [] : parent.slice(1).split('/').map((_, i, all) => `/${all.slice(0, i + 1).join('/')}`);
     const body = html`<h1>Groups</h1>
-<form method="get" action="/admin/groups" role="search" class="row">
+${session.admin && html`<form method="get" action="/admin/groups" role="search" class="row">
 <div><label for="q">Search groups</label><input id="q" name="q" type="search" value="${q}" placeholder="e.g. atlas"></div>
 <div class="narrow"><button type="submit">Search</button></div>
-</form>
-${!q && html`<nav aria-label="Group tree position"><p><a href="/admin/groups">All top-level groups</a>${crumbs.map((c) => html` / <a href="${`/admin/groups?${new URLSearchParams({ parent: c })}`}">${c.slice(c.lastIndexOf('/') + 1)}</a>`)}</p></nav>`}
+</form>`}
+${!q && session.admin && html`<nav aria-label="Group tree position"><p><a href="/admin/groups">All top-level groups</a>${crumbs.map((c) => html` / <a href="${`/admin/groups?${new URLSearchParams({ parent: c })}`}">${c.slice(c.lastIndexOf('/') + 1)}</a>`)}</p></nav>`}
 <h2>${q ? `Groups matching “${q}”` : parent === '/' ? (session.admin ? 'Top-level groups' : 'Groups you manage') : `Subgroups of ${parent}`}</h2>
 ${groups.length ? html`<div class="table tree"><table>
 <thead><tr><th scope="col">Group</th><th scope="col">Description</th><th scope="col">Members</th><th scope="col">Subgroups</th></tr></thead>
@@ -98,7 +99,7 @@ ${csrfField(session.csrf)}
     const api = kit.api(ctx);
     const [group, children, members, managers] = await Promise.all([
       api.get<GroupJson>(`/groups/${seg(path)}`),
-      api.get<{ groups: GroupJson[]; next?: string | null; total?: number }>('/groups', { parent: path, limit: PAGE }),
+      session.admin ? api.get<{ groups: GroupJson[]; next?: string | null; total?: number }>('/groups', { parent: path, limit: PAGE }) : { groups: [] as GroupJson[], next: null, total: undefined },
       api.get<{ members: MemberJson[]; next?: string | null; total?: number }>(`/groups/${seg(path)}/members`, { ...(effective ? { effective: 'true' } : {}), limit: PAGE, cursor }),
       api.get<{ managers: Array<MemberJson | string> }>(`/groups/${seg(path)}/managers`).catch((err: unknown) => {
         if (err instanceof AdminApiError && err.error === 'http_404') return undefined;
@@ -115,8 +116,8 @@ ${csrfField(session.csrf)}
     const body = html`<h1>Group <code>${path}</code></h1>
 <p>${group.description || html`<span class="muted">No description.</span>`}</p>
 <p><a href="${`/admin/groups?${new URLSearchParams({ parent: parentOf(path) === '/' ? '' : parentOf(path) })}`}">Back to the tree</a>${session.admin ? html` · <a href="${`/admin/policies?${new URLSearchParams({ group: path })}`}">Rules of this group</a>` : ''}</p>
-<h2>Subgroups</h2>
-${subgroups.length ? html`<ul>${subgroups.map((s) => html`<li><a href="${groupHref(s)}"><code>${s}</code></a></li>`)}</ul>${moreSubgroups ? html`<p><a href="${`/admin/groups?${new URLSearchParams({ parent: path })}`}">All ${children.total ?? ''} subgroups</a></p>` : ''}` : html`<p class="muted">None.</p>`}
+${session.admin && html`<h2>Subgroups</h2>
+${subgroups.length ? html`<ul>${subgroups.map((s) => html`<li><a href="${groupHref(s)}"><code>${s}</code></a></li>`)}</ul>${moreSubgroups ? html`<p><a href="${`/admin/groups?${new URLSearchParams({ parent: path })}`}">All ${children.total ?? ''} subgroups</a></p>` : ''}` : html`<p class="muted">None.</p>`}`}
 <h2 id="members">Members ${effective ? '(effective: with subgroups)' : '(direct)'}</h2>
 <p>${effective ? html`<a href="${`${groupHref(path)}#members`}">Show direct members</a>` : html`<a href="${`${groupHref(path)}&effective=true#members`}">Show effective members (with subgroups)</a>`}${members.total !== undefined ? ` · ${members.total} in all` : ''}</p>
 ${memberList.length ? html`<div class="table"><table>

@@ -1,0 +1,141 @@
+/**
+ * The console's story, end to end, keyboard only: alice asks to join /atlas
+ * on her account page, bob (a manager of /atlas in the demo realm) approves
+ * in the console, and alice's next storage token carries /atlas's scopes.
+ * Plus the Requests page's other side: a rejection with a reason, and what
+ * a manager does not see.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import type { Browser } from 'playwright-core';
+import { authorizationCodeFlow, decodeJwt, rp, startServer, type TestServer } from '../support/harness.ts';
+import { checkPage, launchChromium, message, newContext, tabTo } from './browser.ts';
+
+const STORAGE = 'https://storage.demo';
+
+describe('console story: a membership request approved by a group manager', () => {
+  let server: TestServer;
+  let browser: Browser;
+  before(async () => {
+    server = await startServer({ redis: true });
+    browser = await launchChromium();
+  });
+  after(async () => {
+    await browser?.close();
+    await server?.cleanup();
+  });
+
+  const storageScopes = async () => {
+    const cli = await rp(server.issuer, 'demo-cli');
+    const tokens = await authorizationCodeFlow(cli, {
+      redirectUri: 'http://127.0.0.1:50000/callback', scope: 'openid wlcg.groups storage.read:/store/atlas', resource: STORAGE,
+      username: 'alice', password: 'alice-password',
+    });
+    return (decodeJwt(tokens.access_token).payload as { scope: string }).scope.split(' ');
+  };
+
+  /** Signs in on fedgate's login page with the keyboard: the username field has the focus. */
+  const keyboardSignIn = async (page: import('playwright-core').Page, username: string, password: string) => {
+    await page.waitForSelector('#username');
+    await page.keyboard.type(username);
+    await page.keyboard.press('Tab');
+    await page.keyboard.type(password);
+    await page.keyboard.press('Enter');
+  };
+
+  it('alice asks on /account, bob approves in the console, alice\'s next storage token carries /atlas\'s scopes (keyboard only)', async () => {
+    assert.ok(!(await storageScopes()).includes('storage.read:/store/atlas'), 'before: not a member of /atlas');
+
+    const aliceContext = await newContext(browser);
+    const alice = await aliceContext.newPage();
+    await alice.goto(`${server.issuer}/account`);
+    await keyboardSignIn(alice, 'alice', 'alice-password');
+    await alice.waitForURL(`${server.issuer}/account`);
+    await tabTo(alice, (f) => f.id === 'group', 'the Group field');
+    await alice.keyboard.type('/atlas');
+    await alice.keyboard.press('Tab');
+    await alice.keyboard.type('Analysis of the 2026 run');
+    await tabTo(alice, (f) => f.tag === 'button' && f.text === 'Request membership', 'Request membership');
+    await alice.keyboard.press('Enter');
+    await alice.waitForLoadState();
+    assert.match(await alice.locator('main').innerText(), /\/atlas: waiting for a manager/);
+
+    const bobContext = await newContext(browser);
+    const bob = await bobContext.newPage();
+    await bob.goto(`${server.issuer}/admin`);
+    await keyboardSignIn(bob, 'bob', 'bob-password');
+    // A group manager's console opens on their requests.
+    await bob.waitForURL(`${server.issuer}/admin/requests`);
+    assert.match(await bob.locator('header').innerText(), /Signed in as bob \(group manager\)/);
+    const main = await bob.locator('main').innerText();
+    assert.match(main, /alice asks to join \/atlas/);
+    assert.match(main, /Reason: “Analysis of the 2026 run”/);
+    await checkPage(bob, 'requests-manager');
+    await tabTo(bob, (f) => f.name === 'Approve alice joining /atlas', 'the Approve button');
+    await bob.keyboard.press('Enter');
+    await bob.waitForURL(`${server.issuer}/admin/requests`);
+    assert.match(await message(bob, 'status'), /Approved: alice → \/atlas/);
+    assert.match(await bob.locator('main').innerText(), /No pending membership requests/);
+
+    // The approval went through the admin API, audited with bob as its actor; alice's next token has the group's scopes.
+    const bobAccount = await server.fedgate.accounts.findByUsername('bob');
+    const approved = (await server.fedgate.audit.recent(100)).find((e) => e.type === 'membership.request.approved' && e.target === '/atlas' && e.actor === bobAccount!.id);
+    assert.ok(approved, 'the approval is audited with bob as the actor');
+    assert.ok((await server.fedgate.accounts.findByUsername('alice'))!.groups.includes('/atlas'));
+    assert.ok((await storageScopes()).includes('storage.read:/store/atlas'));
+
+    await alice.reload();
+    assert.match(await alice.locator('main').innerText(), /\/atlas: approved/);
+    await aliceContext.close();
+    await bobContext.close();
+  });
+
+  it('a manager rejects with a reason, sees only their groups, and is refused the administrators\' pages', async () => {
+    const aliceContext = await newContext(browser);
+    const alice = await aliceContext.newPage();
+    await alice.goto(`${server.issuer}/account`);
+    await keyboardSignIn(alice, 'alice', 'alice-password');
+    await alice.waitForURL(`${server.issuer}/account`);
+    // alice asks for /ml-users, a group bob does not manage.
+    await alice.getByLabel('Group').fill('/ml-users');
+    await alice.getByLabel('Reason').fill('Training models');
+    await alice.getByRole('button', { name: 'Request membership' }).click();
+    await alice.waitForLoadState();
+
+    const bobContext = await newContext(browser);
+    const bob = await bobContext.newPage();
+    await bob.goto(`${server.issuer}/admin/requests`);
+    await keyboardSignIn(bob, 'bob', 'bob-password');
+    await bob.waitForURL(`${server.issuer}/admin/requests`);
+    // bob manages /atlas only: alice's /ml-users request is not his to see.
+    assert.doesNotMatch(await bob.locator('main').innerText(), /ml-users/);
+    // The nav offers a manager's sections only; an administrators' page says so.
+    assert.deepEqual(await bob.locator('header nav a').allInnerTexts(), ['Groups', 'Requests']);
+    const res = await bob.goto(`${server.issuer}/admin/policies`);
+    assert.equal(res!.status(), 403);
+    assert.equal(await bob.getByRole('heading', { level: 1 }).innerText(), 'Administrators only');
+    await bob.goto(`${server.issuer}/admin/groups`);
+    assert.deepEqual(await bob.locator('main table tbody td:first-child').allInnerTexts(), ['/atlas']);
+    // Another group's page: the API refuses, the console says so.
+    const other = await bob.goto(`${server.issuer}/admin/groups/view?path=%2Fcms`);
+    assert.equal(other!.status(), 403);
+    await bobContext.close();
+
+    // The administrator sees and rejects it, with a reason alice then reads.
+    const adminContext = await newContext(browser);
+    const admin = await adminContext.newPage();
+    await admin.goto(`${server.issuer}/admin/requests`);
+    await keyboardSignIn(admin, 'admin', 'admin-password');
+    await admin.waitForURL(`${server.issuer}/admin/requests`);
+    assert.match(await admin.locator('main').innerText(), /alice asks to join \/ml-users/);
+    await checkPage(admin, 'requests');
+    await admin.getByLabel('Reason for rejecting (optional)').fill('Ask your PI first');
+    await admin.getByRole('button', { name: 'Reject alice joining /ml-users' }).click();
+    await admin.waitForLoadState();
+    assert.match(await message(admin, 'status'), /Rejected: alice → \/ml-users/);
+    await alice.reload();
+    assert.match(await alice.locator('main').innerText(), /\/ml-users: rejected[\s\S]*Ask your PI first/);
+    await adminContext.close();
+    await aliceContext.close();
+  });
+});
