@@ -15,6 +15,7 @@ import { initialAccessTokenHandle } from '../oidc/client-records.ts';
 import { auditRoutes } from './audit.ts';
 import { CONSOLE_CLIENT_ID } from '../config/schema.ts';
 import { clientRoutes } from './clients.ts';
+import { accountGrantRoutes } from './account-grants.ts';
 import { groupRoutes } from './groups.ts';
 import { encodeCursor, pageRequest } from './pages.ts';
 import { managerRoute, memberRoutes } from './members.ts';
@@ -202,6 +203,8 @@ export function adminRoutes(deps: AdminDeps): Router {
     router.use(resourceServerRouter.routes(), resourceServerRouter.allowedMethods());
   }
 
+  const grantRouter = accountGrantRoutes({ store: deps.store, accounts, audit });
+  router.use(grantRouter.routes(), grantRouter.allowedMethods());
   const clientRouter = clientRoutes({ store: deps.store, audit, provider: deps.provider, configured: config.clients, json });
   router.use(clientRouter.routes(), clientRouter.allowedMethods());
   const auditRouter = auditRoutes({ accounts, audit });
