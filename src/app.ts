@@ -170,7 +170,10 @@ export async function createFedgate(config: Config, options: CreateOptions = {})
   const keySet = await loadOrCreateKeys(config.keysDir);
   const cookieKeys = await loadOrCreateCookieKeys(config.keysDir);
   // The identity bridges finish logins through the provider, which they reach lazily (it is rebuilt on key rotation).
-  const hooks = federationHooks({ store, accounts, provider: () => provider });
+  const hooks = federationHooks({
+    store, accounts, provider: () => provider,
+    selfRegistration: config.registration.accounts.enabled, secureCookies: new URL(config.issuer).protocol === 'https:',
+  });
   const x509 = await createX509Bridge({ config, logger, audit, accounts, hooks });
   const saml = await createSamlBridge({ config, store, logger, audit, accounts, groups, hooks });
   const clientCertificates = config.x509.enabled ? {

@@ -9,7 +9,8 @@ import { GroupError, type Groups } from '../accounts/groups.ts';
 import { RequestError, type MembershipRequests, type RegistrationRequests } from '../accounts/requests.ts';
 import type { Store } from '../store/store.ts';
 import type { Config } from '../config/schema.ts';
-import type { FederationHooks } from '../federation/types.ts';
+import type { FederationHooks, RegistrationIdentity } from '../federation/types.ts';
+import { dropRegistrationIdentity, registrationIdentity } from '../federation/hooks.ts';
 import { csrfMatches, csrfToken } from '../http/csrf.ts';
 import { PageError, respondWithError } from '../http/errors.ts';
 import { sendPage } from '../http/page.ts';
@@ -181,10 +182,14 @@ export function accountRoutes(deps: AccountRoutesDeps): Router {
   const registrationForm = (ctx: Context, extra: Omit<pages.RegistrationPageOptions, 'nonce' | 'action' | 'csrfToken'> = {}, status = 200) =>
     sendPage(ctx, (nonce) => pages.registrationPage({ nonce, action: '/account/register', csrfToken: registerCsrf(ctx), ...extra }), status);
 
+  const identityLabel = (i: RegistrationIdentity) => `${i.type === 'saml' ? 'institution' : 'certificate'}: ${i.subject}`;
+
   router.get('/register', async (ctx) => {
     ctx.set('Cache-Control', 'no-store');
     if (!registrationEnabled) return error(ctx, 404, 'Self-registration is not enabled here. Ask an administrator for an account.');
-    registrationForm(ctx);
+    // After a first federated sign-in without an account: the identity is linked on approval, and no password is asked.
+    const parked = await registrationIdentity(ctx, store);
+    registrationForm(ctx, parked ? { identity: identityLabel(parked.identity), values: { name: parked.identity.name, email: parked.identity.email } } : {});
   });
 
   router.post('/register', form, async (ctx) => {
@@ -194,9 +199,10 @@ export function accountRoutes(deps: AccountRoutesDeps): Router {
     const text = (name: string, max: number) => (typeof body[name] === 'string' ? (body[name] as string).trim().slice(0, max) : '');
     const values = { username: text('username', 100), name: text('name', 200), email: text('email', 200), reason: text('reason', 1000) };
     const password = typeof body.password === 'string' ? body.password.slice(0, 1024) : '';
-    const refuse = (message: string, status = 400) => registrationForm(ctx, { values, error: message }, status);
+    const parked = await registrationIdentity(ctx, store);
+    const refuse = (message: string, status = 400) => registrationForm(ctx, { values, error: message, ...(parked ? { identity: identityLabel(parked.identity) } : {}) }, status);
     if (!USERNAME.test(values.username)) return refuse('Choose a username of letters, digits and . _ @ - only.');
-    if (password.length < 12) return refuse('Choose a password of at least 12 characters.');
+    if (!parked && password.length < 12) return refuse('Choose a password of at least 12 characters.');
     if (!values.reason) return refuse('Say why you need an account.');
     if (values.email && !/^[^\s@]+@[^\s@]+$/.test(values.email)) return refuse('That email address does not look right.');
     const attempts = await store.increment(`registration-attempts:${createHash('sha256').update(ctx.ip).digest('base64url')}`, 3600);
@@ -206,8 +212,11 @@ export function accountRoutes(deps: AccountRoutesDeps): Router {
     try {
       const registration = await registrations.create({
         username: values.username, name: values.name || undefined, email: values.email || undefined, reason: values.reason,
-        passwordHash: await hashPassword(password),
+        ...(parked
+          ? { identity: { type: parked.identity.type, issuer: parked.identity.issuer, subject: parked.identity.subject } }
+          : { passwordHash: await hashPassword(password) }),
       });
+      if (parked) await dropRegistrationIdentity(ctx, store, parked.key);
       await audit.record({ type: 'registration.requested', actor: `username:${values.username}`, outcome: 'success', ip: ctx.ip, target: values.username, detail: { registration: registration.id } });
     } catch (err) {
       if (err instanceof RequestError) return refuse('An account with that username was already requested.', 409);

@@ -202,6 +202,10 @@ export function memberRoutes(deps: MemberRoutesDeps): Router {
     if (approve && registration.status === 'pending' && (await accounts.findByUsername(registration.username))) {
       return fail(ctx, 409, 'username_taken', `username ${registration.username} is taken; reject the registration`);
     }
+    const identity = registration.identity;
+    if (approve && registration.status === 'pending' && identity && (await accounts.findByIdentity(identity.type, identity.issuer, identity.subject))) {
+      return fail(ctx, 409, 'identity_taken', 'the identity of this registration is linked to an account meanwhile; reject the registration');
+    }
     try {
       const after = await registrations.decide(registration.id, approve ? 'approved' : 'rejected', caller(ctx).label, body.reason, async (r) => {
         if (!approve) return;

@@ -32,6 +32,22 @@ export interface FederationHooks {
   finishLogin(ctx: Context, uid: string, account: Account, amr: string): Promise<void>;
   /** The account logged in in this browser (oidc-provider's session), if any. */
   currentAccount(ctx: Context): Promise<Account | undefined>;
+  /**
+   * A verified identity linked to no account, while just-in-time accounts
+   * are off: when self-registration is on, parks the identity for this
+   * browser and answers with the registration page's address (true);
+   * false when self-registration is off (the bridge refuses as before).
+   */
+  offerRegistration?(ctx: Context, identity: RegistrationIdentity): Promise<boolean>;
+}
+
+/** What a registration keeps of a verified identity (linked to the account on approval). */
+export interface RegistrationIdentity {
+  type: 'saml' | 'x509';
+  issuer: string;
+  subject: string;
+  name?: string | undefined;
+  email?: string | undefined;
 }
 
 /** What a bridge that stores state before a login (SAML) checks first. */

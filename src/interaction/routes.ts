@@ -101,6 +101,7 @@ export function interactionRoutes(deps: InteractionDeps): Router {
       csrfToken: csrfToken(ctx),
       clientName: name,
       alternatives: options?.alternatives ?? [],
+      ...(config.registration.accounts.enabled ? { registerHref: '/account/register' } : {}),
       ...extra,
     }), status);
   };

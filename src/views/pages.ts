@@ -24,6 +24,8 @@ export interface LoginPageOptions {
   abortAction: string;
   /** Other ways in: links to the identity provider discovery page, certificate login. */
   alternatives?: Array<{ href: string; label: string }>;
+  /** Where a person without an account asks for one (self-registration), when it is on. */
+  registerHref?: string | undefined;
 }
 
 /** Options of {@link accountPage}. */
@@ -172,6 +174,7 @@ export function loginPage({
   error,
   abortAction,
   alternatives = [],
+  registerHref,
 }: LoginPageOptions): string {
   const described = error ? html` aria-describedby="login-error"` : '';
   const body = html`<h1>Sign in</h1>
@@ -189,6 +192,7 @@ ${alternatives.length > 0 && html`<h2>Or sign in with</h2>
 <ul class="alternatives">
 ${alternatives.map((a) => html`<li><a href="${a.href}">${a.label}</a></li>`)}
 </ul>`}
+${registerHref ? html`<p>No account yet? <a href="${registerHref}">Request an account</a>.</p>` : ''}
 <form method="post" action="${abortAction}">
 ${csrfInput(csrfToken)}
 <button type="submit" class="secondary">Cancel</button>

@@ -317,6 +317,8 @@ export function samlRoutes(deps: SamlRoutesDeps): Koa.Middleware {
       await refusal(ctx, purpose, undefined, { idp, reason: resolved });
       if (resolved === 'busy') throw new PageError(409, 'temporarily_unavailable', 'Your account is being set up by another sign-in. Try again in a moment.');
       if (resolved === 'account_disabled') throw new PageError(403, 'access_denied', 'Your account is disabled.');
+      // No account yet and none made just in time: the person may ask for one (self-registration).
+      if (await hooks.offerRegistration?.(ctx, { type: 'saml', issuer: idp, subject: identity.subject, name: identity.name, email: identity.email })) return;
       throw new PageError(403, 'access_denied', `No account here is linked to your account at ${idpName}. Sign in another way and link it from your account page.`);
     }
     const { account, created, addedGroups } = resolved;

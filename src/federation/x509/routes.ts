@@ -234,7 +234,11 @@ export function x509Routes(deps: X509RoutesDeps): Middleware {
     };
     let account = await accounts.findByIdentity('x509', v.issuer, v.subject);
     if (!account) {
-      if (!deps.jit) return refuse(problem('not_linked', 'This certificate is not linked to any account.'));
+      if (!deps.jit) {
+        // No account yet and none made just in time: the person may ask for one (self-registration).
+        if (await hooks.offerRegistration?.(ctx, { type: 'x509', issuer: v.issuer, subject: v.subject, name: v.name, email: v.email })) return;
+        return refuse(problem('not_linked', 'This certificate is not linked to any account.'));
+      }
       account = await createAccount(ctx, v, cert.source);
     }
     if (account.disabled) return refuse(problem('account_disabled', 'The account this certificate is linked to is disabled.'));
