@@ -145,10 +145,9 @@ function removeRule(bySubject: BySubject, rule: Rule): void {
 
 /** Keeps a node's single-child shortcut in step with its children. */
 function updateOnly(node: TrieNode): void {
-  if (node.children?.size === 1) {
-    const [[key, child]] = node.children;
-    node.onlyKey = key;
-    node.only = child;
+  const first = node.children?.size === 1 ? node.children.entries().next().value : undefined;
+  if (first !== undefined) {
+    [node.onlyKey, node.only] = first;
   } else {
     node.onlyKey = undefined;
     node.only = undefined;
