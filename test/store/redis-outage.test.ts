@@ -33,6 +33,10 @@ const calls: Record<string, (store: Store) => Promise<unknown>> = {
   readStream: (s) => s.readStream('stream', 10),
   publish: (s) => s.publish('channel', 'x'),
   subscribe: (s) => s.subscribe(`channel-${Math.random()}`, () => {}),
+  addToIndex: (s) => s.addToIndex('index', ['m']),
+  removeFromIndex: (s) => s.removeFromIndex('index', ['m']),
+  indexSize: (s) => s.indexSize('index'),
+  scanIndex: (s) => s.scanIndex('index', { limit: 10 }),
   ping: (s) => s.ping(),
 };
 
