@@ -7,6 +7,7 @@
  * (`/admin/api/resource-servers`) and the command line (`datasource add`).
  */
 import { z } from 'zod';
+import { SIGNING_ALGORITHMS } from './algorithms.ts';
 import { LIFETIME_MAXIMUMS } from './lifetimes.ts';
 import { isNormalStoragePath, storageScopeProblem } from '../scopes/wlcg.ts';
 
@@ -105,7 +106,7 @@ export const dataSourceSchema = z.object({
   lifetimeException: z.string().trim().min(10).max(500).optional(),
   /** `jwt` (RFC 9068) or `opaque`; default `opaque` with `introspection`, else `jwt`. */
   accessTokenFormat: z.enum(['jwt', 'opaque']).optional(),
-  signingAlg: z.enum(['ES256', 'RS256']).default('ES256'),
+  signingAlg: z.enum(SIGNING_ALGORITHMS).default('ES256'),
   /** The policy domain its requests are decided in (default: the name). */
   domain: name.optional(),
   /** Where `/api/<name>/*` is proxied to; without it the data source is decided for at `/authz` only. */

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { SIGNING_ALGORITHMS } from './algorithms.ts';
 import { AUTHZ_HEADER_FORMS, dataSourcesSchema } from './datasource-schema.ts';
 import { tokenExchangeSchema } from './exchange-schema.ts';
 import { samlSchema } from './saml-schema.ts';
@@ -135,7 +136,7 @@ export const resourceServerSchema = z.object({
   /** `jwt` (RFC 9068, default) or `opaque` (introspection only). */
   accessTokenFormat: z.enum(['jwt', 'opaque']).default('jwt'),
   /** Signing algorithm of this audience's JWT access tokens. */
-  signingAlg: z.enum(['ES256', 'RS256']).default('ES256'),
+  signingAlg: z.enum(SIGNING_ALGORITHMS).default('ES256'),
   /**
    * The storage's area for this VO (XRootD/dCache `base_path`): storage paths
    * in its JWT access tokens are relative to it (WLCG profile §2.2.3), while

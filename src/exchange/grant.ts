@@ -21,7 +21,8 @@ import { isGroupSelectionScope, scopeCovered, storageScopeProblem } from '../sco
 import { EXCHANGED_GRANT_PREFIX, linkChildGrant, recordJwtAccessToken } from '../grants/grants.ts';
 import type { Services } from '../services.ts';
 import type { ExchangedTokenClaims } from '../oidc/token-exchange-seam.ts';
-import { exchangeRecordKey, PresentedTokens, TokenTypeMismatch, UnusableToken, type ActorClaim, type PresentedToken } from './presented-token.ts';
+import { exchangeRecordKey, PresentedTokens, TokenTypeMismatch, type ActorClaim, type PresentedToken } from './presented-token.ts';
+import { TokenRefused } from '../tokens/own-tokens.ts';
 import { TOKEN_EXCHANGE_GRANT, TOKEN_TYPE_URNS, tokenTypeName, type TokenTypeName } from '../grants/token-types.ts';
 import { TrustedIssuers } from './trusted-issuers.ts';
 import { BoundedMap } from '../util/bounded-map.ts';
@@ -134,7 +135,7 @@ export function registerTokenExchange(provider: Provider, deps: TokenExchangeDep
       return await tokens.resolve(value, declared, clientId);
     } catch (err) {
       if (err instanceof TokenTypeMismatch) throw new errors.InvalidRequest(`${role}_token_type does not match the ${role}_token: ${err.message}`);
-      if (err instanceof UnusableToken) throw invalidGrant(`${role}_token: ${err.message}`);
+      if (err instanceof TokenRefused) throw invalidGrant(`${role}_token: ${err.message}`);
       throw err;
     }
   }

@@ -6,23 +6,25 @@
  * grants it belongs to (so that exchanged tokens die with them).
  */
 import { absentUnlessUnavailable } from '../store/errors.ts';
-import { createLocalJWKSet, decodeJwt, decodeProtectedHeader, errors as joseErrors, jwtVerify, type JWK, type JWTPayload } from 'jose';
+import type { JWK, JWTPayload } from 'jose';
 import type Provider from 'oidc-provider';
 import type { Account, Accounts } from '../accounts/accounts.ts';
 import type { Store } from '../store/store.ts';
-import { toPublicJwk } from '../keys/index.ts';
 import { BoundedMap } from '../util/bounded-map.ts';
-import { grantsOf, isCompactJws, type StoredGrant } from '../grants/grants.ts';
+import { grantsOf, type StoredGrant } from '../grants/grants.ts';
 import { GRANT_REFERENCE_CLAIM, grantReference } from '../grants/grant-reference.ts';
+import {
+  ACCESS_TOKEN_TYP, isCompactJws, isOpaqueToken, MAX_TOKEN_LENGTH, OwnTokens, scopeList, tokenHash, TokenRefused,
+} from '../tokens/own-tokens.ts';
 import { ExternalTokenError, type TrustedIssuers } from './trusted-issuers.ts';
 import { fromExchange, type TokenTypeName } from '../grants/token-types.ts';
 
-/** Accepted clock skew for fedgate's own JWTs, in seconds (as at the gateway). */
-const CLOCK_TOLERANCE = 30;
-const SIGNING_ALGORITHMS = ['ES256', 'RS256'];
-
-/** A presented token that cannot be used; the message is safe to return as `error_description`. */
-export class UnusableToken extends Error {
+/**
+ * A presented token that cannot be used; the message is safe to return as
+ * `error_description`. Refusals of the one verifier of fedgate's tokens
+ * (TokenRefused) are answered the same way.
+ */
+export class UnusableToken extends TokenRefused {
   override readonly name = 'UnusableToken';
 }
 
@@ -77,12 +79,6 @@ export interface PresentedTokenOptions {
   policyScopes?: (audience: unknown, scopes: string[]) => string[];
 }
 
-function scopeList(value: unknown): string[] {
-  if (typeof value === 'string') return value.split(' ').filter(Boolean);
-  if (Array.isArray(value)) return value.filter((v): v is string => typeof v === 'string');
-  return [];
-}
-
 function actorClaim(value: unknown, depth = 0): ActorClaim | undefined {
   if (depth > 32 || typeof value !== 'object' || value === null || typeof (value as { sub?: unknown }).sub !== 'string') return undefined;
   const claim = value as ActorClaim;
@@ -91,35 +87,23 @@ function actorClaim(value: unknown, depth = 0): ActorClaim | undefined {
   return claim;
 }
 
-const OPAQUE = /^[A-Za-z0-9_-]{16,512}$/;
-
-/** A JWT as decoded, and as verified once its signature has been checked. */
-interface SeenToken {
-  header: ReturnType<typeof decodeProtectedHeader>;
-  claims: JWTPayload;
-  verified?: JWTPayload;
-}
-
 /** Verified JWTs (and users' grant ids) kept per provider instance: a service exchanges the same user's token, with its same own token, many times. */
 const VERIFIED_CACHE_SIZE = 10_000;
 
 /** Resolves presented tokens; one per provider instance (its keys). */
 export class PresentedTokens {
   readonly #options: PresentedTokenOptions;
-  readonly #keys: ReturnType<typeof createLocalJWKSet>;
   /**
-   * fedgate's own JWTs whose signature has been checked, by their whole
-   * value: decoded header and claims, and the verified payload (what the
-   * token says; its grant and account are re-read every time). Only
-   * verified tokens get in, so the cache holds nothing but tokens this
-   * server issued. Keyed by the token itself rather than a digest of it: a
-   * Map lookup on the string is exact and costs less than hashing it.
+   * fedgate's own tokens, verified by the one verifier (its JWTs cached once
+   * verified; what a token says is kept, its grant and account are re-read
+   * every time).
    */
-  readonly #seen = new BoundedMap<string, SeenToken>(VERIFIED_CACHE_SIZE);
+  readonly #own: OwnTokens;
 
   constructor(options: PresentedTokenOptions) {
     this.#options = options;
-    this.#keys = createLocalJWKSet({ keys: (options.jwks.keys as JWK[]).map(toPublicJwk) });
+    const jwks = { keys: options.jwks.keys as JWK[] };
+    this.#own = new OwnTokens({ issuer: options.issuer, jwks: () => jwks, cacheSize: VERIFIED_CACHE_SIZE });
   }
 
   /**
@@ -129,7 +113,7 @@ export class PresentedTokens {
    *   UnusableToken when it is invalid, expired, revoked or speaks for no usable account.
    */
   async resolve(value: string, declared: TokenTypeName, clientId: string): Promise<PresentedToken> {
-    if (typeof value !== 'string' || value.length > 16_384) throw new UnusableToken('the token is malformed');
+    if (typeof value !== 'string' || value.length > MAX_TOKEN_LENGTH) throw new UnusableToken('the token is malformed');
     if (declared === 'refresh_token') {
       if (isCompactJws(value)) throw new TokenTypeMismatch('a JWT was presented as a refresh token');
       return this.#refreshToken(value, clientId);
@@ -138,58 +122,25 @@ export class PresentedTokens {
       if (declared !== 'access_token') throw new TokenTypeMismatch(`an opaque token was presented as ${declared === 'jwt' ? 'a JWT' : 'an ID token'}`);
       return this.#opaqueAccessToken(value);
     }
-    let decoded = this.#seen.get(value);
-    if (!decoded) {
-      try {
-        decoded = { header: decodeProtectedHeader(value), claims: decodeJwt(value) };
-      } catch {
-        throw new UnusableToken('the token is malformed');
-      }
-    }
-    const { header, claims } = decoded;
-    const isAccessToken = typeof header.typ === 'string' && header.typ.toLowerCase().replace(/^application\//, '') === 'at+jwt';
+    const hash = tokenHash(value);
+    const { header, claims } = this.#own.decode(value, hash);
+    const isAccessToken = typeof header.typ === 'string' && header.typ.toLowerCase().replace(/^application\//, '') === ACCESS_TOKEN_TYP;
     if (declared === 'access_token' && !isAccessToken && claims.iss === this.#options.issuer) {
       throw new TokenTypeMismatch('the token is not an access token (RFC 9068 typ at+jwt)');
     }
     if (declared === 'id_token' && isAccessToken) throw new TokenTypeMismatch('an access token was presented as an ID token');
     if (claims.iss === this.#options.issuer) {
-      if (isAccessToken) return this.#jwtAccessToken(value, decoded);
+      if (isAccessToken) return this.#jwtAccessToken(value, hash);
       // Of fedgate's other JWTs only ID tokens are exchangeable (not logout tokens, signed introspection or userinfo responses).
       if (header.typ !== undefined && header.typ.toUpperCase() !== 'JWT') {
         throw new UnusableToken('the token is neither an access token nor an ID token of this issuer');
       }
-      return this.#idToken(value, decoded);
+      return this.#idToken(value, hash);
     }
     if (typeof claims.iss !== 'string' || !this.#options.trustedIssuers.has(claims.iss)) {
       throw new UnusableToken('the token was issued by an issuer this server does not trust');
     }
     return this.#external(value, claims.iss, declared);
-  }
-
-  /** `seen`'s payload, its signature checked once (against `typ`, as the token's header says which it is). */
-  async #verifyOwn(value: string, seen: SeenToken, typ: string | undefined): Promise<JWTPayload> {
-    const cached = seen.verified;
-    if (cached && (cached.exp ?? 0) + CLOCK_TOLERANCE > Date.now() / 1000) return cached;
-    if (cached) this.#seen.delete(value);
-    const verified = await this.#verifySignature(value, typ);
-    this.#seen.set(value, { ...seen, verified });
-    return verified;
-  }
-
-  async #verifySignature(value: string, typ: string | undefined): Promise<JWTPayload> {
-    try {
-      const { payload } = await jwtVerify(value, this.#keys, {
-        issuer: this.#options.issuer,
-        algorithms: SIGNING_ALGORITHMS,
-        clockTolerance: CLOCK_TOLERANCE,
-        requiredClaims: ['exp', 'iat', 'sub'],
-        ...(typ ? { typ } : {}),
-      });
-      return payload;
-    } catch (err) {
-      if (err instanceof joseErrors.JWTExpired) throw new UnusableToken('the token has expired');
-      throw new UnusableToken('the token is invalid (signature, issuer or claims)');
-    }
   }
 
   /** Grant ids last found per user and client: read in the same round trip as the user's grant index next time. */
@@ -217,12 +168,9 @@ export class PresentedTokens {
   }
 
   async #opaqueAccessToken(value: string): Promise<PresentedToken> {
-    if (!OPAQUE.test(value)) throw new UnusableToken('the token is malformed');
-    const { provider } = this.#options;
-    const token = await provider.AccessToken.find(value) ?? await provider.ClientCredentials.find(value);
-    if (!token?.clientId || !token.exp) throw new UnusableToken('the token is unknown, expired or revoked');
+    const token = await this.#own.findOpaque(this.#options.provider, value);
     if (token.kind === 'ClientCredentials') {
-      return { type: 'access_token', origin: 'fedgate', iss: this.#options.issuer, sub: token.clientId, clientId: token.clientId, scopes: scopeList(token.scope), exp: token.exp, grantIds: [], offlineAccess: false };
+      return { type: 'access_token', origin: 'fedgate', iss: this.#options.issuer, sub: token.clientId!, clientId: token.clientId!, scopes: scopeList(token.scope), exp: token.exp!, grantIds: [], offlineAccess: false };
     }
     const at = token as InstanceType<Provider['AccessToken']>;
     const grant = await this.#grant(at.grantId);
@@ -237,26 +185,25 @@ export class PresentedTokens {
     };
   }
 
-  async #jwtAccessToken(value: string, seen: SeenToken): Promise<PresentedToken> {
-    const payload = await this.#verifyOwn(value, seen, 'at+jwt');
-    const clientId = payload.client_id;
-    if (typeof clientId !== 'string' || typeof payload.sub !== 'string' || typeof payload.exp !== 'number') throw new UnusableToken('the token lacks required claims');
-    const scopes = this.#options.policyScopes ? this.#options.policyScopes(payload.aud, scopeList(payload.scope)) : scopeList(payload.scope);
-    const base = { type: 'access_token' as const, origin: 'fedgate' as const, iss: this.#options.issuer, sub: payload.sub, clientId, scopes, exp: payload.exp };
+  async #jwtAccessToken(value: string, hash: string): Promise<PresentedToken> {
+    const { payload, access } = await this.#own.verifyJwt(value, ACCESS_TOKEN_TYP, hash);
+    const { clientId, subject: sub } = access!;
+    const scopes = this.#options.policyScopes ? this.#options.policyScopes(access!.audience, access!.scopes) : access!.scopes;
+    const base = { type: 'access_token' as const, origin: 'fedgate' as const, iss: this.#options.issuer, sub, clientId, scopes, exp: access!.expiresAt };
     const act = actorClaim(payload.act);
     const mayAct = actorClaim(payload.may_act);
     const actors = { ...(act ? { act } : {}), ...(mayAct ? { mayAct } : {}) };
-    if (payload.exchanged === true) {
+    if (access!.exchanged) {
       // An exchanged token is recorded (src/grants/grants.ts): its record names its grant and disappears when that grant is revoked.
-      const record = await this.#options.provider.AccessToken.adapter.find(value) as { grantId?: string; accountId?: string } | undefined;
-      if (!record?.grantId || record.accountId !== payload.sub) throw new UnusableToken('the token has been revoked');
+      const record = await this.#own.findRecord(this.#options.provider, value);
+      if (!record.grantId || record.accountId !== sub) throw new UnusableToken('the access token has been revoked');
       const grant = await this.#grant(record.grantId);
       if (!grant) throw new UnusableToken('the grant behind the token has been revoked');
-      return { ...base, account: await this.#account(payload.sub), grantIds: [record.grantId], offlineAccess: grant.offlineAccess, ...actors };
+      return { ...base, account: await this.#account(sub), grantIds: [record.grantId], offlineAccess: grant.offlineAccess, ...actors };
     }
     // oidc-provider sets sub to the client id exactly for tokens a client got for itself (client credentials).
-    if (payload.sub === clientId) return { ...base, grantIds: [], offlineAccess: false, ...actors };
-    const [account, grants] = await Promise.all([this.#options.accounts.findById(payload.sub), this.#grantsOf(payload.sub, clientId)]);
+    if (sub === clientId) return { ...base, grantIds: [], offlineAccess: false, ...actors };
+    const [account, grants] = await Promise.all([this.#options.accounts.findById(sub), this.#grantsOf(sub, clientId)]);
     if (!account) throw new UnusableToken('the account behind the token no longer exists');
     if (account.disabled) throw new UnusableToken('the account behind the token is disabled');
     const own = ownGrants(payload, grants);
@@ -264,8 +211,8 @@ export class PresentedTokens {
     return { ...base, account, grantIds: own.grants.map((g) => g.id), offlineAccess: own.offlineAccess, ...actors };
   }
 
-  async #idToken(value: string, seen: SeenToken): Promise<PresentedToken> {
-    const payload = await this.#verifyOwn(value, seen, undefined);
+  async #idToken(value: string, hash: string): Promise<PresentedToken> {
+    const { payload } = await this.#own.verifyJwt(value, undefined, hash);
     const audience = typeof payload.aud === 'string' ? [payload.aud] : Array.isArray(payload.aud) ? payload.aud : [];
     const clientId = typeof payload.azp === 'string' ? payload.azp : audience.length === 1 ? audience[0] : undefined;
     if (!clientId || typeof payload.sub !== 'string' || typeof payload.exp !== 'number') throw new UnusableToken('the ID token lacks required claims');
@@ -282,7 +229,7 @@ export class PresentedTokens {
   }
 
   async #refreshToken(value: string, clientId: string): Promise<PresentedToken> {
-    if (!OPAQUE.test(value)) throw new UnusableToken('the token is malformed');
+    if (!isOpaqueToken(value)) throw new UnusableToken('the token is malformed');
     const token = await this.#options.provider.RefreshToken.find(value).catch(absentUnlessUnavailable);
     if (!token || token.isExpired) throw new UnusableToken('the refresh token is unknown, expired or revoked');
     // A refresh token is a credential of the client it was issued to: only that client may exchange it.

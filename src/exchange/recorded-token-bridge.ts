@@ -14,7 +14,8 @@ import { decodeJwt } from 'jose';
 import type { Context, Next } from 'koa';
 import { parse, stringify } from 'node:querystring';
 import { hasUnreadFormBody, readFormBody, replayFormBody } from '../http/form-body.ts';
-import { isCompactJws, jwtRecordId } from '../grants/grants.ts';
+import { jwtRecordId } from '../grants/grants.ts';
+import { isCompactJws } from '../tokens/own-tokens.ts';
 
 /** A request body `token` that names a recorded (exchanged) JWT access token, else undefined. */
 function recordedToken(value: unknown): string | undefined {

@@ -5,9 +5,7 @@
 import { createRemoteJWKSet, errors as joseErrors, jwtVerify, type JWTPayload } from 'jose';
 import type { Account, Accounts } from '../accounts/accounts.ts';
 import type { TrustedIssuerConfig } from '../config/exchange-schema.ts';
-
-/** Accepted clock skew for external tokens' `exp` / `nbf`, in seconds. */
-const CLOCK_TOLERANCE = 30;
+import { CLOCK_TOLERANCE } from '../tokens/own-tokens.ts';
 
 /** Why an external token was refused; `message` is safe to show to the client. */
 export class ExternalTokenError extends Error {

@@ -1,7 +1,8 @@
 /**
  * Access token verification for the gateway: fedgate's own RFC 9068 JWT
  * access tokens, checked locally against its published keys, and its opaque
- * tokens, looked up in the store through oidc-provider.
+ * tokens, looked up in the store through oidc-provider, both through the one
+ * verifier of fedgate's tokens (src/tokens/own-tokens.ts).
  *
  * Verified JWTs are cached by hash for their lifetime, so a busy service
  * costs one signature check per token rather than one per request; what the
@@ -9,30 +10,18 @@
  * whenever the policy version moves. Opaque tokens are looked up on every
  * request, so that revocation takes effect at once.
  */
-import { createHash } from 'node:crypto';
-import { createLocalJWKSet, errors as joseErrors, jwtVerify, type JWK, type JWTPayload } from 'jose';
+import type { JWK } from 'jose';
 import type Provider from 'oidc-provider';
 import { effectiveGroups, type Account, type Accounts } from '../accounts/accounts.ts';
 import { WLCG_ANY_AUDIENCE, type ResourceServerConfig } from '../config/schema.ts';
-import { toPublicJwk } from '../keys/index.ts';
 import { fromExchange } from '../grants/token-types.ts';
-import { storageScopeProblem } from '../scopes/wlcg.ts';
-import { BoundedMap } from '../util/bounded-map.ts';
+import {
+  ACCESS_TOKEN_TYP, isCompactJws, OwnTokens, scopeList, stringList, tokenBinding, tokenHash, TokenRefused,
+  type AccessTokenClaims, type TokenBinding,
+} from '../tokens/own-tokens.ts';
 import { InvalidToken, unavailable } from './errors.ts';
 
-/** Accepted clock skew for `exp` and `nbf`, in seconds. */
-export const CLOCK_TOLERANCE = 30;
-/** Signing algorithms of fedgate's access tokens; anything else (none, HS*) is refused. */
-export const ACCESS_TOKEN_ALGORITHMS = ['ES256', 'RS256'];
-const OPAQUE_TOKEN = /^[A-Za-z0-9_-]{16,512}$/;
-
-/** Proof-of-possession confirmation of a token (RFC 7800 `cnf`). */
-export interface TokenBinding {
-  /** RFC 9449 §6: JWK SHA-256 thumbprint of the DPoP key. */
-  jkt?: string;
-  /** RFC 8705 §3.1: SHA-256 thumbprint of the client certificate. */
-  'x5t#S256'?: string;
-}
+export type { TokenBinding } from '../tokens/own-tokens.ts';
 
 /** Who a verified token speaks for. Immutable; a new object whenever something in it changes. */
 export interface Identity {
@@ -110,8 +99,8 @@ interface TokenFacts {
   exchanged: boolean;
 }
 
-/** A cached JWT: its facts, and its identity or refusal as of a policy version. */
-interface CacheEntry {
+/** What the gateway keeps with a cached JWT: its facts, and its identity or refusal as of a policy version. */
+interface Memo {
   facts: TokenFacts;
   version: number;
   identity: Identity | undefined;
@@ -136,71 +125,25 @@ export function acceptsAudience(identity: Identity, policy: AudiencePolicy): boo
   return identity.audience.includes(policy.audience) || (policy.acceptsWlcgAny && identity.audience.includes(WLCG_ANY_AUDIENCE));
 }
 
-/** base64url(SHA-256(token)). */
-export function tokenHash(token: string): string {
-  return createHash('sha256').update(token).digest('base64url');
-}
-
-function describeJoseError(err: unknown): string {
-  if (err instanceof joseErrors.JWTExpired) return 'the access token has expired';
-  if (err instanceof joseErrors.JWTClaimValidationFailed) {
-    switch (err.claim) {
-      case 'iss': return 'the access token was issued by another issuer';
-      case 'nbf': return 'the access token is not valid yet';
-      case 'typ': return 'the access token is not an RFC 9068 JWT access token (typ)';
-      default: return 'the access token lacks required claims or has malformed ones';
-    }
-  }
-  if (err instanceof joseErrors.JOSEAlgNotAllowed || err instanceof joseErrors.JOSENotSupported) {
-    return 'the access token is signed with an algorithm that is not accepted';
-  }
-  if (err instanceof joseErrors.JWKSNoMatchingKey || err instanceof joseErrors.JWKSMultipleMatchingKeys) {
-    return 'the access token is signed with an unknown key';
-  }
-  if (err instanceof joseErrors.JWSSignatureVerificationFailed) return 'the access token signature is invalid';
-  return 'the access token is malformed';
-}
-
-function stringList(value: unknown): string[] | undefined {
-  if (typeof value === 'string') return [value];
-  if (Array.isArray(value) && value.every((v) => typeof v === 'string')) return value as string[];
-  return undefined;
-}
-
-/** A token's scopes, less storage scopes whose path is not in normal form (src/scopes): those grant nothing and are not passed on. */
-function scopeList(scope: unknown): string[] {
-  return typeof scope === 'string' ? scope.split(' ').filter((s) => s !== '' && storageScopeProblem(s) === undefined) : [];
-}
-
-function binding(jkt: unknown, x5t: unknown): TokenBinding | undefined {
-  const cnf: TokenBinding = {};
-  if (typeof jkt === 'string') cnf.jkt = jkt;
-  if (typeof x5t === 'string') cnf['x5t#S256'] = x5t;
-  return cnf.jkt || cnf['x5t#S256'] ? cnf : undefined;
-}
-
-/** Verifies access tokens and resolves who they speak for. */
+/** Verifies access tokens (through the one verifier, src/tokens) and resolves who they speak for. */
 export class TokenVerifier {
   readonly stats: TokenVerifierStats = { signatureVerifications: 0, cacheHits: 0, accountReads: 0, opaqueLookups: 0 };
   readonly #options: TokenVerifierOptions;
-  readonly #cache: BoundedMap<string, CacheEntry>;
-  #jwksObject: object | undefined;
-  #kids: string[] = [];
-  #getKey: ReturnType<typeof createLocalJWKSet> | undefined;
+  readonly #tokens: OwnTokens<Memo>;
 
   constructor(options: TokenVerifierOptions) {
     this.#options = options;
-    this.#cache = new BoundedMap(options.cacheSize);
+    this.#tokens = new OwnTokens({ issuer: options.issuer, jwks: options.jwks, cacheSize: options.cacheSize, stats: this.stats });
   }
 
   /** Number of cached JWTs. */
   get cacheSize(): number {
-    return this.#cache.size;
+    return this.#tokens.cacheSize;
   }
 
   /** Drops every cached token. */
   clear(): void {
-    this.#cache.clear();
+    this.#tokens.clear();
   }
 
   /**
@@ -212,90 +155,46 @@ export class TokenVerifier {
    */
   async verify(token: string): Promise<VerifiedToken> {
     const hash = tokenHash(token);
-    if (!isJwt(token)) {
+    if (!isCompactJws(token)) {
       const facts = await this.#lookupOpaque(token);
       const resolved = await this.#resolve(facts);
       if (!resolved.identity) throw new InvalidToken(resolved.refusal!);
       return { identity: resolved.identity, tokenHash: hash };
     }
-
-    const getKey = this.#keySet();
-    const entry = this.#cache.get(hash);
-    if (entry && entry.facts.expiresAt > Date.now() / 1000) {
-      if (entry.facts.recorded) await this.#checkRecord(token);
-      if (entry.version !== this.#options.policyVersion()) {
-        const resolved = await this.#resolve(entry.facts);
-        entry.version = resolved.version;
-        entry.identity = resolved.identity;
-        entry.refusal = resolved.refusal;
-      } else {
-        this.stats.cacheHits += 1;
-      }
-      if (!entry.identity) throw new InvalidToken(entry.refusal!);
-      return { identity: entry.identity, tokenHash: hash };
-    }
-    if (entry) this.#cache.delete(hash);
-
-    const facts = await this.#verifyJwt(token, getKey);
-    if (facts.recorded) await this.#checkRecord(token);
-    const resolved = await this.#resolve(facts);
-    // Refusals are cached too: a disabled account's token costs no further signature checks.
-    if (facts.expiresAt > Date.now() / 1000) this.#cache.set(hash, { facts, ...resolved });
-    if (!resolved.identity) throw new InvalidToken(resolved.refusal!);
-    return { identity: resolved.identity, tokenHash: hash };
-  }
-
-  /**
-   * The key set for the current JWKS, rebuilt only when the published kids
-   * change. When a kid disappears (a key pruned or withdrawn), the cache is
-   * dropped so no token signed with it stays accepted.
-   */
-  #keySet(): ReturnType<typeof createLocalJWKSet> {
-    const jwks = this.#options.jwks();
-    if (jwks === this.#jwksObject && this.#getKey) return this.#getKey;
-    const kids = jwks.keys.map((key) => key.kid ?? '').sort();
-    if (!this.#getKey || kids.join(' ') !== this.#kids.join(' ')) {
-      if (this.#kids.some((kid) => !kids.includes(kid))) this.#cache.clear();
-      this.#getKey = createLocalJWKSet({ keys: jwks.keys.map(toPublicJwk) });
-      this.#kids = kids;
-    }
-    this.#jwksObject = jwks;
-    return this.#getKey;
-  }
-
-  async #verifyJwt(token: string, getKey: ReturnType<typeof createLocalJWKSet>): Promise<TokenFacts> {
-    this.stats.signatureVerifications += 1;
-    let payload: JWTPayload;
+    let jwt;
     try {
-      ({ payload } = await jwtVerify(token, getKey, {
-        issuer: this.#options.issuer,
-        // RFC 9068 §4: the resource server checks typ, so an ID token is never taken for an access token.
-        typ: 'at+jwt',
-        algorithms: ACCESS_TOKEN_ALGORITHMS,
-        clockTolerance: CLOCK_TOLERANCE,
-        requiredClaims: ['exp', 'iat', 'sub', 'client_id', 'aud', 'jti'],
-      }));
+      jwt = await this.#tokens.verifyJwt(token, ACCESS_TOKEN_TYP, hash);
     } catch (err) {
-      throw new InvalidToken(describeJoseError(err));
+      throw err instanceof TokenRefused ? new InvalidToken(err.message) : err;
     }
-    const audience = stringList(payload.aud);
-    const clientId = payload.client_id;
-    const cnf = payload.cnf as Record<string, unknown> | undefined;
-    if (!audience || typeof clientId !== 'string' || typeof payload.sub !== 'string' || typeof payload.exp !== 'number'
-      || (payload.scope !== undefined && typeof payload.scope !== 'string') || (cnf !== undefined && (typeof cnf !== 'object' || cnf === null))) {
-      throw new InvalidToken('the access token lacks required claims or has malformed ones');
+    const facts = jwt.memo?.facts ?? this.#facts(jwt.access!);
+    if (facts.recorded) await this.#checkRecord(token);
+    let memo = jwt.memo;
+    if (memo && memo.version === this.#options.policyVersion()) {
+      this.stats.cacheHits += 1;
+    } else {
+      // Refusals are kept too: a disabled account's token costs no further signature checks.
+      memo = { facts, ...await this.#resolve(facts) };
+      jwt.memo = memo;
     }
+    if (!memo.identity) throw new InvalidToken(memo.refusal!);
+    return { identity: memo.identity, tokenHash: hash };
+  }
+
+  /** What a verified JWT access token says, in the gateway's terms. */
+  #facts(claims: AccessTokenClaims): TokenFacts {
+    const { policyScopes } = this.#options;
     return {
-      subject: payload.sub,
-      clientId,
+      subject: claims.subject,
+      clientId: claims.clientId,
       accountId: undefined,
-      scopes: this.#options.policyScopes ? this.#options.policyScopes(audience, scopeList(payload.scope)) : scopeList(payload.scope),
-      audience,
-      expiresAt: payload.exp,
-      cnf: cnf ? binding(cnf.jkt, cnf['x5t#S256']) : undefined,
+      scopes: policyScopes ? policyScopes(claims.audience, claims.scopes) : claims.scopes,
+      audience: claims.audience,
+      expiresAt: claims.expiresAt,
+      cnf: claims.cnf,
       format: 'jwt',
-      exchanged: payload.exchanged === true,
-      ...(payload.exchanged === true ? { recorded: true } : {}),
+      exchanged: claims.exchanged,
+      ...(claims.exchanged ? { recorded: true } : {}),
     };
   }
 
@@ -305,36 +204,31 @@ export class TokenVerifier {
    * request, as for opaque tokens; the signature stays cached).
    */
   async #checkRecord(token: string): Promise<void> {
-    this.stats.opaqueLookups += 1;
-    let record: unknown;
     try {
-      record = await this.#options.provider().AccessToken.adapter.find(token);
+      await this.#tokens.findRecord(this.#options.provider(), token);
     } catch (err) {
+      if (err instanceof TokenRefused) throw new InvalidToken(err.message);
       throw unavailable(err, 'the access token cannot be checked right now');
     }
-    if (!record) throw new InvalidToken('the access token has been revoked');
   }
 
   async #lookupOpaque(token: string): Promise<TokenFacts> {
-    if (!OPAQUE_TOKEN.test(token)) throw new InvalidToken('the access token is malformed');
-    this.stats.opaqueLookups += 1;
-    let found: InstanceType<Provider['AccessToken']> | InstanceType<Provider['ClientCredentials']> | undefined;
+    let found;
     try {
-      const provider = this.#options.provider();
-      found = await provider.AccessToken.find(token) ?? await provider.ClientCredentials.find(token);
+      found = await this.#tokens.findOpaque(this.#options.provider(), token);
     } catch (err) {
+      if (err instanceof TokenRefused) throw new InvalidToken(err.message);
       throw unavailable(err, 'the access token cannot be checked right now');
     }
-    if (!found?.clientId || !found.exp) throw new InvalidToken('the access token is unknown, expired or revoked');
     const accountId = found.kind === 'AccessToken' ? found.accountId : undefined;
     return {
-      subject: accountId ?? found.clientId,
-      clientId: found.clientId,
+      subject: accountId ?? found.clientId!,
+      clientId: found.clientId!,
       accountId,
       scopes: scopeList(found.scope),
       audience: stringList(found.aud) ?? [],
-      expiresAt: found.exp,
-      cnf: binding(found.jkt, found['x5t#S256']),
+      expiresAt: found.exp!,
+      cnf: tokenBinding(found.jkt, found['x5t#S256']),
       format: 'opaque',
       exchanged: found.kind === 'AccessToken' && fromExchange(found.gty),
     };
@@ -385,12 +279,4 @@ export class TokenVerifier {
     if (!isClientToken) return { version, identity: undefined, refusal: 'the account behind the access token no longer exists' };
     return { version, identity: Object.freeze({ ...common, groups: [], effectiveGroups: [] }), refusal: undefined };
   }
-}
-
-/** Three dot-separated parts: a JWS in compact serialisation (a JWE has five, an opaque token none). */
-function isJwt(token: string): boolean {
-  const first = token.indexOf('.');
-  if (first === -1) return false;
-  const second = token.indexOf('.', first + 1);
-  return second !== -1 && token.indexOf('.', second + 1) === -1;
 }

@@ -30,12 +30,6 @@ const grantChildrenKey = (grantId: string) => `oidc:grant-children:${grantId}`;
  */
 export const EXCHANGED_GRANT_PREFIX = 'xg-';
 
-/** Three dot-separated parts: a JWS in compact serialisation. */
-export function isCompactJws(value: string): boolean {
-  const parts = value.split('.');
-  return parts.length === 3 && parts.every((p) => /^[A-Za-z0-9_-]+$/.test(p));
-}
-
 /**
  * The id under which a recorded JWT access token is stored: derived from
  * the whole token, so only someone holding the token can name its record

@@ -15,6 +15,7 @@ export {
   publicJwks,
   rotateKeys,
   RotationPendingError,
+  SIGNING_ALGORITHMS,
   toPublicJwk,
   watchKeys,
 } from './key-store.ts';

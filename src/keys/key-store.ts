@@ -21,11 +21,16 @@ import { randomBytes } from 'node:crypto';
 import { watchFile, unwatchFile, type Stats } from 'node:fs';
 import { mkdir, open, readFile, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
+import { SIGNING_ALGORITHMS, type SigningAlg } from '../config/algorithms.ts';
 import { calculateJwkThumbprint, exportJWK, generateKeyPair, importJWK, type JWK } from 'jose';
 import { writeFileAtomic } from '../util/atomic-file.ts';
 
-/** The signing algorithms the store generates keys for. */
-export type SigningAlg = 'ES256' | 'RS256';
+/** The signing algorithms the store generates keys for (one key of each). */
+export { SIGNING_ALGORITHMS, type SigningAlg };
+
+function isSigningAlg(alg: unknown): alg is SigningAlg {
+  return SIGNING_ALGORITHMS.includes(alg as SigningAlg);
+}
 
 /** A private signing JWK as stored: always with `kid`, `alg` and `use: "sig"`. */
 export type SigningJwk = JWK & { kid: string; alg: SigningAlg; use: 'sig' };
@@ -120,7 +125,6 @@ export const SIGNING_KEYS_FILE = 'signing-keys.json';
 /** File name of the cookie keys inside the keys directory. */
 export const COOKIE_KEYS_FILE = 'cookie-keys.json';
 
-const ALGS: readonly SigningAlg[] = ['ES256', 'RS256'];
 const PRIVATE_MEMBERS = ['d', 'p', 'q', 'dp', 'dq', 'qi', 'oth'] as const;
 
 const systemNow = (): number => Math.floor(Date.now() / 1000);
@@ -200,7 +204,7 @@ export async function maintainKeys(dir: string, options: MaintainOptions): Promi
     let next: { set: KeySet; result: RotateResult } | undefined;
     if (!states.includes('pending')) {
       // The newest key of each algorithm: the one that signs now (there is no pending one).
-      const newest = Math.min(...ALGS.map((alg) => Math.max(...current.keys.filter((key) => key.jwk.alg === alg).map(activation))));
+      const newest = Math.min(...SIGNING_ALGORITHMS.map((alg) => Math.max(...current.keys.filter((key) => key.jwk.alg === alg).map(activation))));
       if (newest + rotationIntervalSeconds - prepublishSeconds <= time) {
         const activatesAt = Math.max(time, newest + rotationIntervalSeconds);
         next = await rotatedSet(current, time, activatesAt - time, maxTokenLifetimeSeconds);
@@ -441,7 +445,7 @@ export async function parseKeySet(value: unknown, source: string): Promise<KeySe
     kids.add(jwk.kid);
     if (jwk.use !== 'sig') return fail(`${at}.jwk.use must be "sig"`);
     const alg = jwk.alg;
-    if (alg !== 'ES256' && alg !== 'RS256') return fail(`${at}.jwk.alg must be one of ${ALGS.join(', ')}`);
+    if (!isSigningAlg(alg)) return fail(`${at}.jwk.alg must be one of ${SIGNING_ALGORITHMS.join(', ')}`);
     if (alg === 'ES256' && (jwk.kty !== 'EC' || jwk.crv !== 'P-256')) {
       return fail(`${at}.jwk must be an EC P-256 key for ES256`);
     }

@@ -2,9 +2,10 @@ import Provider, { errors } from 'oidc-provider';
 import type { Adapter, AdapterPayload } from 'oidc-provider';
 import type { Store } from '../store/store.ts';
 import {
-  accountGrantsKey, artifactKey, destroyGrant, EXCHANGED_GRANT_PREFIX, grantIndexKey, isCompactJws, joinGrant, jwtRecordId, revokeGrant, ttlOf,
+  accountGrantsKey, artifactKey, destroyGrant, EXCHANGED_GRANT_PREFIX, grantIndexKey, joinGrant, jwtRecordId, revokeGrant, ttlOf,
 } from '../grants/grants.ts';
 import { indexClient, indexInitialAccessToken, isDisabledClient, unindexClient, unindexInitialAccessToken } from './client-records.ts';
+import { isCompactJws } from '../tokens/own-tokens.ts';
 
 /** How oidc-provider names each one-time artifact in its `invalid_grant` details. */
 const ARTIFACT_LABELS: Readonly<Record<string, string>> = {

@@ -6,6 +6,7 @@ import { sendPage } from '../http/page.ts';
 import * as pages from '../views/pages.ts';
 import { fromExchange, TOKEN_EXCHANGE_GRANT } from '../grants/token-types.ts';
 import { sendUnavailable } from '../http/unavailable.ts';
+import { SIGNING_ALGORITHMS } from '../keys/index.ts';
 import { isStoreUnavailable } from '../store/errors.ts';
 import { storeAdapterFactory } from './adapter.ts';
 import type { TokenExchangeExtension } from './token-exchange-seam.ts';
@@ -225,10 +226,10 @@ export function createProvider(deps: ProviderDeps): Provider {
       token_endpoint_auth_method: 'client_secret_basic',
     },
     enabledJWA: {
-      idTokenSigningAlgValues: ['ES256', 'RS256'],
-      userinfoSigningAlgValues: ['ES256', 'RS256'],
-      introspectionSigningAlgValues: ['ES256', 'RS256'],
-      authorizationSigningAlgValues: ['ES256', 'RS256'],
+      idTokenSigningAlgValues: [...SIGNING_ALGORITHMS],
+      userinfoSigningAlgValues: [...SIGNING_ALGORITHMS],
+      introspectionSigningAlgValues: [...SIGNING_ALGORITHMS],
+      authorizationSigningAlgValues: [...SIGNING_ALGORITHMS],
       dPoPSigningAlgValues: ['ES256', 'EdDSA', 'Ed25519'],
     },
     pkce: {

@@ -12,11 +12,11 @@ import { decodeJwt } from 'jose';
 import type { Context, Next } from 'koa';
 import type Provider from 'oidc-provider';
 import type { Logger } from '../observability/logger.ts';
-import { isCompactJws } from '../grants/grants.ts';
+import { isCompactJws, MAX_TOKEN_LENGTH } from '../tokens/own-tokens.ts';
 
 /** The audience of a fedgate JWT access token in `value`, undefined for anything else (exchanged tokens are stored and answered by oidc-provider). */
 function ownJwtAudience(value: string, issuer: string): string | undefined {
-  if (value.length > 16_384 || !isCompactJws(value)) return undefined;
+  if (value.length > MAX_TOKEN_LENGTH || !isCompactJws(value)) return undefined;
   try {
     const payload = decodeJwt(value);
     if (payload.iss !== issuer || payload.exchanged === true) return undefined;

@@ -28,6 +28,7 @@ export const LAYERS: ReadonlyArray<{ name: string; units: readonly string[]; hol
   { name: 'platform', units: ['observability', 'keys', 'views'], holds: 'logs, metrics, audit; key files; page templates' },
   { name: 'web', units: ['http'], holds: 'HTTP pieces every router uses: pages, form bodies, client address, certificate headers' },
   { name: 'identity', units: ['accounts'], holds: 'accounts and groups' },
+  { name: 'own tokens', units: ['tokens'], holds: 'the one verifier of fedgate\'s own tokens (gateway, admin API, token exchange)' },
   { name: 'shared ideas', units: ['authz', 'grants', 'resource-servers'], holds: 'the PDP; grants and their revocation; the resource server registry' },
   { name: 'services', units: ['services'], holds: 'the Services bundle every feature receives (src/services.ts)' },
   { name: 'protocol', units: ['oidc', 'federation'], holds: 'oidc-provider configured; the hooks both identity bridges finish through' },
