@@ -29,6 +29,7 @@ import { interactionRoutes } from './interaction/routes.ts';
 import { jwksForProvider, loadOrCreateCookieKeys, loadOrCreateKeys, maintainKeys, nextKeyChange, publicJwks, watchKeys, type KeySet } from './keys/index.ts';
 import { longLifetimes, signedTokenHorizon } from './config/lifetimes.ts';
 import { Audit } from './observability/audit.ts';
+import { startHeartbeat } from './observability/replicas.ts';
 import { createLogger, type Logger } from './observability/logger.ts';
 import { createMetrics } from './observability/metrics.ts';
 import { revokeAccountGrants } from './grants/grants.ts';
@@ -382,9 +383,12 @@ export async function createFedgate(config: Config, options: CreateOptions = {})
       ...(config.x509.enabled ? [{ href: x509.linkUrl(), label: 'A certificate (X.509)' }] : []),
     ],
   });
+  // Each replica says it is alive (the admin overview lists them).
+  const heartbeat = startHeartbeat(store, (err) => logger.debug({ err: { message: err.message } }, 'replica heartbeat not written'));
   const adminApiAudience = adminAudience(config.issuer);
   const admin = adminRoutes({
     config, store, accounts, groups, policy, audit, provider: () => provider, dataSources, requests, registrations,
+    keys: () => currentKeys,
     authenticate: (ctx) => gateway.authenticate(ctx, adminApiAudience),
   });
   // fedgate's own routes and oidc-provider's never overlap, so requests are
@@ -467,6 +471,7 @@ export async function createFedgate(config: Config, options: CreateOptions = {})
     },
     async close() {
       stopKeyTimers();
+      await heartbeat.stop();
       draining = true;
       if (server) {
         const start = performance.now();

@@ -16,6 +16,8 @@ import { auditRoutes } from './audit.ts';
 import { CONSOLE_CLIENT_ID } from '../config/schema.ts';
 import { clientRoutes } from './clients.ts';
 import { accountGrantRoutes } from './account-grants.ts';
+import { overviewRoutes } from './overview.ts';
+import type { KeySet } from '../keys/index.ts';
 import { groupRoutes } from './groups.ts';
 import { encodeCursor, pageRequest } from './pages.ts';
 import { managerRoute, memberRoutes } from './members.ts';
@@ -29,6 +31,8 @@ import type { DataSources } from '../datasources/index.ts';
 export interface AdminDeps {
   config: Config;
   store: Store;
+  /** The signing keys in use (the overview shows them). */
+  keys?: () => KeySet;
   accounts: Accounts;
   groups: Groups;
   policy: PolicyService;
@@ -203,6 +207,11 @@ export function adminRoutes(deps: AdminDeps): Router {
     router.use(resourceServerRouter.routes(), resourceServerRouter.allowedMethods());
   }
 
+  const overviewRouter = overviewRoutes({
+    config, store: deps.store, accounts, groups: deps.groups, audit, keys: deps.keys,
+    dataSourceCount: deps.dataSources ? () => deps.dataSources!.list().length : undefined,
+  });
+  router.use(overviewRouter.routes(), overviewRouter.allowedMethods());
   const grantRouter = accountGrantRoutes({ store: deps.store, accounts, audit });
   router.use(grantRouter.routes(), grantRouter.allowedMethods());
   const clientRouter = clientRoutes({ store: deps.store, audit, provider: deps.provider, configured: config.clients, json });
