@@ -15,8 +15,10 @@ interface ClientJson {
   redirect_uris?: string[];
   grant_types?: string[];
   scope?: string;
-  source?: string;
-  readOnly?: boolean;
+  /** From the configuration file: read-only here. */
+  configured?: boolean;
+  /** `data_source`: a data source's introspection client, changed through its data source. */
+  managed_by?: string;
   client_secret?: string;
 }
 interface InitialAccessTokenJson {
@@ -61,7 +63,7 @@ ${clients ? html`<form method="get" action="/admin/clients" role="search" class=
 </form>
 ${clients.clients.length ? html`<div class="table"><table>
 <thead><tr><th scope="col">Client</th><th scope="col">Type</th><th scope="col">Grant types</th><th scope="col">State</th></tr></thead>
-<tbody>${clients.clients.slice(0, PAGE).map((c) => html`<tr><td><a href="${clientHref(c.client_id)}">${c.client_name ?? c.client_id}</a><br><code class="muted">${c.client_id}</code></td><td>${isPublic(c) ? 'public' : 'confidential'}</td><td>${(c.grant_types ?? []).join(', ')}</td><td>${c.disabled ? html`<span class="bad">disabled</span>` : 'active'}${c.readOnly ? ' (configuration file)' : ''}</td></tr>\n`)}</tbody>
+<tbody>${clients.clients.slice(0, PAGE).map((c) => html`<tr><td><a href="${clientHref(c.client_id)}">${c.client_name ?? c.client_id}</a><br><code class="muted">${c.client_id}</code></td><td>${isPublic(c) ? 'public' : 'confidential'}</td><td>${(c.grant_types ?? []).join(', ')}</td><td>${c.disabled ? html`<span class="bad">disabled</span>` : 'active'}${c.configured ? ' (configuration file)' : c.managed_by ? ' (data source)' : ''}</td></tr>\n`)}</tbody>
 </table></div>` : html`<p class="muted">No clients found.</p>`}
 ${pager('/admin/clients', { q, cursor }, clients.next)}
 <h2 id="create-h">Create a client</h2>
@@ -137,7 +139,7 @@ ${created.client_secret ? secretShown(created.client_secret, 'client secret') : 
 <dt>Redirect URIs</dt><dd>${(c.redirect_uris ?? []).map((u, i) => html`${i ? html`<br>` : ''}<code>${u}</code>`)}</dd>
 <dt>Scopes</dt><dd><code>${c.scope ?? ''}</code></dd>
 </dl>
-${c.readOnly ? html`<p class="muted">This client comes from the configuration file: change it there.</p>` : html`
+${c.configured || c.managed_by ? html`<p class="muted">${c.configured ? 'This client comes from the configuration file: change it there.' : 'This is a data source\'s introspection client: rotate or remove it on the data source\'s page.'}</p>` : html`
 <form method="post" action="/admin/clients/state">${hidden}<input type="hidden" name="disabled" value="${c.disabled ? 'false' : 'true'}">
 <button type="submit"${c.disabled ? '' : html` class="danger"`}>${c.disabled ? 'Enable' : 'Disable'} ${c.client_id}</button></form>
 ${!isPublic(c) && html`<form method="post" action="/admin/clients/secret">${hidden}<button type="submit">Rotate the client secret</button></form>`}

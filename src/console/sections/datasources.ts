@@ -124,7 +124,7 @@ export function dataSourceSection(router: Router, kit: ConsoleKit): void {
     let form: SafeHtml;
     if (step === 1) {
       form = html`<form method="post" action="/admin/datasources/new">
-${csrfField(session.csrf)}<input type="hidden" name="step" value="2">${carried(f, ['name', 'displayName', 'kind', 'audience', 'upstream', 'authzHeaders', 'basePath'])}
+${csrfField(session.csrf)}${carried(f, ['name', 'displayName', 'kind', 'audience', 'upstream', 'authzHeaders', 'basePath'])}
 <div class="row">
 <div><label for="ds-name">Name (the /api/&lt;name&gt; route and policy domain)</label><input id="ds-name" name="name" value="${f.name ?? ''}" required pattern="[a-z0-9][a-z0-9-]{0,62}" placeholder="atlas-store"></div>
 <div><label for="ds-display">Display name</label><input id="ds-display" name="displayName" value="${f.displayName ?? ''}" placeholder="ATLAS storage"></div>
@@ -140,19 +140,18 @@ ${csrfField(session.csrf)}<input type="hidden" name="step" value="2">${carried(f
 <fieldset><legend>Its reverse proxy asks fedgate's /authz as</legend>
 ${FORMS.map(([v, l]) => html`<label class="check"><input type="radio" name="authzHeaders" value="${v}"${(f.authzHeaders ?? 'nginx') === v ? ' checked' : ''}> ${l}</label>`)}
 </fieldset>
-<button type="submit">Next: who may use it</button>
+<button type="submit" name="step" value="2">Next: who may use it</button>
 </form>`;
     } else if (step === 2) {
       form = html`<form method="post" action="/admin/datasources/new">
-${csrfField(session.csrf)}<input type="hidden" name="step" value="3">${carried(f, ['policies', 'grants', 'introspection'])}
+${csrfField(session.csrf)}${carried(f, ['policies', 'grants', 'introspection'])}
 <label for="ds-policies">Access rules, one per line: group, path, action, required scope (optional)</label>
 <textarea id="ds-policies" name="policies" class="code" rows="5" spellcheck="false" placeholder="/atlas, /store/atlas/**, read, storage.read">${f.policies ?? ''}</textarea>
 <label for="ds-grants">Scope grants, one per line: group, scope</label>
 <textarea id="ds-grants" name="grants" class="code" rows="4" spellcheck="false" placeholder="/atlas, storage.read:/store/atlas">${f.grants ?? ''}</textarea>
 <label class="check"><input type="checkbox" name="introspection" value="yes"${f.introspection === 'yes' ? ' checked' : ''}> Give it an introspection client (opaque tokens, RFC 7662)</label>
-<p><button type="submit">Next: review</button></p>
-</form>
-<form method="post" action="/admin/datasources/new">${csrfField(session.csrf)}<input type="hidden" name="step" value="1">${carried(f, [])}<button type="submit" class="secondary">Back</button></form>`;
+<p><button type="submit" name="step" value="3">Next: review</button> <button type="submit" name="step" value="1" class="secondary">Back</button></p>
+</form>`;
     } else {
       form = html`<p>fedgate will create this data source; it checks everything and refuses with reasons if something is wrong.</p>
 <pre tabindex="0" aria-label="The data source record">${JSON.stringify(recordOf(f), null, 2)}</pre>
