@@ -18,19 +18,14 @@ interface AccountJson {
   aup?: { version: string; acceptedAt: string | number } | null;
 }
 interface GrantJson {
-  id?: string;
-  grantId?: string;
-  clientId?: string;
-  client_id?: string;
-  client?: string;
-  scope?: string;
-  scopes?: string[] | string;
-  resources?: string[] | Record<string, unknown>;
-  audiences?: string[];
-  iat?: number;
-  createdAt?: string | number;
-  exp?: number;
-  expiresAt?: string | number;
+  id: string;
+  client_id: string;
+  /** OIDC scopes. */
+  scope: string;
+  /** Scopes per audience (resource indicator). */
+  resources: Record<string, string>;
+  created_at: number | null;
+  expires_at: number | null;
 }
 
 const PAGE = 50;
@@ -69,9 +64,6 @@ ${pager('/admin/accounts', { q, cursor }, answer.next)}`;
       }),
     ]);
     const hidden = html`${csrfField(session.csrf)}<input type="hidden" name="username" value="${account.username}">`;
-    const grantId = (g: GrantJson) => g.id ?? g.grantId ?? '';
-    const scopeOf = (g: GrantJson) => (Array.isArray(g.scopes) ? g.scopes.join(' ') : g.scopes ?? g.scope ?? '');
-    const resourcesOf = (g: GrantJson) => (Array.isArray(g.resources) ? g.resources : g.resources ? Object.keys(g.resources) : g.audiences ?? []);
     const body = html`<h1>Account ${account.username}</h1>
 <p><a href="/admin/accounts">All accounts</a></p>
 <dl class="facts">
@@ -92,9 +84,9 @@ ${account.identities?.length ? html`<div class="table"><table><thead><tr><th sco
 <tbody>${account.identities.map((i) => html`<tr><td>${i.type}</td><td><code>${i.issuer}</code></td><td><code>${i.subject}</code></td></tr>`)}</tbody></table></div>` : html`<p class="muted">None: password sign-in only.</p>`}
 <h2>Live grants</h2>
 ${grants === undefined ? html`<p class="muted">This fedgate's admin API does not list grants.</p>`
-  : grants.grants.length ? html`<div class="table"><table><thead><tr><th scope="col">Client</th><th scope="col">Scopes</th><th scope="col">Resources</th><th scope="col">Since</th><th scope="col"><span class="muted">Action</span></th></tr></thead>
-<tbody>${grants.grants.map((g) => html`<tr><td>${g.clientId ?? g.client_id ?? g.client ?? ''}</td><td><code>${scopeOf(g)}</code></td><td>${resourcesOf(g).map((r, i) => html`${i ? ', ' : ''}<code>${r}</code>`)}</td><td>${when(g.createdAt ?? g.iat)}</td>
-<td><form class="inline" method="post" action="/admin/accounts/revoke">${hidden}<input type="hidden" name="grant" value="${grantId(g)}"><button type="submit" class="secondary" aria-label="${`Revoke the grant of ${g.clientId ?? g.client_id ?? g.client ?? 'this client'}`}">Revoke</button></form></td></tr>\n`)}</tbody></table></div>`
+  : grants.grants.length ? html`<div class="table"><table><thead><tr><th scope="col">Client</th><th scope="col">Scopes</th><th scope="col">Services (audience: scopes)</th><th scope="col">Since</th><th scope="col">Expires</th><th scope="col"><span class="muted">Action</span></th></tr></thead>
+<tbody>${grants.grants.map((g) => html`<tr><td>${g.client_id}</td><td><code>${g.scope}</code></td><td>${Object.entries(g.resources).map(([aud, scopes], i) => html`${i ? html`<br>` : ''}<code>${aud}</code>: <code>${scopes}</code>`)}</td><td>${when(g.created_at)}</td><td>${when(g.expires_at)}</td>
+<td><form class="inline" method="post" action="/admin/accounts/revoke">${hidden}<input type="hidden" name="grant" value="${g.id}"><button type="submit" class="secondary" aria-label="${`Revoke the grant of ${g.client_id}`}">Revoke</button></form></td></tr>\n`)}</tbody></table></div>`
   : html`<p class="muted">No live grants.</p>`}`;
     await kit.render(ctx, { title: `Account ${account.username}`, section: 'accounts', body });
   }, { adminOnly: true });
