@@ -14,7 +14,7 @@ import { BoundedMap } from '../util/bounded-map.ts';
 import { grantsOf, type StoredGrant } from '../grants/grants.ts';
 import { GRANT_REFERENCE_CLAIM, grantReference } from '../grants/grant-reference.ts';
 import {
-  ACCESS_TOKEN_TYP, isCompactJws, isOpaqueToken, MAX_TOKEN_LENGTH, OwnTokens, scopeList, tokenHash, TokenRefused,
+  ACCESS_TOKEN_TYP, isCompactJws, isOpaqueToken, MALFORMED, MAX_TOKEN_LENGTH, OwnTokens, scopeList, tokenHash, TokenRefused,
 } from '../tokens/own-tokens.ts';
 import { ExternalTokenError, type TrustedIssuers } from './trusted-issuers.ts';
 import { fromExchange, type TokenTypeName } from '../grants/token-types.ts';
@@ -24,9 +24,7 @@ import { fromExchange, type TokenTypeName } from '../grants/token-types.ts';
  * `error_description`. Refusals of the one verifier of fedgate's tokens
  * (TokenRefused) are answered the same way.
  */
-export class UnusableToken extends TokenRefused {
-  override readonly name = 'UnusableToken';
-}
+export class UnusableToken extends TokenRefused {}
 
 /** The token type given does not describe the token presented (RFC 8693 §2.1: the type must match). */
 export class TokenTypeMismatch extends Error {
@@ -113,7 +111,7 @@ export class PresentedTokens {
    *   UnusableToken when it is invalid, expired, revoked or speaks for no usable account.
    */
   async resolve(value: string, declared: TokenTypeName, clientId: string): Promise<PresentedToken> {
-    if (typeof value !== 'string' || value.length > MAX_TOKEN_LENGTH) throw new UnusableToken('the token is malformed');
+    if (typeof value !== 'string' || value.length > MAX_TOKEN_LENGTH) throw new UnusableToken(MALFORMED);
     if (declared === 'refresh_token') {
       if (isCompactJws(value)) throw new TokenTypeMismatch('a JWT was presented as a refresh token');
       return this.#refreshToken(value, clientId);
@@ -229,7 +227,7 @@ export class PresentedTokens {
   }
 
   async #refreshToken(value: string, clientId: string): Promise<PresentedToken> {
-    if (!isOpaqueToken(value)) throw new UnusableToken('the token is malformed');
+    if (!isOpaqueToken(value)) throw new UnusableToken(MALFORMED);
     const token = await this.#options.provider.RefreshToken.find(value).catch(absentUnlessUnavailable);
     if (!token || token.isExpired) throw new UnusableToken('the refresh token is unknown, expired or revoked');
     // A refresh token is a credential of the client it was issued to: only that client may exchange it.

@@ -17,7 +17,7 @@ import { WLCG_ANY_AUDIENCE, type ResourceServerConfig } from '../config/schema.t
 import { fromExchange } from '../grants/token-types.ts';
 import {
   ACCESS_TOKEN_TYP, isCompactJws, OwnTokens, scopeList, stringList, tokenBinding, tokenHash, TokenRefused,
-  type AccessTokenClaims, type TokenBinding,
+  type AccessTokenClaims, type TokenBinding, type VerifiedJwt,
 } from '../tokens/own-tokens.ts';
 import { InvalidToken, unavailable } from './errors.ts';
 
@@ -155,17 +155,13 @@ export class TokenVerifier {
    */
   async verify(token: string): Promise<VerifiedToken> {
     const hash = tokenHash(token);
-    if (!isCompactJws(token)) {
+    // A JWT verified before is answered from the cache before anything else is looked at.
+    const jwt = this.#tokens.cached(hash, ACCESS_TOKEN_TYP) ?? (isCompactJws(token) ? await this.#verifyJwt(token, hash) : undefined);
+    if (!jwt) {
       const facts = await this.#lookupOpaque(token);
       const resolved = await this.#resolve(facts);
       if (!resolved.identity) throw new InvalidToken(resolved.refusal!);
       return { identity: resolved.identity, tokenHash: hash };
-    }
-    let jwt;
-    try {
-      jwt = await this.#tokens.verifyJwt(token, ACCESS_TOKEN_TYP, hash);
-    } catch (err) {
-      throw err instanceof TokenRefused ? new InvalidToken(err.message) : err;
     }
     const facts = jwt.memo?.facts ?? this.#facts(jwt.access!);
     if (facts.recorded) await this.#checkRecord(token);
@@ -179,6 +175,14 @@ export class TokenVerifier {
     }
     if (!memo.identity) throw new InvalidToken(memo.refusal!);
     return { identity: memo.identity, tokenHash: hash };
+  }
+
+  async #verifyJwt(token: string, hash: string): Promise<VerifiedJwt<Memo>> {
+    try {
+      return await this.#tokens.verifyJwt(token, ACCESS_TOKEN_TYP, hash);
+    } catch (err) {
+      throw err instanceof TokenRefused ? new InvalidToken(err.message) : err;
+    }
   }
 
   /** What a verified JWT access token says, in the gateway's terms. */

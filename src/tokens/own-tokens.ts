@@ -20,6 +20,7 @@ import {
   type JWK, type JWTPayload, type ProtectedHeaderParameters,
 } from 'jose';
 import type Provider from 'oidc-provider';
+import { FedgateError } from '../http/errors.ts';
 import { SIGNING_ALGORITHMS, toPublicJwk } from '../keys/index.ts';
 import { storageScopeProblem } from '../scopes/wlcg.ts';
 import { BoundedMap } from '../util/bounded-map.ts';
@@ -38,16 +39,21 @@ const COMPACT_JWS = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/;
 export const ACCESS_TOKEN_TYP = 'at+jwt';
 /** Claims every access token of fedgate's carries. */
 const ACCESS_TOKEN_CLAIMS = ['exp', 'iat', 'sub', 'client_id', 'aud', 'jti'];
+/** The refusal of anything that is not even shaped like one of fedgate's tokens: what it was meant to be is unknown. */
+export const MALFORMED = 'the token is malformed';
 /** Claims every other JWT of fedgate's (ID tokens) carries. */
 const JWT_CLAIMS = ['exp', 'iat', 'sub'];
 
 /**
- * A token of fedgate's that cannot be used. The message is a fixed text
- * (never the token) and the same on every path; the gateway answers it as
- * `invalid_token`, token exchange as `invalid_grant`.
+ * A token of fedgate's that cannot be used: `invalid_token`, 401 (RFC 6750
+ * §3.1), as a resource answers it. The message is a fixed text (never the
+ * token) and the same on every path; token exchange answers it as
+ * `invalid_grant` naming the token's role (RFC 8693 §2.2.2).
  */
-export class TokenRefused extends Error {
-  override readonly name: string = 'TokenRefused';
+export class TokenRefused extends FedgateError {
+  constructor(description: string) {
+    super('invalid_token', description, { status: 401 });
+  }
 }
 
 /** Whether `value` has the shape of a compact JWS (three base64url parts). */
@@ -174,7 +180,7 @@ function refusal(err: unknown, typ: string | undefined): TokenRefused {
     return new TokenRefused(`${token} is signed with an unknown key`);
   }
   if (err instanceof joseErrors.JWSSignatureVerificationFailed) return new TokenRefused(`${token} signature is invalid`);
-  return new TokenRefused(`${token} is malformed`);
+  return new TokenRefused(MALFORMED);
 }
 
 /** An access token's claims, or a refusal when one is missing or malformed. */
@@ -242,12 +248,12 @@ export class OwnTokens<M = never> {
    * @throws TokenRefused when it cannot be decoded.
    */
   decode(token: string, hash = tokenHash(token)): DecodedJwt {
-    const cached = this.#fresh(hash);
+    const cached = this.#cache.get(hash);
     if (cached) return { header: cached.header, claims: cached.payload };
     try {
       return { header: decodeProtectedHeader(token), claims: decodeJwt(token) };
     } catch {
-      throw new TokenRefused('the token is malformed');
+      throw new TokenRefused(MALFORMED);
     }
   }
 
@@ -262,9 +268,11 @@ export class OwnTokens<M = never> {
    * @throws TokenRefused with the reason.
    */
   async verifyJwt(token: string, typ: string | undefined, hash = tokenHash(token)): Promise<VerifiedJwt<M>> {
+    const cached = this.cached(hash, typ);
+    if (cached) return cached;
+    // What is not even a JWT is malformed on every path, whatever its signature (token exchange reads the claims first).
+    this.decode(token, hash);
     const getKey = this.#keySet();
-    const cached = this.#fresh(hash);
-    if (cached && cached.typ === typ) return cached;
     this.stats.signatureVerifications += 1;
     let header: ProtectedHeaderParameters;
     let payload: JWTPayload;
@@ -285,6 +293,18 @@ export class OwnTokens<M = never> {
     // A token already past its expiry (accepted within the tolerance) is not kept: it is checked anew each time.
     if (verified.expiresAt > Date.now() / 1000) this.#cache.set(hash, verified);
     return verified;
+  }
+
+  /**
+   * The JWT whose {@link tokenHash} is `hash`, when it was verified as `typ`
+   * and has not expired since, without an await: the hot path of a busy
+   * resource. The key set is checked first, so a withdrawn key's tokens are
+   * gone from the cache before it is read.
+   */
+  cached(hash: string, typ: string | undefined): VerifiedJwt<M> | undefined {
+    this.#keySet();
+    const entry = this.#fresh(hash);
+    return entry && entry.typ === typ ? entry : undefined;
   }
 
   /** The cached JWT of `hash`, unless it has expired (then it is dropped). */
@@ -338,7 +358,7 @@ export class OwnTokens<M = never> {
    * @throws TokenRefused when it is malformed, unknown, expired or revoked; the store's errors as they are.
    */
   async findOpaque(provider: Provider, token: string): Promise<OpaqueAccessToken> {
-    if (!OPAQUE_TOKEN.test(token)) throw new TokenRefused('the access token is malformed');
+    if (!OPAQUE_TOKEN.test(token)) throw new TokenRefused(MALFORMED);
     this.stats.opaqueLookups += 1;
     const found = await provider.AccessToken.find(token) ?? await provider.ClientCredentials.find(token);
     if (!found?.clientId || !found.exp) throw new TokenRefused('the access token is unknown, expired or revoked');
