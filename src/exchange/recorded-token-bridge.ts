@@ -13,7 +13,7 @@
 import { decodeJwt } from 'jose';
 import type { Context, Next } from 'koa';
 import { parse, stringify } from 'node:querystring';
-import { hasUnreadFormBody, readFormBody, replayFormBody } from '../http/form-body.ts';
+import { hasFormBody, readFormBody, handOnFormBody } from '../http/form-body.ts';
 import { jwtRecordId } from '../grants/grants.ts';
 import { isCompactJws } from '../tokens/own-tokens.ts';
 
@@ -32,12 +32,12 @@ export function recordedTokenBridge(paths: readonly string[]): (ctx: Context, ne
   const wanted = new Set(paths);
   // Every request to oidc-provider passes here: those it leaves alone go on without an async frame of their own.
   return (ctx, next) => {
-    if (!wanted.has(ctx.path) || !hasUnreadFormBody(ctx)) return next();
+    if (!wanted.has(ctx.path) || !hasFormBody(ctx)) return next();
     return bridge(ctx, next);
   };
 }
 
-/** Reads the form body, swaps a recorded JWT for its record id, and replays the body to oidc-provider. */
+/** Reads the form body, swaps a recorded JWT for its record id, and hands the body on to oidc-provider. */
 async function bridge(ctx: Context, next: Next): Promise<void> {
   let body = await readFormBody(ctx);
   if (body === null) return;
@@ -48,6 +48,6 @@ async function bridge(ctx: Context, next: Next): Promise<void> {
     params.token = jwtRecordId(token);
     body = Buffer.from(stringify(params), 'utf8');
   }
-  replayFormBody(ctx, body);
+  handOnFormBody(ctx, body);
   return next();
 }

@@ -1,25 +1,32 @@
 /**
- * Reading a form body ahead of oidc-provider, and handing it back.
+ * Reading a form body ahead of oidc-provider, and handing it on.
  *
- * oidc-provider parses request bodies itself (from the request stream) in
- * each endpoint's middleware, and offers no hook in front of that parsing.
- * The few places where fedgate has to look at, or rewrite, a request before
- * oidc-provider does (recorded JWTs at introspection, the dialects of
- * standard clients) read the stream here and replay it: oidc-provider then
- * reads the same bytes, or the rewritten ones, as if they came from the
- * client. No library does this for oidc-provider; it is written here.
+ * oidc-provider parses request bodies itself in each endpoint's middleware,
+ * and offers no hook in front of that parsing. The few places where fedgate
+ * has to look at, or rewrite, a request before oidc-provider does (recorded
+ * JWTs at introspection, the dialects of standard clients) read the stream
+ * here and hand the bytes on as `ctx.request.body`, which oidc-provider reads
+ * when the stream has already been consumed (lib/shared/selective_body.js:
+ * "resolving to use req.body or request.body instead"; it prints that warning
+ * once per process). No library does this for oidc-provider; it is written here.
  */
 import type { Context } from 'koa';
 
 /** oidc-provider's own body limit (lib/shared/selective_body.js). */
 export const FORM_BODY_LIMIT = 56 * 1024;
 
+/** The body an earlier step read and handed on, if any. */
+function handedOn(ctx: Context): Buffer | undefined {
+  const body = (ctx.request as { body?: unknown }).body;
+  return body instanceof Buffer ? body : undefined;
+}
+
 /**
- * Whether the request carries a form body that has not been read yet (and
- * can therefore be read here and replayed).
+ * Whether the request carries a form body that can be read here: not read
+ * yet, or read and handed on by an earlier step ({@link handOnFormBody}).
  */
-export function hasUnreadFormBody(ctx: Context): boolean {
-  return ctx.method === 'POST' && !!ctx.is('application/x-www-form-urlencoded') && ctx.req.readable;
+export function hasFormBody(ctx: Context): boolean {
+  return ctx.method === 'POST' && !!ctx.is('application/x-www-form-urlencoded') && (ctx.req.readable || handedOn(ctx) !== undefined);
 }
 
 /**
@@ -30,6 +37,8 @@ export function hasUnreadFormBody(ctx: Context): boolean {
  * returned: the caller must not go on.
  */
 export async function readFormBody(ctx: Context): Promise<Buffer | null | undefined> {
+  const handed = handedOn(ctx);
+  if (handed) return handed;
   const length = ctx.request.length;
   if (length !== undefined && length > FORM_BODY_LIMIT) return undefined;
   // 'data' events rather than the stream's async iterator: this runs on every token request,
@@ -74,12 +83,10 @@ function refuseOversizedBody(ctx: Context): void {
   ctx.body = { error: 'invalid_request', error_description: 'failed to parse the request body' };
 }
 
-/** Hands `body` to whatever reads the request stream next (oidc-provider), as the whole request body. */
-export function replayFormBody(ctx: Context, body: Buffer): void {
-  ctx.req.headers['content-length'] = String(body.length);
-  Object.defineProperty(ctx.req, 'readable', { value: true, configurable: true });
-  Object.defineProperty(ctx.req, 'iterator', {
-    configurable: true,
-    value: () => (async function* replay() { yield body; })(),
-  });
+/**
+ * Hands `body` on as the request's whole body: oidc-provider (and a later
+ * {@link readFormBody}) read it from `ctx.request.body`, the stream being consumed.
+ */
+export function handOnFormBody(ctx: Context, body: Buffer): void {
+  (ctx.request as { body?: unknown }).body = body;
 }

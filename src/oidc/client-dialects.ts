@@ -23,7 +23,7 @@
 import type { Context, Next } from 'koa';
 import { parse, stringify, type ParsedUrlQuery } from 'node:querystring';
 import type Provider from 'oidc-provider';
-import { hasUnreadFormBody, readFormBody, replayFormBody } from '../http/form-body.ts';
+import { hasFormBody, readFormBody, handOnFormBody } from '../http/form-body.ts';
 import { sendPage } from '../http/page.ts';
 import type { Logger } from '../observability/logger.ts';
 import * as pages from '../views/pages.ts';
@@ -100,7 +100,7 @@ export function clientDialects(provider: Provider, { logger, resourceServers }: 
     // client: their bytes go on untouched, unparsed.
     const isToken = ctx.path === token;
     if (publicCandidate === undefined && !body.includes('audience') && !(isToken && REDEEMS_GRANT.test(body.toString('latin1')))) {
-      replayFormBody(ctx, body);
+      handOnFormBody(ctx, body);
       return next();
     }
     const params = parse(body.toString('utf8'));
@@ -118,7 +118,7 @@ export function clientDialects(provider: Provider, { logger, resourceServers }: 
       if (moved.error) return refuse(ctx, moved.error);
       changed ||= moved.changed;
     }
-    replayFormBody(ctx, changed ? Buffer.from(stringify(params), 'utf8') : body);
+    handOnFormBody(ctx, changed ? Buffer.from(stringify(params), 'utf8') : body);
     if (!isToken) return next();
     const { view, error } = await tokenRequestView(provider, resourceServers, params);
     if (error) return refuse(ctx, error);
@@ -137,7 +137,7 @@ export function clientDialects(provider: Provider, { logger, resourceServers }: 
       if (moved.changed) ctx.querystring = stringify(params);
       return next();
     }
-    if (!hasUnreadFormBody(ctx)) return next();
+    if (!hasFormBody(ctx)) return next();
     const publicCandidate = authenticating.has(ctx.path) ? emptySecretBasicClientId(ctx.headers.authorization) : undefined;
     if (publicCandidate === undefined && !targeting.has(ctx.path)) return next();
     return rewriteBody(ctx, next, publicCandidate);
