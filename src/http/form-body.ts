@@ -12,6 +12,8 @@
  */
 import type { Context } from 'koa';
 
+const FORM_TYPE = 'application/x-www-form-urlencoded';
+
 /** oidc-provider's own body limit (lib/shared/selective_body.js). */
 export const FORM_BODY_LIMIT = 56 * 1024;
 
@@ -26,7 +28,11 @@ function handedOn(ctx: Context): Buffer | undefined {
  * yet, or read and handed on by an earlier step ({@link handOnFormBody}).
  */
 export function hasFormBody(ctx: Context): boolean {
-  return ctx.method === 'POST' && !!ctx.is('application/x-www-form-urlencoded') && (ctx.req.readable || handedOn(ctx) !== undefined);
+  if (ctx.method !== 'POST') return false;
+  // The exact type (what clients send) needs no parsing of the header; anything else is type-is's to judge.
+  const type = ctx.req.headers['content-type'];
+  if (type !== FORM_TYPE && !ctx.is(FORM_TYPE)) return false;
+  return ctx.req.readable || handedOn(ctx) !== undefined;
 }
 
 /**

@@ -137,9 +137,12 @@ export function clientDialects(provider: Provider, { logger, resourceServers }: 
       if (moved.changed) ctx.querystring = stringify(params);
       return next();
     }
+    const path = ctx.path;
+    const authenticates = authenticating.has(path);
+    if (!authenticates && !targeting.has(path)) return next();
     if (!hasFormBody(ctx)) return next();
-    const publicCandidate = authenticating.has(ctx.path) ? emptySecretBasicClientId(ctx.headers.authorization) : undefined;
-    if (publicCandidate === undefined && !targeting.has(ctx.path)) return next();
+    const publicCandidate = authenticates ? emptySecretBasicClientId(ctx.headers.authorization) : undefined;
+    if (publicCandidate === undefined && !targeting.has(path)) return next();
     return rewriteBody(ctx, next, publicCandidate);
   };
 }
