@@ -107,6 +107,9 @@ const REFUSAL_EVENTS = [
 const RESOURCE_INFO_MEMO_SIZE = 10_000;
 type ResourceServerInfo = Awaited<ReturnType<NonNullable<NonNullable<NonNullable<Configuration['features']>['resourceIndicators']>['getResourceServerInfo']>>>;
 
+/** The artifacts whose granted scopes a token request redeems. */
+const REDEEMED = ['AuthorizationCode', 'RefreshToken', 'DeviceCode', 'BackchannelAuthenticationRequest'] as const;
+
 /** Candidate scopes of a token request: asked for now, or granted earlier (code, refresh, device). */
 function candidateScopes(ctx: KoaContextWithOIDC): Set<string> {
   const out = new Set<string>();
@@ -115,8 +118,20 @@ function candidateScopes(ctx: KoaContextWithOIDC): Set<string> {
   };
   add(ctx.oidc.params?.scope);
   const entities = ctx.oidc.entities as Record<string, { scope?: string } | undefined>;
-  for (const name of ['AuthorizationCode', 'RefreshToken', 'DeviceCode', 'BackchannelAuthenticationRequest']) add(entities[name]?.scope);
+  for (const name of REDEEMED) add(entities[name]?.scope);
   return out;
+}
+
+/** The inputs of {@link candidateScopes} as they came, for a memo key (no splitting, no set: this runs on every token). */
+function candidateScopesKey(ctx: KoaContextWithOIDC): string {
+  const scope = ctx.oidc.params?.scope;
+  let key = typeof scope === 'string' ? scope : '';
+  const entities = ctx.oidc.entities as Record<string, { scope?: string } | undefined>;
+  for (const name of REDEEMED) {
+    const granted = entities[name]?.scope;
+    if (typeof granted === 'string') key += `\u0001${name}\u0001${granted}`;
+  }
+  return key;
 }
 
 /**
@@ -337,13 +352,14 @@ export function createProvider(deps: ProviderDeps): Provider {
         getResourceServerInfo: async (ctx, resourceIndicator, client) => {
           const rs = resourceServers.get(resourceIndicator);
           if (!rs) throw new errors.InvalidTarget('unknown resource server');
-          const candidates = candidateScopes(ctx);
           const grantType = ctx.oidc.params?.grant_type === 'client_credentials' ? 'client_credentials' : 'other';
           const accountId = grantType === 'client_credentials' ? undefined : accountIdOf(ctx);
           // The answer depends only on these inputs (and the policy version); services ask the same question thousands of times a second.
-          const memoKey = `${policy.version}\u0000${resourceServers.version}\u0000${accountId ?? ''}\u0000${resourceIndicator}\u0000${client.clientId}\u0000${registeredResourceScopes(client)?.join(' ') ?? ''}\u0000${grantType}\u0000${[...candidates].join(' ')}`;
+          const registeredValue = (client as unknown as Record<string, unknown>)[RESOURCE_SCOPE];
+          const memoKey = `${policy.version}\u0000${resourceServers.version}\u0000${accountId ?? ''}\u0000${resourceIndicator}\u0000${client.clientId}\u0000${typeof registeredValue === 'string' ? registeredValue : ''}\u0000${grantType}\u0000${candidateScopesKey(ctx)}`;
           const memo = resourceInfoMemo.get(memoKey);
           if (memo) return memo;
+          const candidates = candidateScopes(ctx);
           const clientConfig = clientsById.get(client.clientId);
           // WLCG profile §2.2.4: only a host client's own token (client credentials) says "authorize on my sub".
           let scopes = resourceServers.acceptedScopes(rs, candidates).filter((s) => s !== HOST_AUTH_SCOPE);
@@ -463,7 +479,7 @@ export function createProvider(deps: ProviderDeps): Provider {
   const provider = new Provider(config.issuer, configuration);
   provider.proxy = config.trustProxy;
   provider.use(clientDialects(provider, { logger, resourceServers }));
-  provider.use(registrationResponseScope);
+  provider.use(registrationResponseScope(provider.pathFor('registration')));
   provider.use(userinfoJwtRefusal(provider, logger));
   // Token exchange's middleware (introspection and revocation of recorded JWTs) and its grant type.
   deps.tokenExchange.install(provider, {
