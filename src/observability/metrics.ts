@@ -28,14 +28,22 @@ export function createMetrics(): Metrics {
 
   // Route labels are a fixed set, so this cache of resolved children stays small.
   const requestChildren = new Map<string, { counter: { value: number }; histogram: HistogramChild }>();
+  // The last request's labels and children: under load one route answers request after request, and
+  // comparing three values costs less than building and hashing a key for every request.
+  let last = { route: '', method: '', status: 0, child: undefined as { counter: { value: number }; histogram: HistogramChild } | undefined };
+  const grantChildren = new Map<string, { value: number }>();
   return {
     registry,
     observeRequest(route, method, status, seconds) {
-      const key = `${route} ${method} ${status}`;
-      let child = requestChildren.get(key);
+      let child = last.route === route && last.method === method && last.status === status ? last.child : undefined;
       if (!child) {
-        child = { counter: httpRequests.labels(route, method, String(status)), histogram: httpDuration.labels(route, method) };
-        requestChildren.set(key, child);
+        const key = `${route} ${method} ${status}`;
+        child = requestChildren.get(key);
+        if (!child) {
+          child = { counter: httpRequests.labels(route, method, String(status)), histogram: httpDuration.labels(route, method) };
+          requestChildren.set(key, child);
+        }
+        last = { route, method, status, child };
       }
       child.counter.value += 1;
       child.histogram.observe(seconds);
@@ -51,7 +59,13 @@ export function createMetrics(): Metrics {
       child.value += 1;
     },
     tokenIssued(grantType) {
-      tokensIssued.labels(grantType).value += 1;
+      let child = grantChildren.get(grantType);
+      if (!child) {
+        // Grant types are oidc-provider's registered ones (an unknown one is refused before a token is issued).
+        child = tokensIssued.labels(grantType);
+        grantChildren.set(grantType, child);
+      }
+      child.value += 1;
     },
     auditEventsDropped: new Counter({
       name: 'fedgate_audit_events_dropped_total',
