@@ -107,7 +107,13 @@ const REGISTRATION_RESPONSES = new Set(['registration', 'client', 'client_update
  * `scope` as it registered it (capability scopes included), so that
  * oidc-gen asks for them and an update (RFC 7592 §2.2) sends them back.
  */
-export async function registrationResponseScope(ctx: KoaContextWithOIDC, next: () => Promise<void>): Promise<void> {
+export function registrationResponseScope(registrationPath: string): (ctx: KoaContextWithOIDC, next: () => Promise<void>) => Promise<void> {
+  const under = `${registrationPath}/`;
+  // Every request to oidc-provider passes here: only the registration endpoint's go through an async frame.
+  return (ctx, next) => (ctx.path === registrationPath || ctx.path.startsWith(under) ? showRegisteredScope(ctx, next) : next());
+}
+
+async function showRegisteredScope(ctx: KoaContextWithOIDC, next: () => Promise<void>): Promise<void> {
   await next();
   const body = ctx.body as Record<string, unknown> | undefined;
   if (!ctx.oidc || !REGISTRATION_RESPONSES.has(ctx.oidc.route) || !body || typeof body[RESOURCE_SCOPE] !== 'string') return;

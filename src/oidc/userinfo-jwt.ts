@@ -29,8 +29,10 @@ function ownJwtAudience(value: string, issuer: string): string | undefined {
 /** The middleware, for `provider.use()`. */
 export function userinfoJwtRefusal(provider: Provider, logger: Logger): (ctx: Context, next: Next) => Promise<void> {
   const path = provider.pathFor('userinfo');
-  return async (ctx, next) => {
-    if (ctx.path !== path) return next();
+  // Every request to oidc-provider passes here: the others go on without an async frame of their own.
+  return (ctx, next) => (ctx.path === path ? refuseResourceJwt(ctx, next) : next());
+
+  async function refuseResourceJwt(ctx: Context, next: Next): Promise<void> {
     const [scheme, token] = (ctx.headers.authorization ?? '').split(' ');
     const audience = scheme?.toLowerCase() === 'bearer' && token ? ownJwtAudience(token, provider.issuer) : undefined;
     if (audience === undefined) return next();
@@ -40,5 +42,5 @@ export function userinfoJwtRefusal(provider: Provider, logger: Logger): (ctx: Co
     ctx.set('Cache-Control', 'no-store');
     ctx.set('WWW-Authenticate', `Bearer realm="${provider.issuer}", error="invalid_token", error_description="${description.replace(/["\\]/g, '')}"`);
     ctx.body = { error: 'invalid_token', error_description: description };
-  };
+  }
 }
