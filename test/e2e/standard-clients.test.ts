@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { createInitialAccessToken } from '../../src/admin/routes.ts';
-import { approveOnDevicePage, Browser, decodeJwt, startServer, type TestServer } from '../support/harness.ts';
+import * as oidc from 'openid-client';
+import { approveOnDevicePage, Browser, decodeJwt, loginThroughPages, pkceAuthorizationUrl, rp, startServer, type TestServer } from '../support/harness.ts';
 
 const DEVICE_GRANT = 'urn:ietf:params:oauth:grant-type:device_code';
 const basic = (id: string, secret: string) => `Basic ${Buffer.from(`${id}:${secret}`).toString('base64')}`;
@@ -73,6 +74,18 @@ describe('the dialects of standard clients', () => {
     const page = await fetch(`${server.issuer}/auth?client_id=demo-cli&response_type=code&scope=openid&redirect_uri=http%3A%2F%2F127.0.0.1%3A9%2Fcallback&audience=https%3A%2F%2Fml.demo&resource=https%3A%2F%2Fstorage.demo`, { redirect: 'manual' });
     assert.equal(page.status, 400);
     assert.match(await page.text(), /invalid_target/);
+  });
+
+  it('reads audience as the resource indicator at the authorization endpoint too (code flow)', async () => {
+    const portal = await rp(server.issuer, 'demo-portal', 'demo-portal-secret');
+    const redirectUri = 'http://localhost:3000/callback';
+    const state = oidc.randomState();
+    const { url, verifier } = await pkceAuthorizationUrl(portal, { redirect_uri: redirectUri, scope: 'openid storage.read:/store/cms', audience: 'https://storage.demo', state });
+    const callback = await loginThroughPages(new Browser(), url, redirectUri, { username: 'alice', password: 'alice-password' });
+    const tokens = await oidc.authorizationCodeGrant(portal, callback, { pkceCodeVerifier: verifier, expectedState: state });
+    const claims = decodeJwt(tokens.access_token).payload;
+    assert.equal(claims.aud, 'https://storage.demo');
+    assert.equal(claims.scope, 'storage.read:/store/cms');
   });
 
   it('names a resource server at the token request only when the grant was for any WLCG service, and says why not otherwise', async () => {
