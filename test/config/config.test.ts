@@ -17,6 +17,13 @@ describe('loadConfig', () => {
     assert.deepEqual(config.lifetimes.refreshToken, 30 * 24 * 3600);
   });
 
+  it('defaults key rollover to the WLCG profile: keys published 2 days before they sign, rotated about every 6 months, JWKS cached 6 hours', async () => {
+    const { keys } = await loadConfig({});
+    assert.equal(keys.prepublishSeconds, 2 * 24 * 3600, 'at least the default JWKS cache expiration (WLCG profile 1.1: 2 days)');
+    assert.equal(keys.rotationIntervalSeconds, 182 * 24 * 3600);
+    assert.equal(keys.jwksMaxAgeSeconds, 6 * 3600, 'WLCG §4.3.1 public key cache refresh');
+  });
+
   it('takes PORT, ISSUER and REDIS_URL from the environment', async () => {
     const config = await loadConfig({ PORT: '9090', ISSUER: 'https://id.example.org/', REDIS_URL: 'redis://cache:6379' });
     assert.equal(config.port, 9090);
