@@ -15,8 +15,8 @@ import { csrfMatches, csrfToken } from '../http/csrf.ts';
 import { PageError, respondWithError } from '../http/errors.ts';
 import { sendPage } from '../http/page.ts';
 import type { Audit } from '../observability/audit.ts';
-import { ACCOUNT_CLIENT_ID } from '../oidc/provider.ts';
 import * as pages from '../views/pages.ts';
+import { ACCOUNT_CLIENT_ID } from '../config/names.ts';
 
 export interface AccountRoutesDeps {
   config: Config;

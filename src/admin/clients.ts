@@ -4,19 +4,19 @@ import type { Context, Middleware } from 'koa';
 import type Provider from 'oidc-provider';
 import type { AdapterPayload } from 'oidc-provider';
 import { z } from 'zod';
-import { CONSOLE_CLIENT_ID, type ClientConfig } from '../config/schema.ts';
-import { ACCOUNT_CLIENT_ID } from '../oidc/provider.ts';
+import type { ClientConfig } from '../config/schema.ts';
 import type { Audit } from '../observability/audit.ts';
 import { artifactKey } from '../grants/grants.ts';
 import { StoreAdapter } from '../oidc/adapter.ts';
 import {
   CLIENT_DISABLED, CLIENT_INDEX, clientIdOfMember, clientIndexAfter, initialAccessTokenOf, initialAccessTokenPage,
 } from '../oidc/client-records.ts';
-import { ADMIN_SCOPE } from '../oidc/resource-servers.ts';
+
 import type { Store } from '../store/store.ts';
 import { compareUtf8 } from '../store/values.ts';
 import { caller, fail, parseBody } from './http.ts';
 import { encodeCursor, pageRequest } from './pages.ts';
+import { ACCOUNT_CLIENT_ID, ADMIN_SCOPE, CONSOLE_CLIENT_ID } from '../config/names.ts';
 
 export interface ClientRoutesDeps {
   store: Store;

@@ -9,11 +9,9 @@ import type { PolicyService } from '../authz/policy-service.ts';
 import type { Config } from '../config/schema.ts';
 import type { Audit } from '../observability/audit.ts';
 import { AccessDenied, GatewayError, InvalidToken, sendError, type Authenticated } from '../gateway/index.ts';
-import { ADMIN_SCOPE } from '../oidc/resource-servers.ts';
 import type { Store } from '../store/store.ts';
 import { initialAccessTokenHandle } from '../oidc/client-records.ts';
 import { auditRoutes } from './audit.ts';
-import { CONSOLE_CLIENT_ID } from '../config/schema.ts';
 import { clientRoutes } from './clients.ts';
 import { accountGrantRoutes } from './account-grants.ts';
 import { overviewRoutes } from './overview.ts';
@@ -27,6 +25,7 @@ import { caller, fail, type AdminCaller } from './http.ts';
 import { policyRoutes } from './policies.ts';
 import { resourceServerRoutes } from './resource-servers.ts';
 import type { DataSources } from '../datasources/index.ts';
+import { ADMIN_GROUP, ADMIN_SCOPE, CONSOLE_CLIENT_ID } from '../config/names.ts';
 
 export interface AdminDeps {
   config: Config;
@@ -51,8 +50,6 @@ export interface AdminDeps {
 }
 
 /** Members of this group (or its subgroups) administer fedgate. */
-export const ADMIN_GROUP = '/admins';
-export { ADMIN_SCOPE };
 
 /** Issues an initial access token for dynamic client registration (RFC 7591 §3). */
 export async function createInitialAccessToken(provider: Provider, ttlSeconds: number): Promise<{ token: string; expiresAt: number }> {

@@ -4,8 +4,9 @@ import { parse as parseYaml, YAMLParseError } from 'yaml';
 import type { z } from 'zod';
 import { demoRealm } from './demo-realm.ts';
 import { longLifetimeProblem, longLifetimes } from './lifetimes.ts';
-import { ADMIN_API_PATH, ADMIN_SCOPE, fileConfigSchema, isHostClientId, WLCG_ANY_AUDIENCE, type Config, type FileConfig } from './schema.ts';
+import { fileConfigSchema, type Config, type FileConfig } from './schema.ts';
 import { storageScopeProblem } from '../scopes/wlcg.ts';
+import { ADMIN_API_PATH, ADMIN_SCOPE, isHostClientId, WLCG_ANY_AUDIENCE } from './names.ts';
 
 export * from './schema.ts';
 

@@ -15,34 +15,6 @@ export type GrantTypeName = (typeof GRANT_TYPES)[number];
 
 export const RESOURCE_KINDS = ['storage', 'compute', 'ml', 'sync', 'other'] as const;
 
-/** The scope of admin tokens, accepted only by the built-in admin API resource server. A contract name. */
-export const ADMIN_SCOPE = 'fedgate.admin';
-
-/**
- * The built-in client of the admin console (/admin): a public client (PKCE
- * S256) whose only redirect is `<issuer>/admin/callback`. A contract name.
- */
-export const CONSOLE_CLIENT_ID = 'fedgate-console';
-/** The admin API's path; `<issuer>/admin/api` is its audience. A contract name. */
-export const ADMIN_API_PATH = '/admin/api';
-
-/** The WLCG audience used when a WLCG-profile token is asked for no audience (WLCG profile §2.1.3). */
-export const WLCG_ANY_AUDIENCE = 'https://wlcg.cern.ch/jwt/v1/any';
-
-/**
- * WLCG profile §2.2.4 (host-based authorization): a client whose id is
- * `host:<fully.qualified.domain>` may obtain `host.auth` with client
- * credentials; its tokens' `sub` is that id, which resource providers
- * authorize on.
- */
-export const HOST_AUTH_SCOPE = 'host.auth';
-const HOST_CLIENT_ID = /^host:(?=.{1,253}$)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)+$/;
-
-/** Whether `clientId` names a host (`host:<fqdn>`, lower case, at least two labels). */
-export function isHostClientId(clientId: string): boolean {
-  return HOST_CLIENT_ID.test(clientId);
-}
-
 const seconds = z.number().int().positive();
 const absoluteUri = z.string().refine((v) => URL.canParse(v), 'must be an absolute URI');
 const groupPath = z.string().regex(/^(\/(?!\.\.?(?:\/|$))[A-Za-z0-9._-]+)+$/, 'must be a group path such as /cms/production');

@@ -10,7 +10,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { bodyParser } from '@koa/bodyparser';
 import Router from '@koa/router';
 import type { Context } from 'koa';
-import { ADMIN_SCOPE, CONSOLE_CLIENT_ID, type Config } from '../config/schema.ts';
+import type { Config } from '../config/schema.ts';
 import { sendPage } from '../http/page.ts';
 import type { Logger } from '../observability/logger.ts';
 import { html } from '../views/html.ts';
@@ -26,6 +26,7 @@ import { overviewSection } from './sections/overview.ts';
 import { policySection } from './sections/policies.ts';
 import { requestSection } from './sections/requests.ts';
 import { ConsoleSessions, csrfValid, type SessionStore } from './session.ts';
+import { ADMIN_SCOPE, CONSOLE_CLIENT_ID } from '../config/names.ts';
 
 export interface ConsoleDeps {
   config: Config;

@@ -2,12 +2,13 @@
 import type { Groups } from '../accounts/groups.ts';
 import type { PolicyService } from '../authz/policy-service.ts';
 import type { DataSourceSpec } from '../config/datasource-schema.ts';
-import { ADMIN_API_PATH, ADMIN_SCOPE, WLCG_ANY_AUDIENCE, type Config } from '../config/schema.ts';
+import type { Config } from '../config/schema.ts';
 import type { ServiceRegistry } from '../gateway/service-registry.ts';
 import type { AppliedDataSources } from './applied.ts';
 import { DataSourceError, type FieldProblem } from './errors.ts';
 import { policyProblems } from './spec.ts';
 import type { ConfiguredDataSources } from './views.ts';
+import { ADMIN_API_PATH, ADMIN_SCOPE, WLCG_ANY_AUDIENCE } from '../config/names.ts';
 
 export interface ConflictDeps {
   config: Config;

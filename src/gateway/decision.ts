@@ -3,13 +3,13 @@
  * point, explain on demand, and turn a denial into a 403 with an audit event.
  */
 import type { Context } from 'koa';
-import { ADMIN_GROUP } from '../admin/routes.ts';
 import type { DecisionRequest, Explanation, PolicyDecisionPoint } from '../authz/types.ts';
 import type { Audit } from '../observability/audit.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import type { Authenticated } from './authenticate.ts';
 import { AccessDenied } from './errors.ts';
 import type { Identity } from './token-verifier.ts';
+import { ADMIN_GROUP } from '../config/names.ts';
 
 /** Request header an administrator sets to get the decision's explanation back. */
 export const EXPLAIN_HEADER = 'X-Fedgate-Explain';

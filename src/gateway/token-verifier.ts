@@ -13,13 +13,14 @@
 import type { JWK } from 'jose';
 import type Provider from 'oidc-provider';
 import { effectiveGroups, type Account, type Accounts } from '../accounts/accounts.ts';
-import { WLCG_ANY_AUDIENCE, type ResourceServerConfig } from '../config/schema.ts';
+import type { ResourceServerConfig } from '../config/schema.ts';
 import { fromExchange } from '../grants/token-types.ts';
 import {
   ACCESS_TOKEN_TYP, isCompactJws, OwnTokens, scopeList, stringList, tokenBinding, tokenHash, TokenRefused,
   type AccessTokenClaims, type TokenBinding, type VerifiedJwt,
 } from '../tokens/own-tokens.ts';
 import { InvalidToken, unavailable } from './errors.ts';
+import { WLCG_ANY_AUDIENCE } from '../config/names.ts';
 
 export type { TokenBinding } from '../tokens/own-tokens.ts';
 

@@ -5,10 +5,9 @@ import Router from '@koa/router';
 import type { Context } from 'koa';
 import type Provider from 'oidc-provider';
 import type { Accounts } from '../accounts/accounts.ts';
-import { ADMIN_SCOPE, type Config } from '../config/schema.ts';
+import type { Config } from '../config/schema.ts';
 import { csrfMatches, csrfToken as csrfCookieToken } from '../http/csrf.ts';
 import { takePendingLogin } from '../federation/hooks.ts';
-import { ACCOUNT_CLIENT_ID, AUP_REASON, CONSOLE_CLIENT_ID } from '../oidc/provider.ts';
 import { aupPending } from '../accounts/aup.ts';
 import { errorResponder, PageError as InteractionError } from '../http/errors.ts';
 import { sendPage } from '../http/page.ts';
@@ -16,6 +15,7 @@ import type { Audit } from '../observability/audit.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import type { Store } from '../store/store.ts';
 import * as pages from '../views/pages.ts';
+import { ACCOUNT_CLIENT_ID, ADMIN_SCOPE, AUP_REASON, CONSOLE_CLIENT_ID } from '../config/names.ts';
 
 export interface InteractionDeps {
   config: Config;
@@ -34,7 +34,6 @@ export interface InteractionDeps {
 }
 
 
-
 const CSRF_COOKIE = 'fedgate.csrf';
 const SCOPE_DESCRIPTIONS: Record<string, string> = {
   openid: 'Confirm who you are (your account identifier)',
@@ -47,7 +46,6 @@ const SCOPE_DESCRIPTIONS: Record<string, string> = {
 };
 
 type InteractionDetails = Awaited<ReturnType<Provider['interactionDetails']>>;
-
 
 function checkCsrf(ctx: Context, submitted: unknown): void {
   if (!csrfMatches(ctx, CSRF_COOKIE, submitted)) {

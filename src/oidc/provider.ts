@@ -1,7 +1,6 @@
 import Provider, { errors, interactionPolicy, type ClientMetadata, type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
 import type { ClientConfig, GrantTypeName, TokenProfile } from '../config/schema.ts';
 import type { Services } from '../services.ts';
-import { CONSOLE_CLIENT_ID, HOST_AUTH_SCOPE, isHostClientId, WLCG_ANY_AUDIENCE } from '../config/schema.ts';
 import { sendPage } from '../http/page.ts';
 import * as pages from '../views/pages.ts';
 import { fromExchange, TOKEN_EXCHANGE_GRANT } from '../grants/token-types.ts';
@@ -19,9 +18,9 @@ import { viewingAdapterFactory } from './token-request-view.ts';
 import { singleUseInitialAccessTokens } from './initial-access-token.ts';
 import { assertRefreshTarget } from './refresh-target.ts';
 import { accountClaims, profileTokenClaims, SCOPE_CLAIMS } from './claims.ts';
-import { ADMIN_SCOPE } from './resource-servers.ts';
 import { aupPending, tokenRefusal } from '../accounts/aup.ts';
 import { isGroupSelectionScope, isWlcgScope, scopeCovered } from '../scopes/wlcg.ts';
+import { ACCOUNT_CLIENT_ID, ADMIN_SCOPE, AUP_REASON, CONSOLE_CLIENT_ID, HOST_AUTH_SCOPE, isHostClientId, WLCG_ANY_AUDIENCE } from '../config/names.ts';
 
 /** Everything the provider configuration needs from the rest of fedgate. */
 export interface ProviderDeps extends Services {
@@ -45,19 +44,6 @@ const GRANT_TYPE_URNS: Record<GrantTypeName, string> = {
   client_credentials: 'client_credentials',
   token_exchange: TOKEN_EXCHANGE_GRANT,
 };
-
-export { ADMIN_SCOPE, CONSOLE_CLIENT_ID };
-
-/** The consent prompt's reason while the signed-in user has not accepted the current Acceptable Use Policy. */
-export const AUP_REASON = 'aup_not_accepted';
-
-/**
- * The built-in client of fedgate's own account page (/account): a public
- * client whose only redirect is the page's callback. It signs the user in to
- * fedgate itself, so it asks no consent.
- */
-export const ACCOUNT_CLIENT_ID = 'fedgate-account';
-
 
 /**
  * Static OIDC scopes; resource server scopes are resolved per request

@@ -20,10 +20,10 @@
  * `scopes` list does). `fedgate.admin`, the admin API's scope, is refused.
  */
 import { errors } from 'oidc-provider';
-import { WLCG_ANY_AUDIENCE } from '../config/schema.ts';
 import type { KoaContextWithOIDC } from 'oidc-provider';
 import { isGroupSelectionScope, scopeCovered } from '../scopes/wlcg.ts';
-import { ADMIN_SCOPE, type ResourceServers } from './resource-servers.ts';
+import type { ResourceServers } from './resource-servers.ts';
+import { ADMIN_SCOPE, WLCG_ANY_AUDIENCE } from '../config/names.ts';
 
 /** fedgate's client metadata holding a registered client's resource scopes (space-separated). */
 export const RESOURCE_SCOPE = 'resource_scope';

@@ -1,7 +1,6 @@
-import { ADMIN_API_PATH, ADMIN_SCOPE, WLCG_ANY_AUDIENCE, type ResourceServerConfig } from '../config/schema.ts';
+import type { ResourceServerConfig } from '../config/schema.ts';
 import { isGroupSelectionScope, scopeCovered, scopeRelativeToBase, scopeUnderBase } from '../scopes/wlcg.ts';
-
-export { ADMIN_SCOPE };
+import { ADMIN_API_PATH, ADMIN_SCOPE, WLCG_ANY_AUDIENCE } from '../config/names.ts';
 
 /** The resource server fedgate issues WLCG tokens for when a WLCG request names none. */
 const WLCG_ANY: ResourceServerConfig = {

@@ -35,9 +35,9 @@ import { AsyncLocalStorage } from 'node:async_hooks';
 import type { ParsedUrlQuery } from 'node:querystring';
 import type Provider from 'oidc-provider';
 import type { Adapter, AdapterPayload } from 'oidc-provider';
-import { WLCG_ANY_AUDIENCE } from '../config/schema.ts';
 import { isPathScope, scopeCovered } from '../scopes/wlcg.ts';
 import type { ResourceServers } from './resource-servers.ts';
+import { WLCG_ANY_AUDIENCE } from '../config/names.ts';
 
 /** What one token request sees differently from the stored artifact and grant. */
 export interface TokenRequestView {

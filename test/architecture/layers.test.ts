@@ -16,7 +16,6 @@ import {
 const PENDING: readonly string[] = [
   'datasources -> admin',
   'federation/x509 -> gateway',
-  'gateway -> admin',
   'gateway -> datasources',
   'services -> oidc',
 ];

@@ -2,8 +2,8 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, before, beforeEach, describe, it } from 'node:test';
 import { base64url, SignJWT, UnsecuredJWT } from 'jose';
-import { WLCG_ANY_AUDIENCE } from '../../src/config/schema.ts';
 import { bearer, ISSUER, ML, nginx, ORCHESTRATOR, send, startFixture, STORAGE, type Fixture } from './fixture.ts';
+import { WLCG_ANY_AUDIENCE } from '../../src/config/names.ts';
 
 describe('/authz: token verification and decisions', () => {
   let f: Fixture;
