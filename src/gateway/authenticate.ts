@@ -5,7 +5,7 @@
  * certificate) against the request.
  */
 import type { Store } from '../store/store.ts';
-import { checkCertificateBinding, type ClientCertificate } from './client-certificate.ts';
+import { certificateThumbprint, type ClientCertificate } from '../http/client-certificate.ts';
 import { checkDpopProof } from './dpop.ts';
 import { GatewayError, InvalidRequest, InvalidToken, Unauthorized, type ChallengeScheme } from './errors.ts';
 import { acceptsAudience, type AudiencePolicy, type Identity, type TokenVerifier } from './token-verifier.ts';
@@ -99,4 +99,17 @@ export async function authenticate(
     throw err;
   }
   return { identity, scheme };
+}
+
+/**
+ * RFC 8705 §3: a certificate-bound token is only accepted with the
+ * certificate whose SHA-256 thumbprint it carries in `cnf.x5t#S256`.
+ *
+ * @throws InvalidToken when no certificate was presented or it is another one.
+ */
+export function checkCertificateBinding(certificate: ClientCertificate | undefined, expected: string): void {
+  if (!certificate) throw new InvalidToken('the access token is bound to a client certificate, and none was presented');
+  if (certificateThumbprint(certificate.der) !== expected) {
+    throw new InvalidToken('the access token is bound to another client certificate');
+  }
 }

@@ -22,7 +22,7 @@ import type { Context } from 'koa';
 import type { AuthzHeaderForm } from '../config/datasource-schema.ts';
 import type { Store } from '../store/store.ts';
 import { authenticate } from './authenticate.ts';
-import type { ClientCertificateReader } from './client-certificate.ts';
+import type { ClientCertificateReader } from '../http/client-certificate.ts';
 import { authorize, EXPLAIN_HEADER, type DecisionDeps } from './decision.ts';
 import { GatewayError, InvalidRequest, NotFound, sendError } from './errors.ts';
 import { allowedResponseHeaders, identityHeaders } from './identity-headers.ts';

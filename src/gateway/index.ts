@@ -14,17 +14,18 @@ import type { PolicyDecisionPoint } from '../authz/types.ts';
 import type { Services } from '../services.ts';
 import { authenticate, type Authenticated } from './authenticate.ts';
 import { createAuthzEndpoint } from './authz-endpoint.ts';
-import { certificateHeaderForms, createClientCertificateReader } from './client-certificate.ts';
+import { certificateHeaderForms, createClientCertificateReader } from '../http/client-certificate.ts';
 import { createProxy } from './proxy.ts';
 import { ServiceRegistry } from './service-registry.ts';
 import { TokenVerifier, type TokenVerifierStats } from './token-verifier.ts';
 
 export { AUTHZ_PATH } from './authz-endpoint.ts';
 export { parseAuthorization, type Authenticated } from './authenticate.ts';
+export { normaliseAddress } from '../http/client-address.ts';
 export {
-  certificateThumbprint, createClientCertificateReader, normaliseAddress, parseClientCertHeader, RFC9440_CLIENT_CERT,
+  certificateThumbprint, createClientCertificateReader, parseClientCertHeader, RFC9440_CLIENT_CERT,
   type CertificateHeaderForm, type ClientCertificate, type ClientCertificateReader,
-} from './client-certificate.ts';
+} from '../http/client-certificate.ts';
 export { decisionRequest, EXPLAIN_HEADER } from './decision.ts';
 export { DPOP_ALGORITHMS, normaliseHtu } from './dpop.ts';
 export * from './errors.ts';

@@ -15,7 +15,6 @@ import {
  */
 const PENDING: readonly string[] = [
   'datasources -> admin',
-  'federation/x509 -> gateway',
   'gateway -> datasources',
   'services -> oidc',
 ];

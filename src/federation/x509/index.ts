@@ -5,7 +5,7 @@
  *
  * A certificate arrives on fedgate's own mTLS listener (listener.ts) or,
  * behind a TLS-terminating proxy, in a header the proxy sets
- * (src/gateway/client-certificate.ts: RFC 9440, Envoy XFCC, nginx), only
+ * (src/http/client-certificate.ts: RFC 9440, Envoy XFCC, nginx), only
  * believed from `trustedProxies`. It is validated against the trust anchor
  * directory (trust-store.ts, verify.ts); its end-entity subject and issuer
  * DNs, in the canonical form of dn.ts, are the linked identity
@@ -26,7 +26,7 @@ import type { Config } from '../../config/schema.ts';
 import { drainServer } from '../../http/drain.ts';
 import {
   certificateHeaderForms, createClientCertificateInspector, type CertificateLookup, type ClientCertificateInspector,
-} from '../../gateway/client-certificate.ts';
+} from '../../http/client-certificate.ts';
 import type { Audit } from '../../observability/audit.ts';
 import type { Logger } from '../../observability/logger.ts';
 import type { FederationHooks } from '../types.ts';

@@ -22,7 +22,7 @@ import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import type { SecureContextOptions } from 'node:tls';
-import { peerCertificateChain } from '../../gateway/client-certificate.ts';
+import { peerCertificateChain } from '../../http/client-certificate.ts';
 import type { Logger } from '../../observability/logger.ts';
 import { selfSignedCertificate } from '../../keys/self-signed.ts';
 import { writeFileAtomic } from '../../util/atomic-file.ts';

@@ -14,7 +14,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Context, Middleware, Next } from 'koa';
 import { AccountError, type Account, type Accounts } from '../../accounts/accounts.ts';
-import type { CertificateLookup } from '../../gateway/client-certificate.ts';
+import type { CertificateLookup } from '../../http/client-certificate.ts';
 import { FedgateError, respondWithError } from '../../http/errors.ts';
 import { sendPage } from '../../http/page.ts';
 import type { Audit } from '../../observability/audit.ts';

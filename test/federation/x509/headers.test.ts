@@ -4,7 +4,7 @@ import { after, before, describe, it } from 'node:test';
 import {
   certificateHeaderForms, createClientCertificateInspector, createClientCertificateReader, envoyForm, nginxForm,
   parseClientCertChainHeader, parseEscapedPemHeader, parseForwardedClientCert, rfc9440Form, type CertificateLookup,
-} from '../../../src/gateway/client-certificate.ts';
+} from '../../../src/http/client-certificate.ts';
 import { createLogger } from '../../../src/observability/logger.ts';
 import { LogCapture } from '../../support/harness.ts';
 import { Pki, type Ca, type Issued } from './pki.ts';

@@ -1,6 +1,7 @@
 /**
  * The client certificate of a request, for certificate-bound access tokens
- * (RFC 8705 §3) and X.509 login (src/federation/x509): one extraction for both.
+ * (RFC 8705 §3, src/gateway) and X.509 login (src/federation/x509): one
+ * extraction for both, below both (neither bridge nor gateway imports the other).
  *
  * The certificate comes from the TLS connection when fedgate terminates TLS
  * itself, or from a header set by a TLS-terminating proxy — but a header is
@@ -12,11 +13,8 @@
 import { createHash, X509Certificate } from 'node:crypto';
 import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
 import type { TLSSocket } from 'node:tls';
-import { addressMatcher, normaliseAddress } from '../http/client-address.ts';
+import { addressMatcher } from './client-address.ts';
 import type { Logger } from '../observability/logger.ts';
-import { InvalidToken } from './errors.ts';
-
-export { normaliseAddress };
 
 /** Where a certificate came from. */
 export type CertificateSource = 'tls' | 'header';
@@ -424,17 +422,4 @@ export function createClientCertificateReader(options: ClientCertificateOptions)
     const lookup = inspect(req);
     return lookup.status === 'found' ? lookup.certificate : undefined;
   };
-}
-
-/**
- * RFC 8705 §3: a certificate-bound token is only accepted with the
- * certificate whose SHA-256 thumbprint it carries in `cnf.x5t#S256`.
- *
- * @throws InvalidToken when no certificate was presented or it is another one.
- */
-export function checkCertificateBinding(certificate: ClientCertificate | undefined, expected: string): void {
-  if (!certificate) throw new InvalidToken('the access token is bound to a client certificate, and none was presented');
-  if (certificateThumbprint(certificate.der) !== expected) {
-    throw new InvalidToken('the access token is bound to another client certificate');
-  }
 }
