@@ -7,7 +7,7 @@ import { PolicyValidationError, type PolicyService } from '../authz/policy-servi
 import type { Audit } from '../observability/audit.ts';
 import { caller, fail, groupParam, parseBody } from './http.ts';
 import { encodeCursor, pageRequest, queryText } from './pages.ts';
-import { ruleFromJson, ruleJsonSchema, ruleToJson } from './rules-json.ts';
+import { ruleFromJson, ruleJsonSchema, ruleToJson } from '../authz/rules-json.ts';
 
 export interface GroupRoutesDeps {
   accounts: Accounts;

@@ -6,7 +6,7 @@ import { PolicyBusyError, PolicyValidationError, type PolicyDiff, type PolicySer
 import type { PolicyLine } from '../authz/types.ts';
 import type { Audit } from '../observability/audit.ts';
 import { caller, fail, parseBody } from './http.ts';
-import { ruleFromJson, ruleJsonSchema, ruleToJson } from './rules-json.ts';
+import { ruleFromJson, ruleJsonSchema, ruleToJson } from '../authz/rules-json.ts';
 
 export interface PolicyRoutesDeps {
   accounts: Accounts;

@@ -14,7 +14,7 @@
  */
 import Router from '@koa/router';
 import type { Context, Middleware } from 'koa';
-import { ruleToJson } from './rules-json.ts';
+import { ruleToJson } from '../authz/rules-json.ts';
 import { caller, fail } from './http.ts';
 import { respondWithError } from '../http/errors.ts';
 import { DataSourceError, onboardingBundle, type ChangeContext, type DataSources, type DataSourceView } from '../datasources/index.ts';

@@ -7,7 +7,7 @@
 import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { parse as parseYaml } from 'yaml';
-import { ruleToJson } from '../admin/rules-json.ts';
+import { ruleToJson } from '../authz/rules-json.ts';
 import { DataSourceError } from './errors.ts';
 import { onboardingBundle } from './onboarding.ts';
 import type { ChangeContext } from './records.ts';

@@ -7,7 +7,7 @@
  * `forwardAuth`), all pointing at fedgate's `/authz`, and for a storage the
  * storage side's own token check (XRootD's SciTokens plugin, `scitokens.cfg`).
  */
-import { ruleToJson } from '../admin/rules-json.ts';
+import { ruleToJson } from '../authz/rules-json.ts';
 import type { AuthzHeaderForm } from '../config/datasource-schema.ts';
 import { IDENTITY_HEADER_NAMES } from '../gateway/identity-headers.ts';
 import type { IntrospectionCredentials } from './introspection-client.ts';

@@ -1,8 +1,9 @@
 import { z } from 'zod';
-import type { PolicyLine } from '../authz/types.ts';
+import type { PolicyLine } from './types.ts';
 
 /**
- * Policy lines as the admin API writes them: named fields instead of
+ * Policy lines as the admin API, onboarding bundles and the command line
+ * write them (one JSON format): named fields instead of
  * Casbin's positional values.
  */
 export const ruleJsonSchema = z.discriminatedUnion('type', [
