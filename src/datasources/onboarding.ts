@@ -11,7 +11,7 @@ import { ruleToJson } from '../authz/rules-json.ts';
 import type { AuthzHeaderForm } from '../config/datasource-schema.ts';
 import { IDENTITY_HEADER_NAMES } from '../gateway/identity-headers.ts';
 import type { IntrospectionCredentials } from './introspection-client.ts';
-import { PROTECTED_RESOURCE_WELL_KNOWN, protectedResourceMetadataUrl } from './protected-resource.ts';
+import { PROTECTED_RESOURCE_WELL_KNOWN, protectedResourceMetadataUrl } from '../gateway/protected-resource.ts';
 import type { DataSourceView } from './views.ts';
 
 /** What the data source's operator is handed. */

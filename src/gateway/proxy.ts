@@ -17,7 +17,7 @@ import { Pool } from 'undici';
 import type { Config } from '../config/schema.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { Store } from '../store/store.ts';
-import { gatewayResource, protectedResourceMetadataUrl } from '../datasources/protected-resource.ts';
+import { gatewayResource, protectedResourceMetadataUrl } from './protected-resource.ts';
 import { authenticate, type Authenticated } from './authenticate.ts';
 import { normaliseAddress } from '../http/client-address.ts';
 import type { ClientCertificateReader } from '../http/client-certificate.ts';
