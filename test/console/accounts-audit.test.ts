@@ -101,6 +101,12 @@ describe('console: accounts and audit', () => {
   it('Overview: store health, signing keys, counts and the latest audit events', async () => {
     await page.goto(`${server.issuer}/admin`);
     const main = await page.locator('main').innerText();
+    assert.match(main, /Store\s+Healthy\s+memory, answered in [\d.]+ ms/);
+    assert.match(main, /Accounts\s+3\s/);
+    assert.match(main, /Groups\s+5\s/);
+    // The signing keys the server really has: each active kid's start is on the page.
+    const keys = page.locator('main table', { hasText: 'Algorithm' });
+    assert.deepEqual((await keys.locator('tbody td:nth-child(3)').allInnerTexts()).sort(), ['ES256', 'RS256']);
     assert.match(main, /Latest audit events/);
     assert.match(main, /test\.bulk/);
     await checkPage(page, 'overview-full');

@@ -1,63 +1,54 @@
 /** Overview: store and replica health, signing keys, counts, the latest audit events (`GET /overview`). */
 import type Router from '@koa/router';
 import { html, type SafeHtml } from '../../views/html.ts';
-import { AdminApiError } from '../admin-client.ts';
 import type { ConsoleKit } from '../kit.ts';
 import { when } from '../layout.ts';
 import { auditTable, type AuditEventJson } from './audit-table.ts';
 
+interface KeyJson {
+  kid: string;
+  alg: string;
+  created_at?: string;
+  activates_at?: string;
+  retires_at?: string;
+}
 interface Overview {
-  store?: { ok?: boolean; kind?: string; latencyMs?: number };
-  replicas?: Array<Record<string, unknown>>;
-  keys?: Record<string, unknown>;
-  counts?: Record<string, number>;
-  audit?: AuditEventJson[];
+  store: { ok: boolean; kind: string; latencyMs: number };
+  replicas: Array<{ id: string; hostname: string; pid: number; startedAt: string; seenAt: string }>;
+  keys: { active: KeyJson[]; published: KeyJson[]; retiring: KeyJson[]; nextRotation?: string } | null;
+  counts: Partial<Record<'accounts' | 'groups' | 'clients' | 'dataSources', number>>;
+  audit: AuditEventJson[];
 }
 
-/** A value of the overview for people: lists as lists, times as times, objects by their fields. */
-function show(value: unknown, key = ''): SafeHtml | string {
-  if (Array.isArray(value)) {
-    if (!value.length) return 'none';
-    return html`<ul>${value.map((v) => html`<li>${show(v)}</li>`)}</ul>`;
-  }
-  if (value && typeof value === 'object') {
-    const entries = Object.entries(value as Record<string, unknown>);
-    return html`${entries.map(([k, v], i) => html`${i ? ', ' : ''}${k}: ${show(v, k)}`)}`;
-  }
-  if (/at$|time|rotation|since|activates|expires/i.test(key) && value !== null && value !== undefined) return when(value);
-  if (typeof value === 'boolean') return value ? 'yes' : 'no';
-  return String(value ?? '');
-}
+const COUNTS = [['accounts', 'Accounts', '/admin/accounts'], ['groups', 'Groups', '/admin/groups'], ['clients', 'Clients', '/admin/clients'], ['dataSources', 'Data sources', '/admin/datasources']] as const;
 
-const COUNT_LABELS: Record<string, string> = { accounts: 'Accounts', groups: 'Groups', clients: 'Clients', dataSources: 'Data sources' };
+function keyRows(state: string, keys: KeyJson[]): SafeHtml {
+  return html`${keys.map((k) => html`<tr><td>${state}</td><td><code>${k.kid.slice(0, 16)}…</code></td><td>${k.alg}</td><td>${when(k.activates_at)}</td><td>${when(k.retires_at) || '—'}</td></tr>\n`)}`;
+}
 
 export function overviewSection(router: Router, kit: ConsoleKit): void {
   kit.page(router, '/', async (ctx) => {
     // A group manager's console starts with what they do: their groups' requests.
     if (!kit.session(ctx).admin) return ctx.redirect('/admin/requests');
-    const api = kit.api(ctx);
-    let overview: Overview | undefined;
-    try {
-      overview = await api.get<Overview>('/overview');
-    } catch (err) {
-      if (!(err instanceof AdminApiError) || err.error !== 'http_404') throw err;
-    }
-    const events = overview?.audit ?? (await api.get<{ events: AuditEventJson[] }>('/audit', { limit: 10 })).events;
-    const store = overview?.store;
+    const o = await kit.api(ctx).get<Overview>('/overview');
     const body = html`<h1>Overview</h1>
-${overview ? html`<div class="cards">
+<div class="cards">
 <section class="card" aria-labelledby="store-h"><h2 id="store-h">Store</h2>
-<p class="big">${store?.ok ? 'Healthy' : html`<span class="bad">Unavailable</span>`}</p>
-<p>${store?.kind ?? ''}${store?.latencyMs !== undefined ? ` · ${store.latencyMs} ms` : ''}</p></section>
-${Object.entries(overview.counts ?? {}).map(([k, v]) => html`<section class="card"><h2>${COUNT_LABELS[k] ?? k}</h2><p class="big">${v.toLocaleString('en')}</p></section>`)}
+<p class="big">${o.store.ok ? 'Healthy' : html`<span class="bad">Unavailable</span>`}</p>
+<p>${o.store.kind}, answered in ${o.store.latencyMs} ms</p></section>
+${COUNTS.map(([key, label, href]) => html`<section class="card" aria-labelledby="${`count-${key}`}"><h2 id="${`count-${key}`}"><a href="${href}">${label}</a></h2><p class="big">${o.counts[key] === undefined ? html`<span class="muted">unknown</span>` : o.counts[key].toLocaleString('en')}</p></section>`)}
 </div>
 <h2>Replicas</h2>
-${overview.replicas?.length ? html`<ul>${overview.replicas.map((r) => html`<li>${show(r)}</li>`)}</ul>` : html`<p class="muted">No replica reports.</p>`}
+${o.replicas.length ? html`<div class="table"><table><thead><tr><th scope="col">Host</th><th scope="col">Process</th><th scope="col">Started</th><th scope="col">Last seen</th></tr></thead>
+<tbody>${o.replicas.map((r) => html`<tr><td>${r.hostname}</td><td>${r.pid}</td><td>${when(r.startedAt)}</td><td>${when(r.seenAt)}</td></tr>`)}</tbody></table></div>`
+  : html`<p class="muted">No replica has reported a heartbeat in the last 30 seconds.</p>`}
 <h2>Signing keys</h2>
-${overview.keys ? html`<dl class="facts">${Object.entries(overview.keys).map(([k, v]) => html`<dt>${k}</dt><dd>${show(v, k)}</dd>`)}</dl>` : html`<p class="muted">Not reported.</p>`}`
-  : html`<p class="muted">This fedgate's admin API has no overview; the latest audit events follow.</p>`}
+${o.keys ? html`<p>Next rotation: ${o.keys.nextRotation ? when(o.keys.nextRotation) : 'none scheduled'}</p>
+<div class="table"><table><thead><tr><th scope="col">State</th><th scope="col">Key id</th><th scope="col">Algorithm</th><th scope="col">Active from</th><th scope="col">Retires</th></tr></thead>
+<tbody>${keyRows('active', o.keys.active)}${keyRows('published (not yet signing)', o.keys.published)}${keyRows('retiring (still published)', o.keys.retiring)}</tbody></table></div>`
+  : html`<p class="muted">Not reported.</p>`}
 <h2>Latest audit events</h2>
-${auditTable(events.slice(0, 10), 'The ten latest events')}
+${auditTable(o.audit.slice(0, 10), 'The ten latest events')}
 <p><a href="/admin/audit">All audit events</a></p>`;
     await kit.render(ctx, { title: 'Overview', section: 'overview', body });
   });
