@@ -11,6 +11,7 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { authzDecisions } from './authz-decisions.ts';
 import { authzHttp } from './authz-http.ts';
+import { consolePages } from './console-pages.ts';
 import { report } from './lib/format.ts';
 import { busyShare, machineInfo } from './lib/machine.ts';
 import { readOptions } from './lib/options.ts';
@@ -25,7 +26,7 @@ import { tokenIssuance } from './token-issuance.ts';
 import { x509Verify } from './x509-verify.ts';
 
 /** Every benchmark, in run order; later features append theirs. */
-const BENCHMARKS: Benchmark[] = [tokenIssuance, authzDecisions, authzHttp, samlMetadata, samlAcs, tokenExchange, refreshAtScale, refreshTokens, x509Verify];
+const BENCHMARKS: Benchmark[] = [tokenIssuance, authzDecisions, authzHttp, samlMetadata, samlAcs, tokenExchange, refreshAtScale, refreshTokens, x509Verify, consolePages];
 
 async function main(): Promise<void> {
   const options = readOptions();

@@ -32,7 +32,7 @@ header{background:var(--bar);color:var(--on-bar);padding:.5rem 1rem}
 header .top{display:flex;flex-wrap:wrap;align-items:center;justify-content:space-between;gap:.5rem;max-width:72rem;margin:0 auto}
 header .brand{font-weight:700;color:var(--on-bar);text-decoration:none}
 header .who{display:flex;align-items:center;gap:.75rem;font-size:.9375rem}
-header .who form button{width:auto;min-height:2.25rem;margin:0;padding:.25rem .75rem;color:var(--on-bar);background:transparent;border:1px solid var(--on-bar)}
+header .who form button{white-space:nowrap;width:auto;min-height:2.25rem;margin:0;padding:.25rem .75rem;color:var(--on-bar);background:transparent;border:1px solid var(--on-bar)}
 header nav ul{display:flex;flex-wrap:wrap;gap:.25rem;list-style:none;margin:.5rem auto 0;padding:0;max-width:72rem}
 header nav a{display:block;padding:.375rem .75rem;border-radius:.375rem;color:var(--on-bar);text-decoration:none}
 header nav a[aria-current=page]{background:var(--on-bar);color:var(--bar);font-weight:600}
@@ -81,6 +81,7 @@ button:hover{text-decoration:underline}
 .notice{color:var(--ok-fg);background:var(--ok-bg);border-color:var(--ok-line)}
 [role=alert] p:last-child,.notice p:last-child{margin:0}
 .secret{font:600 1rem/1.4 ${MONO};padding:.5rem;border:1px dashed var(--line);border-radius:.375rem;overflow-wrap:anywhere}
+ul.plain{list-style:none;padding:0}
 .tree ul{list-style:none;padding-left:1.25rem;margin:0}
 .tree>ul{padding-left:0}
 .badge{display:inline-block;padding:0 .5rem;border:1px solid var(--line);border-radius:1rem;font-size:.8125rem}

@@ -52,7 +52,7 @@ export function requestSection(router: Router, kit: ConsoleKit): void {
     const body = html`<h1>Requests</h1>
 <h2 id="membership-h">Membership requests</h2>
 ${requests === undefined ? html`<p class="muted">This fedgate's admin API has no membership requests.</p>`
-  : requests.requests.length ? html`<ul aria-labelledby="membership-h">${requests.requests.slice(0, PAGE).map((r) => {
+  : requests.requests.length ? html`<ul class="plain" aria-labelledby="membership-h">${requests.requests.slice(0, PAGE).map((r) => {
     const who = r.username ?? r.user ?? '';
     return html`<li class="card">
 <p><strong>${who}</strong>${r.name ? ` (${r.name})` : ''} asks to join <code>${r.group}</code>${r.createdAt ?? r.created_at ? html` <span class="muted">on ${when(r.createdAt ?? r.created_at)}</span>` : ''}.</p>
@@ -66,7 +66,7 @@ ${r.reason ? html`<p>Reason: “${r.reason}”</p>` : ''}
   : html`<p class="muted">No pending membership requests.</p>`}
 ${session.admin && html`<h2 id="registrations-h">Account registrations</h2>
 ${registrations === undefined ? html`<p class="muted">Self-registration is not enabled.</p>`
-  : registrations.registrations.length ? html`<ul aria-labelledby="registrations-h">${registrations.registrations.map((r) => html`<li class="card">
+  : registrations.registrations.length ? html`<ul class="plain" aria-labelledby="registrations-h">${registrations.registrations.map((r) => html`<li class="card">
 <p><strong>${r.username ?? r.name ?? r.email ?? r.id}</strong>${r.email ? html` &lt;${r.email}&gt;` : ''}${r.identity?.issuer ? html` via <code>${r.identity.issuer}</code>` : ''}${r.createdAt ?? r.created_at ? html` <span class="muted">on ${when(r.createdAt ?? r.created_at)}</span>` : ''}</p>
 ${r.reason ? html`<p>Reason: “${r.reason}”</p>` : ''}
 <form class="inline" method="post" action="/admin/registrations/approve">${csrf}<input type="hidden" name="id" value="${r.id}"><button type="submit" aria-label="${`Approve the registration of ${r.username ?? r.email ?? r.id}`}">Approve</button></form>
