@@ -14,7 +14,7 @@ import { BoundedMap } from '../util/bounded-map.ts';
 import { grantsOf, type StoredGrant } from '../grants/grants.ts';
 import { GRANT_REFERENCE_CLAIM, grantReference } from '../grants/grant-reference.ts';
 import {
-  ACCESS_TOKEN_TYP, isCompactJws, isOpaqueToken, MALFORMED, MAX_TOKEN_LENGTH, OwnTokens, scopeList, tokenHash, TokenRefused,
+  ACCESS_TOKEN_TYP, isCompactJws, isOpaqueToken, MALFORMED, MAX_TOKEN_LENGTH, OwnTokens, scopeList, TokenRefused,
 } from '../tokens/own-tokens.ts';
 import { ExternalTokenError, type TrustedIssuers } from './trusted-issuers.ts';
 import { fromExchange, type TokenTypeName } from '../grants/token-types.ts';
@@ -120,20 +120,19 @@ export class PresentedTokens {
       if (declared !== 'access_token') throw new TokenTypeMismatch(`an opaque token was presented as ${declared === 'jwt' ? 'a JWT' : 'an ID token'}`);
       return this.#opaqueAccessToken(value);
     }
-    const hash = tokenHash(value);
-    const { header, claims } = this.#own.decode(value, hash);
+    const { header, claims } = this.#own.decode(value);
     const isAccessToken = typeof header.typ === 'string' && header.typ.toLowerCase().replace(/^application\//, '') === ACCESS_TOKEN_TYP;
     if (declared === 'access_token' && !isAccessToken && claims.iss === this.#options.issuer) {
       throw new TokenTypeMismatch('the token is not an access token (RFC 9068 typ at+jwt)');
     }
     if (declared === 'id_token' && isAccessToken) throw new TokenTypeMismatch('an access token was presented as an ID token');
     if (claims.iss === this.#options.issuer) {
-      if (isAccessToken) return this.#jwtAccessToken(value, hash);
+      if (isAccessToken) return this.#jwtAccessToken(value);
       // Of fedgate's other JWTs only ID tokens are exchangeable (not logout tokens, signed introspection or userinfo responses).
       if (header.typ !== undefined && header.typ.toUpperCase() !== 'JWT') {
         throw new UnusableToken('the token is neither an access token nor an ID token of this issuer');
       }
-      return this.#idToken(value, hash);
+      return this.#idToken(value);
     }
     if (typeof claims.iss !== 'string' || !this.#options.trustedIssuers.has(claims.iss)) {
       throw new UnusableToken('the token was issued by an issuer this server does not trust');
@@ -183,8 +182,8 @@ export class PresentedTokens {
     };
   }
 
-  async #jwtAccessToken(value: string, hash: string): Promise<PresentedToken> {
-    const { payload, access } = await this.#own.verifyJwt(value, ACCESS_TOKEN_TYP, hash);
+  async #jwtAccessToken(value: string): Promise<PresentedToken> {
+    const { payload, access } = await this.#own.verifyJwt(value, ACCESS_TOKEN_TYP);
     const { clientId, subject: sub } = access!;
     const scopes = this.#options.policyScopes ? this.#options.policyScopes(access!.audience, access!.scopes) : access!.scopes;
     const base = { type: 'access_token' as const, origin: 'fedgate' as const, iss: this.#options.issuer, sub, clientId, scopes, exp: access!.expiresAt };
@@ -209,8 +208,8 @@ export class PresentedTokens {
     return { ...base, account, grantIds: own.grants.map((g) => g.id), offlineAccess: own.offlineAccess, ...actors };
   }
 
-  async #idToken(value: string, hash: string): Promise<PresentedToken> {
-    const { payload } = await this.#own.verifyJwt(value, undefined, hash);
+  async #idToken(value: string): Promise<PresentedToken> {
+    const { payload } = await this.#own.verifyJwt(value, undefined);
     const audience = typeof payload.aud === 'string' ? [payload.aud] : Array.isArray(payload.aud) ? payload.aud : [];
     const clientId = typeof payload.azp === 'string' ? payload.azp : audience.length === 1 ? audience[0] : undefined;
     if (!clientId || typeof payload.sub !== 'string' || typeof payload.exp !== 'number') throw new UnusableToken('the ID token lacks required claims');

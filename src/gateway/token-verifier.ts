@@ -4,7 +4,7 @@
  * tokens, looked up in the store through oidc-provider, both through the one
  * verifier of fedgate's tokens (src/tokens/own-tokens.ts).
  *
- * Verified JWTs are cached by hash for their lifetime, so a busy service
+ * Verified JWTs are cached for their lifetime, so a busy service
  * costs one signature check per token rather than one per request; what the
  * token says about its account (username, groups, disabled) is re-read
  * whenever the policy version moves. Opaque tokens are looked up on every
@@ -46,10 +46,15 @@ export interface Identity {
   exchanged: boolean;
 }
 
-/** A verified token: its identity and base64url(SHA-256(token)) (the cache key and the DPoP `ath`). */
+/** A verified token: its identity and base64url(SHA-256(token)) (the DPoP `ath`, computed when first read). */
 export interface VerifiedToken {
   identity: Identity;
-  tokenHash: string;
+  readonly tokenHash: string;
+}
+
+function verified(identity: Identity, token: string): VerifiedToken {
+  let hash: string | undefined;
+  return { identity, get tokenHash() { return hash ??= tokenHash(token); } };
 }
 
 /** Counters for tests and diagnostics. */
@@ -155,14 +160,13 @@ export class TokenVerifier {
    *   TemporarilyUnavailable when the store cannot be read.
    */
   async verify(token: string): Promise<VerifiedToken> {
-    const hash = tokenHash(token);
     // A JWT verified before is answered from the cache before anything else is looked at.
-    const jwt = this.#tokens.cached(hash, ACCESS_TOKEN_TYP) ?? (isCompactJws(token) ? await this.#verifyJwt(token, hash) : undefined);
+    const jwt = this.#tokens.cached(token, ACCESS_TOKEN_TYP) ?? (isCompactJws(token) ? await this.#verifyJwt(token) : undefined);
     if (!jwt) {
       const facts = await this.#lookupOpaque(token);
       const resolved = await this.#resolve(facts);
       if (!resolved.identity) throw new InvalidToken(resolved.refusal!);
-      return { identity: resolved.identity, tokenHash: hash };
+      return verified(resolved.identity, token);
     }
     const facts = jwt.memo?.facts ?? this.#facts(jwt.access!);
     if (facts.recorded) await this.#checkRecord(token);
@@ -175,12 +179,12 @@ export class TokenVerifier {
       jwt.memo = memo;
     }
     if (!memo.identity) throw new InvalidToken(memo.refusal!);
-    return { identity: memo.identity, tokenHash: hash };
+    return verified(memo.identity, token);
   }
 
-  async #verifyJwt(token: string, hash: string): Promise<VerifiedJwt<Memo>> {
+  async #verifyJwt(token: string): Promise<VerifiedJwt<Memo>> {
     try {
-      return await this.#tokens.verifyJwt(token, ACCESS_TOKEN_TYP, hash);
+      return await this.#tokens.verifyJwt(token, ACCESS_TOKEN_TYP);
     } catch (err) {
       throw err instanceof TokenRefused ? new InvalidToken(err.message) : err;
     }

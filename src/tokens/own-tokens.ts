@@ -66,7 +66,7 @@ export function isOpaqueToken(value: string): boolean {
   return OPAQUE_TOKEN.test(value);
 }
 
-/** base64url(SHA-256(token)): the cache key, and the DPoP `ath` (RFC 9449 §4.2). */
+/** base64url(SHA-256(token)): the DPoP `ath` (RFC 9449 §4.2). */
 export function tokenHash(token: string): string {
   return createHash('sha256').update(token).digest('base64url');
 }
@@ -215,10 +215,12 @@ export class OwnTokens<M = never> {
   readonly stats: OwnTokenStats;
   readonly #options: OwnTokensOptions;
   /**
-   * JWTs whose signature has been checked, by {@link tokenHash}, until they
-   * expire: a busy service costs one signature check per token rather than
-   * one per request. Only verified tokens get in, so the cache holds
-   * nothing but tokens this server issued.
+   * JWTs whose signature has been checked, until they expire: a busy
+   * service costs one signature check per token rather than one per
+   * request. Only verified tokens get in, so the cache holds nothing but
+   * tokens this server issued. Keyed by the token itself rather than a
+   * digest of it: a Map lookup on the string is exact and costs less than
+   * hashing it (the gateway hashes a token only for a DPoP proof's `ath`).
    */
   readonly #cache: BoundedMap<string, VerifiedJwt<M>>;
   #jwksObject: object | undefined;
@@ -247,8 +249,8 @@ export class OwnTokens<M = never> {
    *
    * @throws TokenRefused when it cannot be decoded.
    */
-  decode(token: string, hash = tokenHash(token)): DecodedJwt {
-    const cached = this.#cache.get(hash);
+  decode(token: string): DecodedJwt {
+    const cached = this.#cache.get(token);
     if (cached) return { header: cached.header, claims: cached.payload };
     try {
       return { header: decodeProtectedHeader(token), claims: decodeJwt(token) };
@@ -267,11 +269,11 @@ export class OwnTokens<M = never> {
    *
    * @throws TokenRefused with the reason.
    */
-  async verifyJwt(token: string, typ: string | undefined, hash = tokenHash(token)): Promise<VerifiedJwt<M>> {
-    const cached = this.cached(hash, typ);
+  async verifyJwt(token: string, typ: string | undefined): Promise<VerifiedJwt<M>> {
+    const cached = this.cached(token, typ);
     if (cached) return cached;
     // What is not even a JWT is malformed on every path, whatever its signature (token exchange reads the claims first).
-    this.decode(token, hash);
+    this.decode(token);
     const getKey = this.#keySet();
     this.stats.signatureVerifications += 1;
     let header: ProtectedHeaderParameters;
@@ -291,28 +293,28 @@ export class OwnTokens<M = never> {
     const access = typ === ACCESS_TOKEN_TYP ? accessTokenClaims(payload) : undefined;
     const verified: VerifiedJwt<M> = { header, payload, typ, access, expiresAt: payload.exp!, memo: undefined };
     // A token already past its expiry (accepted within the tolerance) is not kept: it is checked anew each time.
-    if (verified.expiresAt > Date.now() / 1000) this.#cache.set(hash, verified);
+    if (verified.expiresAt > Date.now() / 1000) this.#cache.set(token, verified);
     return verified;
   }
 
   /**
-   * The JWT whose {@link tokenHash} is `hash`, when it was verified as `typ`
+   * The JWT `token`, when it was verified as `typ`
    * and has not expired since, without an await: the hot path of a busy
    * resource. The key set is checked first, so a withdrawn key's tokens are
    * gone from the cache before it is read.
    */
-  cached(hash: string, typ: string | undefined): VerifiedJwt<M> | undefined {
+  cached(token: string, typ: string | undefined): VerifiedJwt<M> | undefined {
     this.#keySet();
-    const entry = this.#fresh(hash);
+    const entry = this.#fresh(token);
     return entry && entry.typ === typ ? entry : undefined;
   }
 
-  /** The cached JWT of `hash`, unless it has expired (then it is dropped). */
-  #fresh(hash: string): VerifiedJwt<M> | undefined {
-    const entry = this.#cache.get(hash);
+  /** The cached JWT `token`, unless it has expired (then it is dropped). */
+  #fresh(token: string): VerifiedJwt<M> | undefined {
+    const entry = this.#cache.get(token);
     if (!entry) return undefined;
     if (entry.expiresAt > Date.now() / 1000) return entry;
-    this.#cache.delete(hash);
+    this.#cache.delete(token);
     return undefined;
   }
 
