@@ -19,7 +19,7 @@ import { jwksForProvider, loadOrCreateCookieKeys, loadOrCreateKeys, type KeySet 
 import type { Logger } from './observability/logger.ts';
 import { startHeartbeat } from './observability/replicas.ts';
 import { createProvider } from './oidc/provider.ts';
-import { adminAudience } from './oidc/resource-servers.ts';
+import { adminAudience } from './resource-servers/resource-servers.ts';
 import { absentUnlessUnavailable } from './store/index.ts';
 import type { Store } from './store/store.ts';
 import type { Services } from './services.ts';

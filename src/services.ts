@@ -5,7 +5,7 @@ import type { Config } from './config/schema.ts';
 import type { Audit } from './observability/audit.ts';
 import type { Logger } from './observability/logger.ts';
 import type { Metrics } from './observability/metrics.ts';
-import type { ResourceServers } from './oidc/resource-servers.ts';
+import type { ResourceServers } from './resource-servers/resource-servers.ts';
 import type { Store } from './store/store.ts';
 
 /** The shared parts every feature of fedgate is handed at assembly (src/app.ts). */

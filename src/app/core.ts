@@ -14,7 +14,7 @@ import { Audit } from '../observability/audit.ts';
 import { createLogger, type Logger } from '../observability/logger.ts';
 import { createMetrics } from '../observability/metrics.ts';
 import { revokeAccountGrants } from '../grants/grants.ts';
-import { ResourceServers } from '../oidc/resource-servers.ts';
+import { ResourceServers } from '../resource-servers/resource-servers.ts';
 import type { Services } from '../services.ts';
 import { createStore } from '../store/index.ts';
 import type { Store } from '../store/store.ts';

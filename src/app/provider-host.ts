@@ -10,7 +10,7 @@ import { signedTokenHorizon } from '../config/lifetimes.ts';
 import type { Config } from '../config/schema.ts';
 import { jwksForProvider, maintainKeys, nextKeyChange, publicJwks, watchKeys, type KeySet } from '../keys/index.ts';
 import type { Logger } from '../observability/logger.ts';
-import type { ResourceServers } from '../oidc/resource-servers.ts';
+import type { ResourceServers } from '../resource-servers/resource-servers.ts';
 
 export interface ProviderHostOptions {
   config: Config;

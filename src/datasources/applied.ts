@@ -6,7 +6,7 @@
 import type { Config } from '../config/schema.ts';
 import type { ServiceRegistry } from '../gateway/service-registry.ts';
 import type { Logger } from '../observability/logger.ts';
-import type { ResourceServers } from '../oidc/resource-servers.ts';
+import type { ResourceServers } from '../resource-servers/resource-servers.ts';
 import { gatewayResource } from '../gateway/protected-resource.ts';
 import type { StoredDataSource } from './records.ts';
 import { resourceServerOf, serviceOf } from './spec.ts';

@@ -21,7 +21,7 @@ import type { Config } from '../config/schema.ts';
 import type { ServiceRegistry } from '../gateway/service-registry.ts';
 import type { Audit } from '../observability/audit.ts';
 import type { Logger } from '../observability/logger.ts';
-import type { ResourceServers } from '../oidc/resource-servers.ts';
+import type { ResourceServers } from '../resource-servers/resource-servers.ts';
 import type { Store } from '../store/store.ts';
 import { AppliedDataSources } from './applied.ts';
 import { auditChange, auditFailure, auditSecretRotation } from './change-audit.ts';

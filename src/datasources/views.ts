@@ -6,7 +6,7 @@
 import type { PolicyLine } from '../authz/types.ts';
 import type { DataSourceSpec } from '../config/datasource-schema.ts';
 import type { Config, ResourceServerConfig, ServiceConfig } from '../config/schema.ts';
-import type { ResourceServers } from '../oidc/resource-servers.ts';
+import type { ResourceServers } from '../resource-servers/resource-servers.ts';
 import { audienceMetadataUrl, gatewayResource, protectedResourceMetadataUrl } from '../gateway/protected-resource.ts';
 import type { ChangeContext, StoredDataSource } from './records.ts';
 import { accessTokenFormatOf, domainOf, effectiveScopes, operationsOf } from './spec.ts';

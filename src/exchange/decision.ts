@@ -10,7 +10,7 @@ import { effectiveGroups } from '../accounts/accounts.ts';
 import type { PolicyService } from '../authz/policy-service.ts';
 import { EXCHANGE_BY_DOMAIN, EXCHANGE_DOMAIN } from '../authz/types.ts';
 import type { Config, ResourceServerConfig } from '../config/schema.ts';
-import type { ResourceServers } from '../oidc/resource-servers.ts';
+import type { ResourceServers } from '../resource-servers/resource-servers.ts';
 import { isGroupSelectionScope, scopeCovered, storageScopeProblem } from '../scopes/wlcg.ts';
 import { BoundedMap } from '../util/bounded-map.ts';
 import { invalidGrant } from './errors.ts';

@@ -28,7 +28,7 @@ import { sendPage } from '../http/page.ts';
 import type { Logger } from '../observability/logger.ts';
 import * as pages from '../views/pages.ts';
 import { TOKEN_EXCHANGE_GRANT } from '../grants/token-types.ts';
-import type { ResourceServers } from './resource-servers.ts';
+import type { ResourceServers } from '../resource-servers/resource-servers.ts';
 import { tokenRequestView, withTokenRequestView } from './token-request-view.ts';
 
 /** The client id of an `Authorization: Basic` header with an empty secret, else undefined. */

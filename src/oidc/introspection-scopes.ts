@@ -8,7 +8,7 @@
  * are not enabled; turning them on must move this before the signing.)
  */
 import type { Context, Next } from 'koa';
-import type { ResourceServers } from './resource-servers.ts';
+import type { ResourceServers } from '../resource-servers/resource-servers.ts';
 
 /** The middleware, for `provider.use()`: acts on requests to `path` (the introspection endpoint) only. */
 export function introspectionScopes(path: string, resourceServers: Pick<ResourceServers, 'audienceScope'>): (ctx: Context, next: Next) => Promise<void> {

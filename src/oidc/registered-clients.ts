@@ -22,7 +22,7 @@
 import { errors } from 'oidc-provider';
 import type { KoaContextWithOIDC } from 'oidc-provider';
 import { isGroupSelectionScope, scopeCovered } from '../scopes/wlcg.ts';
-import type { ResourceServers } from './resource-servers.ts';
+import type { ResourceServers } from '../resource-servers/resource-servers.ts';
 import { ADMIN_SCOPE, WLCG_ANY_AUDIENCE } from '../config/names.ts';
 
 /** fedgate's client metadata holding a registered client's resource scopes (space-separated). */

@@ -36,7 +36,7 @@ import type { ParsedUrlQuery } from 'node:querystring';
 import type Provider from 'oidc-provider';
 import type { Adapter, AdapterPayload } from 'oidc-provider';
 import { isPathScope, scopeCovered } from '../scopes/wlcg.ts';
-import type { ResourceServers } from './resource-servers.ts';
+import type { ResourceServers } from '../resource-servers/resource-servers.ts';
 import { WLCG_ANY_AUDIENCE } from '../config/names.ts';
 
 /** What one token request sees differently from the stored artifact and grant. */

@@ -8,17 +8,7 @@ import {
   describe as describeEdge, FORBIDDEN, forbiddenImports, importEdges, LAYERS, unitCycles, unplacedUnits, upwardImports, type ImportEdge,
 } from './layers.ts';
 
-/**
- * Unit dependencies that break the table today and are being moved (issue 16);
- * each move removes its line. The check fails when one of these is gone but
- * still listed, so the list only shrinks.
- */
-const PENDING: readonly string[] = [
-  'services -> oidc',
-];
-
 const { units, edges } = importEdges();
-const pending = (edge: ImportEdge): boolean => PENDING.includes(`${edge.from} -> ${edge.to}`);
 
 describe('layers', () => {
   it('every folder of src/ has its place in the table', () => {
@@ -26,23 +16,18 @@ describe('layers', () => {
   });
 
   it('imports point only to lower layers', () => {
-    const upward = upwardImports(edges).filter((edge) => !pending(edge)).map(describeEdge);
+    const upward = upwardImports(edges).map(describeEdge);
     assert.deepEqual(upward, []);
   });
 
   it('no import breaks a named rule', () => {
-    const broken = forbiddenImports(edges).filter((edge) => !pending(edge)).map((edge) => `${describeEdge(edge)}: ${edge.why}`);
+    const broken = forbiddenImports(edges).map((edge) => `${describeEdge(edge)}: ${edge.why}`);
     assert.deepEqual(broken, []);
   });
 
   it('no folder-level cycles', () => {
-    const cycles = unitCycles(edges.filter((edge) => !pending(edge)));
+    const cycles = unitCycles(edges);
     assert.deepEqual(cycles, []);
-  });
-
-  it('the pending list names only dependencies that still exist', () => {
-    const present = new Set(edges.map((edge) => `${edge.from} -> ${edge.to}`));
-    assert.deepEqual(PENDING.filter((pair) => !present.has(pair)), []);
   });
 
   it('the check sees what it checks: type-only imports, and an upward edge is caught', () => {

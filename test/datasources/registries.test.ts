@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { ResourceServerConfig, ServiceConfig } from '../../src/config/schema.ts';
 import { ServiceRegistry } from '../../src/gateway/service-registry.ts';
-import { ResourceServers } from '../../src/oidc/resource-servers.ts';
+import { ResourceServers } from '../../src/resource-servers/resource-servers.ts';
 
 const rs = (audience: string, profile: ResourceServerConfig['profile'] = 'wlcg'): ResourceServerConfig => ({
   audience, kind: 'storage', scopes: ['storage.read:/'], profile, accessTokenFormat: 'jwt', signingAlg: 'ES256',

@@ -26,7 +26,7 @@ import { createLogger } from '../../src/observability/logger.ts';
 import { createMetrics } from '../../src/observability/metrics.ts';
 import { createProvider } from '../../src/oidc/provider.ts';
 import { tokenExchange } from '../../src/exchange/index.ts';
-import { ResourceServers } from '../../src/oidc/resource-servers.ts';
+import { ResourceServers } from '../../src/resource-servers/resource-servers.ts';
 import { MemoryStore } from '../../src/store/index.ts';
 import { LogCapture } from '../support/harness.ts';
 export { LogCapture };

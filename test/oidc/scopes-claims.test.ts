@@ -3,7 +3,7 @@ import { describe, it } from 'node:test';
 import { aarcEntitlement, profileTokenClaims, vopersonId, wlcgGroups } from '../../src/oidc/claims.ts';
 import { loadConfig } from '../../src/config/index.ts';
 import type { Account } from '../../src/accounts/accounts.ts';
-import { ResourceServers } from '../../src/oidc/resource-servers.ts';
+import { ResourceServers } from '../../src/resource-servers/resource-servers.ts';
 import { scopeCovered, scopeRelativeToBase, scopeUnderBase } from '../../src/scopes/wlcg.ts';
 
 describe('WLCG scopes and claims', () => {
