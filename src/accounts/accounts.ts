@@ -2,6 +2,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import { hash as argon2Hash, verify as argon2Verify } from '@node-rs/argon2';
 import type { Store } from '../store/store.ts';
 import { BoundedMap } from '../util/bounded-map.ts';
+import { FedgateError } from '../util/errors.ts';
 
 /** An external identity linked to an account (SAML subject, X.509 subject DN, a trusted OIDC issuer's subject). */
 export interface LinkedIdentity {
@@ -44,11 +45,10 @@ export interface NewAccount {
 }
 
 /** A stable error whose `code` callers switch on. */
-export class AccountError extends Error {
+export class AccountError extends FedgateError {
   readonly code: 'username_taken' | 'identity_taken' | 'not_found';
   constructor(code: AccountError['code'], message: string) {
-    super(message);
-    this.name = 'AccountError';
+    super(code, message);
     this.code = code;
   }
 }

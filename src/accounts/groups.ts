@@ -1,5 +1,6 @@
 import type { Store } from '../store/store.ts';
 import type { Accounts } from './accounts.ts';
+import { FedgateError } from '../util/errors.ts';
 
 /** A group: a path in the hierarchy (`/cms/production` lies under `/cms`). */
 export interface Group {
@@ -9,11 +10,10 @@ export interface Group {
 }
 
 /** A stable error whose `code` callers switch on. */
-export class GroupError extends Error {
+export class GroupError extends FedgateError {
   readonly code: 'invalid_path' | 'exists' | 'parent_missing' | 'not_found' | 'not_empty';
   constructor(code: GroupError['code'], message: string) {
-    super(message);
-    this.name = 'GroupError';
+    super(code, message);
     this.code = code;
   }
 }

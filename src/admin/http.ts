@@ -1,6 +1,7 @@
 import type { Context } from 'koa';
 import type { z } from 'zod';
-import { FedgateError, respondWithError } from '../http/errors.ts';
+import { FedgateError } from '../util/errors.ts';
+import { respondWithError } from '../http/error-response.ts';
 
 /**
  * An OAuth-style JSON error with its status, through the one error writer.

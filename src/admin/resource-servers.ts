@@ -16,7 +16,7 @@ import Router from '@koa/router';
 import type { Context, Middleware } from 'koa';
 import { ruleToJson } from '../authz/rules-json.ts';
 import { caller, fail } from './http.ts';
-import { respondWithError } from '../http/errors.ts';
+import { respondWithError } from '../http/error-response.ts';
 import { DataSourceError, onboardingBundle, type ChangeContext, type DataSources, type DataSourceView } from '../datasources/index.ts';
 
 export interface ResourceServerRoutesDeps {

@@ -13,6 +13,7 @@ import { formatPolicyCsv, hierarchyLines, lineKey, parsePolicyCsv, validateLine 
 import { sortLines, StorePolicyAdapter } from './store-adapter.ts';
 import { StoreWatcher, type PolicyChange } from './store-watcher.ts';
 import { ACCESS_DOMAINS, EXCHANGE_BY_DOMAIN, EXCHANGE_DOMAIN, SCOPE_DOMAIN, type Decision, type DecisionRequest, type PolicyDecisionPoint, type PolicyLine } from './types.ts';
+import { FedgateError } from '../util/errors.ts';
 
 /** Set once the policy files have been loaded into the store: from then on the store holds the truth. */
 const SEEDED_KEY = 'policy:seeded';
@@ -22,15 +23,14 @@ const LOCK_TTL_SECONDS = 30;
 const LOCK_WAIT_MS = 10_000;
 
 /** A policy change was refused; `problems` says why, one line each. */
-export class PolicyValidationError extends Error {
+export class PolicyValidationError extends FedgateError {
   readonly code = 'invalid_policy';
   /** At most {@link MAX_REPORTED_PROBLEMS}, each at most {@link MAX_PROBLEM_LENGTH} characters: they quote the input back. */
   readonly problems: string[];
   constructor(problems: string[]) {
     const shown = problems.slice(0, MAX_REPORTED_PROBLEMS).map((p) => (p.length > MAX_PROBLEM_LENGTH ? `${p.slice(0, MAX_PROBLEM_LENGTH)}…` : p));
     if (problems.length > MAX_REPORTED_PROBLEMS) shown.push(`… and ${problems.length - MAX_REPORTED_PROBLEMS} more`);
-    super(shown.join('; '));
-    this.name = 'PolicyValidationError';
+    super('invalid_policy', shown.join('; '));
     this.problems = shown;
   }
 }
@@ -41,11 +41,10 @@ const MAX_REPORTED_PROBLEMS = 20;
 const MAX_PROBLEM_LENGTH = 300;
 
 /** Another change held the policy lock for too long. */
-export class PolicyBusyError extends Error {
+export class PolicyBusyError extends FedgateError {
   readonly code = 'temporarily_unavailable';
   constructor() {
-    super('another policy change is in progress; try again');
-    this.name = 'PolicyBusyError';
+    super('temporarily_unavailable', 'another policy change is in progress; try again');
   }
 }
 

@@ -7,17 +7,17 @@ import { longLifetimeProblem, longLifetimes } from './lifetimes.ts';
 import { fileConfigSchema, type Config, type FileConfig } from './schema.ts';
 import { storageScopeProblem } from '../scopes/wlcg.ts';
 import { ADMIN_API_PATH, ADMIN_SCOPE, isHostClientId, WLCG_ANY_AUDIENCE } from './names.ts';
+import { FedgateError } from '../util/errors.ts';
 
 export * from './schema.ts';
 
 /** The configuration could not be loaded; `problems` holds one line per problem (path and reason). */
-export class ConfigError extends Error {
+export class ConfigError extends FedgateError {
   readonly code = 'ERR_FEDGATE_CONFIG';
   readonly problems: string[];
 
   constructor(source: string, problems: string[]) {
-    super(`invalid configuration (${source}):\n${problems.map((p) => `  - ${p}`).join('\n')}`);
-    this.name = 'ConfigError';
+    super('invalid_configuration', `invalid configuration (${source}):\n${problems.map((p) => `  - ${p}`).join('\n')}`);
     this.problems = problems;
   }
 }

@@ -12,6 +12,7 @@ import { DataSourceError } from './errors.ts';
 import { onboardingBundle } from './onboarding.ts';
 import type { ChangeContext } from './records.ts';
 import type { DataSources } from './registry.ts';
+import { FedgateError } from '../util/errors.ts';
 
 export const DATASOURCE_USAGE = `  datasource add --name NAME --audience URI [options]
                                     onboard a data source; prints the onboarding bundle (JSON)
@@ -39,8 +40,10 @@ export type DatasourceCommand =
   | { action: 'show' | 'remove' | 'rotate-secret'; name: string };
 
 /** Bad command-line input (exit status 2). */
-export class UsageError extends Error {
-  override readonly name = 'UsageError';
+export class UsageError extends FedgateError {
+  constructor(message: string) {
+    super('usage', message);
+  }
 }
 
 /** `GROUP:PATH:ACTION[:SCOPE][:allow|deny]` → a default policy. */

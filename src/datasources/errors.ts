@@ -2,7 +2,7 @@
  * Refusals of data source changes. Each carries a stable wire `code` (the
  * admin API's `error`) and, for bad input, the fields at fault.
  */
-import { FedgateError } from '../http/errors.ts';
+import { FedgateError } from '../util/errors.ts';
 
 /** One problem with a record: the field (`audience`, `defaultPolicies.0.group`) and why. */
 export interface FieldProblem {

@@ -8,7 +8,8 @@
 import type Koa from 'koa';
 import type { Context } from 'koa';
 import type { Config } from '../config/schema.ts';
-import { FedgateError, respondWithError } from '../http/errors.ts';
+import { FedgateError } from '../util/errors.ts';
+import { respondWithError } from '../http/error-response.ts';
 import { PROTECTED_RESOURCE_WELL_KNOWN, protectedResourceMetadata } from '../gateway/protected-resource.ts';
 import type { DataSources } from './registry.ts';
 import { setRouteLabel } from '../http/route-label.ts';

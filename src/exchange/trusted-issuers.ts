@@ -5,11 +5,14 @@
 import { createRemoteJWKSet, errors as joseErrors, jwtVerify, type JWTPayload } from 'jose';
 import type { Account, Accounts } from '../accounts/accounts.ts';
 import type { TrustedIssuerConfig } from '../config/exchange-schema.ts';
+import { FedgateError } from '../util/errors.ts';
 import { CLOCK_TOLERANCE } from '../tokens/own-tokens.ts';
 
 /** Why an external token was refused; `message` is safe to show to the client. */
-export class ExternalTokenError extends Error {
-  override readonly name = 'ExternalTokenError';
+export class ExternalTokenError extends FedgateError {
+  constructor(message: string) {
+    super('invalid_token', message);
+  }
 }
 
 /** A verified external token and the account it maps to. */

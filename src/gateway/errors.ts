@@ -1,7 +1,7 @@
 /**
  * The gateway's refusals. Each class is named after the error code it puts
  * on the wire and always answers with the same HTTP status; `sendError`
- * writes one (through the one error writer, src/http/errors.ts) as a JSON
+ * writes one (through the one error writer, src/http/error-response.ts) as a JSON
  * body `{error, error_description}` plus, for 401 and 403, the RFC 6750 §3 /
  * RFC 9449 §7.1 challenge.
  *
@@ -9,7 +9,8 @@
  * token, a proof or a header value the client sent.
  */
 import type { Context } from 'koa';
-import { FedgateError, respondWithError } from '../http/errors.ts';
+import { FedgateError } from '../util/errors.ts';
+import { respondWithError } from '../http/error-response.ts';
 import { isStoreUnavailable } from '../store/errors.ts';
 
 /** The realm in every challenge. */

@@ -1,5 +1,6 @@
 import type { Context } from 'koa';
-import { FedgateError, respondWithError } from './errors.ts';
+import { respondWithError } from './error-response.ts';
+import { FedgateError } from '../util/errors.ts';
 
 /** The OAuth error code of a temporary outage (RFC 6749 §4.1.2.1, §5.2 usage by extension). */
 export const TEMPORARILY_UNAVAILABLE = 'temporarily_unavailable';

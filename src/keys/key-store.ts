@@ -23,6 +23,7 @@ import { mkdir, open, readFile, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { SIGNING_ALGORITHMS, type SigningAlg } from '../config/algorithms.ts';
 import { calculateJwkThumbprint, exportJWK, generateKeyPair, importJWK, type JWK } from 'jose';
+import { FedgateError } from '../util/errors.ts';
 import { writeFileAtomic } from '../util/atomic-file.ts';
 
 /** The signing algorithms the store generates keys for (one key of each). */
@@ -107,14 +108,13 @@ export interface RotateResult {
 }
 
 /** A scheduled rotation is already waiting for its keys to activate; `keys rotate --now` overrides it. */
-export class RotationPendingError extends Error {
+export class RotationPendingError extends FedgateError {
   readonly code = 'ERR_ROTATION_PENDING';
   /** When the pending keys start signing, epoch seconds. */
   readonly activatesAt: number;
 
   constructor(activatesAt: number) {
-    super(`a rotation is already scheduled: its keys sign from ${new Date(activatesAt * 1000).toISOString()}`);
-    this.name = 'RotationPendingError';
+    super('rotation_pending', `a rotation is already scheduled: its keys sign from ${new Date(activatesAt * 1000).toISOString()}`);
     this.activatesAt = activatesAt;
   }
 }

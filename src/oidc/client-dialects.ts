@@ -24,9 +24,9 @@ import type { Context, Next } from 'koa';
 import { parse, stringify, type ParsedUrlQuery } from 'node:querystring';
 import type Provider from 'oidc-provider';
 import { hasFormBody, readFormBody, handOnFormBody } from '../http/form-body.ts';
-import { sendPage } from '../http/page.ts';
+import { respondWithError } from '../http/error-response.ts';
+import { FedgateError } from '../util/errors.ts';
 import type { Logger } from '../observability/logger.ts';
-import * as pages from '../views/pages.ts';
 import { TOKEN_EXCHANGE_GRANT } from '../grants/token-types.ts';
 import type { ResourceServers } from '../resource-servers/resource-servers.ts';
 import { tokenRequestView, withTokenRequestView } from './token-request-view.ts';
@@ -82,14 +82,8 @@ export function clientDialects(provider: Provider, { logger, resourceServers }: 
 
   const refuse = (ctx: Context, description: string) => {
     logger.info({ requestId: ctx.state.requestId, path: ctx.path, error: 'invalid_target', error_description: description }, 'request refused');
-    if (ctx.path === authorization) {
-      // The redirect URI is not checked yet: the error is shown, not sent to it (RFC 6749 §4.1.2.1).
-      sendPage(ctx, (nonce) => pages.errorPage({ nonce, error: 'invalid_target', description, requestId: ctx.state.requestId as string }), 400);
-      return;
-    }
-    ctx.status = 400;
-    ctx.set('Cache-Control', 'no-store');
-    ctx.body = { error: 'invalid_target', error_description: description };
+    // At the authorization endpoint the redirect URI is not checked yet: the error is shown, not sent to it (RFC 6749 §4.1.2.1).
+    respondWithError(ctx, new FedgateError('invalid_target', description, { status: 400 }), { format: ctx.path === authorization ? 'page' : 'json' });
   };
 
   const rewriteBody = async (ctx: Context, next: Next, publicCandidate: string | undefined): Promise<void> => {

@@ -3,9 +3,11 @@
  * fedgate's templates in its place (device flow, logout, error page).
  */
 import type { Configuration } from 'oidc-provider';
+import { respondWithError } from '../http/error-response.ts';
 import { sendPage } from '../http/page.ts';
 import { sendUnavailable } from '../http/unavailable.ts';
 import { isStoreUnavailable } from '../store/errors.ts';
+import { FedgateError } from '../util/errors.ts';
 import * as pages from '../views/pages.ts';
 import type { ProviderParts } from './provider-parts.ts';
 
@@ -67,12 +69,7 @@ export function renderError(parts: ProviderParts): NonNullable<Configuration['re
   const { config } = parts.deps;
   return async (ctx, out, err) => {
     if (isStoreUnavailable(err)) return sendUnavailable(ctx, config.store.retryAfterSeconds);
-    const status = ctx.status >= 400 ? ctx.status : 400;
-    sendPage(ctx, (nonce) => pages.errorPage({
-      nonce,
-      error: out.error,
-      ...(out.error_description ? { description: out.error_description } : {}),
-      ...(ctx.state?.requestId ? { requestId: ctx.state.requestId as string } : {}),
-    }), status);
+    // oidc-provider chose the code and description (generic for what it does not expose): fedgate's error page shows them.
+    respondWithError(ctx, new FedgateError(out.error, out.error_description ?? '', { status: ctx.status >= 400 ? ctx.status : 400, expose: true }), { format: 'page' });
   };
 }

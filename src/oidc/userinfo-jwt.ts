@@ -11,6 +11,8 @@
 import { decodeJwt } from 'jose';
 import type { Context, Next } from 'koa';
 import type Provider from 'oidc-provider';
+import { respondWithError } from '../http/error-response.ts';
+import { FedgateError } from '../util/errors.ts';
 import type { Logger } from '../observability/logger.ts';
 import { isCompactJws, MAX_TOKEN_LENGTH } from '../tokens/own-tokens.ts';
 
@@ -38,9 +40,9 @@ export function userinfoJwtRefusal(provider: Provider, logger: Logger): (ctx: Co
     if (audience === undefined) return next();
     const description = `this access token is a JWT for ${audience || 'a resource server'}; userinfo takes the access token issued with openid and without a resource (ask without resource or audience)`;
     logger.info({ requestId: ctx.state.requestId, route: 'userinfo', error: 'invalid_token', error_description: description }, 'request refused');
-    ctx.status = 401;
-    ctx.set('Cache-Control', 'no-store');
-    ctx.set('WWW-Authenticate', `Bearer realm="${provider.issuer}", error="invalid_token", error_description="${description.replace(/["\\]/g, '')}"`);
-    ctx.body = { error: 'invalid_token', error_description: description };
+    respondWithError(ctx, new FedgateError('invalid_token', description, {
+      status: 401,
+      headers: { 'WWW-Authenticate': `Bearer realm="${provider.issuer}", error="invalid_token", error_description="${description.replace(/["\\]/g, '')}"` },
+    }), { format: 'json' });
   }
 }

@@ -6,12 +6,13 @@
  * "absent" or "invalid"; the HTTP layers answer 503 with `Retry-After`
  * (src/http/unavailable.ts).
  */
-export class StoreUnavailable extends Error {
+import { FedgateError } from '../util/errors.ts';
+export class StoreUnavailable extends FedgateError {
   readonly code = 'ERR_FEDGATE_STORE_UNAVAILABLE';
 
   constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = 'StoreUnavailable';
+    // Answered by sendUnavailable (503, Retry-After, a fixed description): the message stays in the logs.
+    super('temporarily_unavailable', message, { status: 503, expose: false, cause: options?.cause });
   }
 }
 

@@ -1,18 +1,18 @@
 import { Redis } from 'ioredis';
 import { parseUrl, RedisStore } from './redis-store.ts';
+import { FedgateError } from '../util/errors.ts';
 
 /**
  * Why the deployment's Redis cannot be used: `configuration` when the URL
  * itself is wrong (exit status 2, as any configuration error), `unreachable`
  * when nothing usable answers there (exit status 1).
  */
-export class StoreProbeError extends Error {
+export class StoreProbeError extends FedgateError {
   readonly code = 'ERR_FEDGATE_STORE_PROBE';
   readonly kind: 'configuration' | 'unreachable';
 
   constructor(kind: 'configuration' | 'unreachable', message: string) {
-    super(message);
-    this.name = 'StoreProbeError';
+    super(`store_${kind}`, message);
     this.kind = kind;
   }
 }

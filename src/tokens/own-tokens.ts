@@ -20,7 +20,7 @@ import {
   type JWK, type JWTPayload, type ProtectedHeaderParameters,
 } from 'jose';
 import type Provider from 'oidc-provider';
-import { FedgateError } from '../http/errors.ts';
+import { FedgateError } from '../util/errors.ts';
 import { SIGNING_ALGORITHMS, toPublicJwk } from '../keys/index.ts';
 import { storageScopeProblem } from '../scopes/wlcg.ts';
 import { BoundedMap } from '../util/bounded-map.ts';

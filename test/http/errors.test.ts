@@ -1,5 +1,5 @@
 /**
- * The one error writer and middleware (src/http/errors.ts), on a real Koa
+ * The one error writer and middleware (src/util/errors.ts), on a real Koa
  * server on loopback: JSON or the error page by format and `Accept`, an
  * error's headers and fields, nothing unexposed on the wire, and anything
  * unknown answered as a generic 500 and reported exactly once.
@@ -9,7 +9,8 @@ import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import Koa, { type Context } from 'koa';
-import { errorResponder, FedgateError, respondWithError, type ErrorFormat } from '../../src/http/errors.ts';
+import { FedgateError } from '../../src/util/errors.ts';
+import { errorResponder, respondWithError, type ErrorFormat } from '../../src/http/error-response.ts';
 
 const SECRET = 'redis://:hunter2@10.0.0.7:6379';
 

@@ -8,6 +8,7 @@
 import { createHash, timingSafeEqual, verify, type Hash } from 'node:crypto';
 import { ExclusiveCanonicalization } from 'xml-crypto';
 import { attribute, certificateToPem, child, children, detach, NS, parseDuration, parseInstant, parseXml, text, XmlError } from './xml.ts';
+import { FedgateError } from '../../util/errors.ts';
 
 /** SAML bindings §3.4: the binding AuthnRequests are sent with. */
 export const HTTP_REDIRECT = 'urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect';
@@ -54,11 +55,10 @@ export interface ParsedMetadata {
 }
 
 /** Why a metadata document was refused; `code` is what alerts carry. */
-export class MetadataError extends Error {
+export class MetadataError extends FedgateError {
   readonly code: 'malformed' | 'unsigned' | 'signature_invalid' | 'weak_algorithm' | 'expired' | 'no_entities';
   constructor(code: MetadataError['code'], message: string) {
-    super(message);
-    this.name = 'MetadataError';
+    super(code, message);
     this.code = code;
   }
 }

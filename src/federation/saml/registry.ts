@@ -15,6 +15,7 @@ import { readFile, stat } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import type { SamlMetadataSource } from '../../config/saml-schema.ts';
 import { MetadataError, normalizeForSearch, parseMetadata, type IdpRecord } from './metadata.ts';
+import { FedgateError } from '../../util/errors.ts';
 
 /** Alert values in log lines; monitoring matches on them, so they never change. */
 export const ALERTS = {
@@ -63,10 +64,11 @@ interface SourceState {
   loading: Promise<SourceStatus> | undefined;
 }
 
-class SourceError extends Error {
+/** A metadata source that could not be loaded; `code` is what alerts carry. */
+class SourceError extends FedgateError {
   readonly code: string;
   constructor(code: string, message: string) {
-    super(message);
+    super(code, message);
     this.code = code;
   }
 }

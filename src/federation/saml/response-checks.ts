@@ -24,6 +24,7 @@
  */
 import { SAML, type CacheItem, type CacheProvider } from '@node-saml/node-saml';
 import { SignedXml } from 'xml-crypto';
+import { FedgateError } from '../../util/errors.ts';
 import { readStatements, type AssertionStatements } from './attributes.ts';
 import { signatureAlgorithms } from './metadata.ts';
 import { samlOptions } from './service-provider.ts';
@@ -42,18 +43,18 @@ export type RejectReason =
   | 'no_authn_statement' | 'no_subject' | 'invalid_response';
 
 /** A refused response: the reason code, and what is known of it. */
-export class SamlResponseError extends Error {
+export class SamlResponseError extends FedgateError {
   readonly reason: RejectReason;
   /** The identity provider the response claims to come from or answers, when known. */
   readonly idp: string | undefined;
   /** For `status_not_success`: the status code(s) the identity provider sent. */
-  readonly status: string | undefined;
-  constructor(reason: RejectReason, message: string, idp?: string, status?: string) {
-    super(message);
-    this.name = 'SamlResponseError';
+  readonly idpStatus: string | undefined;
+  constructor(reason: RejectReason, message: string, idp?: string, idpStatus?: string) {
+    // The ACS answers it with an error page worded for the user (src/federation/saml/routes.ts): the message stays inside.
+    super(reason, message);
     this.reason = reason;
     this.idp = idp;
-    this.status = status;
+    this.idpStatus = idpStatus;
   }
 }
 
@@ -188,36 +189,106 @@ export function inspectResponse(samlResponse: string): Inspection | Refusal {
   };
 }
 
-/** node-saml throws plain Errors; their messages are mapped to stable reasons here. */
-function nodeSamlReason(err: unknown): RejectReason {
-  const message = err instanceof Error ? err.message : '';
-  if (/InResponseTo/i.test(message)) return 'in_response_to_invalid';
-  if (/multiple assertions/i.test(message)) return 'multiple_assertions';
-  if (/signature|Referenced node|ID cannot refer|too many transforms/i.test(message)) return 'signature_invalid';
-  if (/not yet valid/i.test(message)) return 'not_yet_valid';
-  if (/expired|No valid subject confirmation/i.test(message)) return 'expired';
-  if (/audience/i.test(message)) return 'audience_mismatch';
-  if (/decrypt|EncryptedAssertion/i.test(message)) return 'encrypted_assertion';
-  if (/Missing SAML assertion/i.test(message)) return 'no_assertion';
-  return 'invalid_response';
+/** The steps of node-saml's validatePostResponseAsync, in the order it takes them. */
+type Step = 'read' | 'in_response_to' | 'signature' | 'signed_assertion' | 'assertion';
+
+/**
+ * node-saml's SAML, each step of validatePostResponseAsync announcing
+ * itself through the protected methods node-saml declares for subclasses
+ * (saml.d.ts), so that a failure is classified by where it happened, not by
+ * its words: the InResponseTo lookup, the signature (getKeyInfosAsPem
+ * starts it), reading the signed assertion, then the assertion's subject
+ * confirmation, conditions and audience. The time and audience checks
+ * return their error before node-saml throws it, so those are recognised
+ * by identity. @node-saml/node-saml is pinned exactly (package.json) and
+ * test/federation/saml/node-saml-steps.test.ts fails when these methods or
+ * the messages below change.
+ */
+export class SteppedSaml extends SAML {
+  step: Step = 'read';
+  /** Errors the time checks returned, with what they mean. */
+  readonly timeFailures = new Map<Error, 'expired' | 'not_yet_valid'>();
+  audienceFailure: Error | undefined;
+
+  protected override async validateInResponseTo(inResponseTo: string | null): Promise<void> {
+    this.step = 'in_response_to';
+    return super.validateInResponseTo(inResponseTo);
+  }
+
+  protected override async getKeyInfosAsPem(): Promise<string[]> {
+    this.step = 'signature';
+    return super.getKeyInfosAsPem();
+  }
+
+  protected override async getSignedAssertion(signedXml: string): Promise<string | null> {
+    this.step = 'signed_assertion';
+    return super.getSignedAssertion(signedXml);
+  }
+
+  protected override async processValidlySignedAssertionAsync(xml: string, samlResponseXml: string, inResponseTo: string | null): ReturnType<SAML['processValidlySignedAssertionAsync']> {
+    this.step = 'assertion';
+    return super.processValidlySignedAssertionAsync(xml, samlResponseXml, inResponseTo);
+  }
+
+  protected override checkTimestampsValidityError(nowMs: number, notBefore: string, notOnOrAfter: string, maxTimeLimitMs?: number): Error | null {
+    const err = super.checkTimestampsValidityError(nowMs, notBefore, notOnOrAfter, maxTimeLimitMs);
+    // node-saml checks NotBefore first: a failure with a NotBefore still ahead beyond the skew is that one.
+    if (err) this.timeFailures.set(err, notBefore && nowMs + this.options.acceptedClockSkewMs < Date.parse(notBefore) ? 'not_yet_valid' : 'expired');
+    return err;
+  }
+
+  protected override checkAudienceValidityError(expectedAudience: string, audienceRestrictions: Parameters<SAML['checkAudienceValidityError']>[1]): Error | null {
+    const err = super.checkAudienceValidityError(expectedAudience, audienceRestrictions);
+    this.audienceFailure = err ?? undefined;
+    return err;
+  }
 }
 
 /**
- * Which time check failed, for a message node-saml words as "expired" for
- * any unusable subject confirmation: a NotBefore (of the Conditions or of a
- * bearer SubjectConfirmationData) still ahead, beyond the skew, means the
- * assertion is not valid yet. Only the reason code depends on this.
+ * The failures of node-saml 5.1.0's assertion step that carry nothing but
+ * their message (plain Errors thrown inside processValidlySignedAssertionAsync),
+ * matched exactly. Everything else is classified by its step.
  */
-function timeReason(assertion: Element | undefined, now: number, skewMs: number): 'expired' | 'not_yet_valid' {
-  if (!assertion) return 'expired';
-  const conditions = child(assertion, NS.assertion, 'Conditions');
-  const notBefores = [conditions ? attribute(conditions, 'NotBefore') : undefined];
-  const subject = child(assertion, NS.assertion, 'Subject');
-  for (const confirmation of subject ? children(subject, NS.assertion, 'SubjectConfirmation') : []) {
-    const data = child(confirmation, NS.assertion, 'SubjectConfirmationData');
-    if (data) notBefores.push(attribute(data, 'NotBefore'));
+export const NODE_SAML_ASSERTION_MESSAGES: Readonly<Record<string, RejectReason>> = {
+  'InResponseTo does not match subjectInResponseTo': 'in_response_to_invalid',
+  'SubjectInResponseTo is not valid': 'in_response_to_invalid',
+  // Every bearer confirmation failed its time check (or had no data): which one is told by what the time checks returned.
+  'No valid subject confirmation found among those available in the SAML assertion': 'expired',
+};
+
+/** Children of `response` named Assertion in any namespace (as node-saml counts them). */
+function assertionsByLocalName(response: Element): number {
+  let count = 0;
+  for (let node = response.firstChild; node; node = node.nextSibling) if ((node as Element).localName === 'Assertion') count += 1;
+  return count;
+}
+
+/** Why node-saml refused a response, from the step it failed in (see {@link SteppedSaml}). */
+function nodeSamlReason(saml: SteppedSaml, err: unknown, response: Element): RejectReason {
+  switch (saml.step) {
+    case 'read':
+      return 'malformed';
+    case 'in_response_to':
+      return 'in_response_to_invalid';
+    case 'signature':
+      // node-saml counts assertions by local name in any namespace; fedgate's inspection counted those of SAML's.
+      return assertionsByLocalName(response) > 1 ? 'multiple_assertions' : 'signature_invalid';
+    case 'signed_assertion':
+      return 'invalid_response';
+    case 'assertion': {
+      if (!(err instanceof Error)) return 'invalid_response';
+      const time = saml.timeFailures.get(err);
+      if (time) return time;
+      if (err === saml.audienceFailure) return 'audience_mismatch';
+      const reason = NODE_SAML_ASSERTION_MESSAGES[err.message];
+      if (reason === 'expired') return [...saml.timeFailures.values()].includes('not_yet_valid') ? 'not_yet_valid' : 'expired';
+      if (reason) return reason;
+      // Without Conditions node-saml cannot reach its audience check (it fails reading them): no audience for this SP.
+      const assertion = children(response, NS.assertion, 'Assertion')[0];
+      if (assertion && !child(assertion, NS.assertion, 'Conditions')) return 'audience_mismatch';
+      return 'invalid_response';
+    }
   }
-  return notBefores.some((v) => (parseInstant(v) ?? -Infinity) > now + skewMs) ? 'not_yet_valid' : 'expired';
 }
 
 /** A CacheProvider that knows the one request this response must answer (node-saml's InResponseTo checks). */
@@ -243,7 +314,6 @@ export async function verifyResponse(input: VerifyInput): Promise<Verified | Ref
   const { doc } = read;
   const response = doc.documentElement;
   const idpId = input.request.idp;
-  const skew = input.clockSkewSeconds * 1000;
   const assertion = children(response, NS.assertion, 'Assertion')[0];
   const assertionId = assertion ? attribute(assertion, 'ID') : undefined;
 
@@ -269,18 +339,17 @@ export async function verifyResponse(input: VerifyInput): Promise<Verified | Ref
   const checksBefore = signatureChecks;
   const checks = () => signatureChecks - checksBefore;
   let verifiedXml: string;
+  const saml = new SteppedSaml(samlOptions({
+    entityId: input.sp.entityId, acsUrl: input.sp.acsUrl, clockSkewSeconds: input.clockSkewSeconds,
+    requireSignedAssertions: input.requireSignedAssertions, cacheProvider: oneRequestCache(input.request.requestId, input.now),
+  }, input.idp));
   try {
-    const saml = new SAML(samlOptions({
-      entityId: input.sp.entityId, acsUrl: input.sp.acsUrl, clockSkewSeconds: input.clockSkewSeconds,
-      requireSignedAssertions: input.requireSignedAssertions, cacheProvider: oneRequestCache(input.request.requestId, input.now),
-    }, input.idp));
     const { profile } = await saml.validatePostResponseAsync({ SAMLResponse: input.samlResponse });
     const assertionXml = profile?.getAssertionXml?.();
-    if (!assertionXml) throw new Error('Missing SAML assertion');
+    if (!assertionXml) return { ...refuse('no_assertion', 'the response did not pass validation', idpId), signatureChecks: checks() };
     verifiedXml = assertionXml;
   } catch (err) {
-    const reason = nodeSamlReason(err);
-    return { ...refuse(reason === 'expired' ? timeReason(assertion, input.now, skew) : reason, 'the response did not pass validation', idpId), signatureChecks: checks() };
+    return { ...refuse(nodeSamlReason(saml, err, response), 'the response did not pass validation', idpId), signatureChecks: checks() };
   }
 
   // From here on only the signed bytes are read: node-saml hands back the canonical form of what the signature covers.

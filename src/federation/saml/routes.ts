@@ -25,7 +25,8 @@ import compose from 'koa-compose';
 import type { Logger } from 'pino';
 import { AccountError, type Account, type Accounts } from '../../accounts/accounts.ts';
 import type { SamlConfig } from '../../config/saml-schema.ts';
-import { errorResponder, PageError } from '../../http/errors.ts';
+import { PageError } from '../../util/errors.ts';
+import { errorResponder } from '../../http/error-response.ts';
 import { sendPage } from '../../http/page.ts';
 import type { Audit } from '../../observability/audit.ts';
 import { isStoreUnavailable } from '../../store/errors.ts';
@@ -250,7 +251,7 @@ export function samlRoutes(deps: SamlRoutesDeps): Koa.Middleware {
     try {
       accepted = await validator.validate(samlResponse, relayState);
     } catch (err) {
-      if (err instanceof SamlResponseError) return reject(ctx, err.reason, err.idp, err.status);
+      if (err instanceof SamlResponseError) return reject(ctx, err.reason, err.idp, err.idpStatus);
       throw err;
     }
     const identity = mapper.map(accepted.statements, accepted.idp, sp.entityId);

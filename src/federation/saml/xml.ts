@@ -4,6 +4,7 @@
  * every document passes before anything in it is looked at.
  */
 import { DOMParser } from '@xmldom/xmldom';
+import { FedgateError } from '../../util/errors.ts';
 
 /** Namespaces (SAML core §1.2, SAML metadata §1.2, XML-DSig, metadata extensions). */
 export const NS = {
@@ -23,11 +24,10 @@ export const NS = {
 } as const;
 
 /** Why a document was not accepted as XML. */
-export class XmlError extends Error {
+export class XmlError extends FedgateError {
   readonly code: 'malformed' | 'doctype' | 'xml_comment' | 'too_large' | 'too_complex';
   constructor(code: XmlError['code'], message: string) {
-    super(message);
-    this.name = 'XmlError';
+    super(code, message);
     this.code = code;
   }
 }

@@ -12,6 +12,7 @@ import {
   children, contextTag, DerError, expectTag, integerHex, readBitString, readBoolean, readOne, readOid, readSmallInteger, readTime, TAG, type Tlv,
 } from './der.ts';
 import { decodeName, dnMatchKey, formatDn, type DistinguishedName } from './dn.ts';
+import { FedgateError } from '../../util/errors.ts';
 
 /** Extension OIDs (RFC 5280 §4.2.1, RFC 3820 §3.8). */
 export const OID = {
@@ -162,10 +163,9 @@ export interface ParsedCrl {
 }
 
 /** The input is not a certificate (or CRL) fedgate can read. */
-export class CertificateParseError extends Error {
+export class CertificateParseError extends FedgateError {
   constructor(message: string) {
-    super(message);
-    this.name = 'CertificateParseError';
+    super('malformed', message);
   }
 }
 

@@ -8,12 +8,12 @@
  * node:crypto's X509Certificate exposes neither extensions nor CRLs. What is
  * needed here is a few dozen lines of TLV walking.
  */
+import { FedgateError } from '../../util/errors.ts';
 
 /** The value could not be decoded as DER. */
-export class DerError extends Error {
+export class DerError extends FedgateError {
   constructor(message: string) {
-    super(message);
-    this.name = 'DerError';
+    super('malformed', message);
   }
 }
 

@@ -30,6 +30,7 @@
  */
 import { X509Certificate } from 'node:crypto';
 import { children, DerError, expectTag, readOne, readOid, TAG, type Tlv } from './der.ts';
+import { FedgateError } from '../../util/errors.ts';
 
 /** One attribute of an RDN. */
 export interface DnAttribute {
@@ -45,10 +46,9 @@ export interface DnAttribute {
 export type DistinguishedName = DnAttribute[][];
 
 /** The input is not a distinguished name in any of the accepted forms. */
-export class DnSyntaxError extends Error {
+export class DnSyntaxError extends FedgateError {
   constructor(message: string) {
-    super(message);
-    this.name = 'DnSyntaxError';
+    super('invalid_dn', message);
   }
 }
 

@@ -20,6 +20,7 @@ import {
 import type { X509Config } from '../../config/x509-schema.ts';
 import type { TrustSnapshot } from './trust-store.ts';
 import type { DistinguishedName } from './dn.ts';
+import { FedgateError } from '../../util/errors.ts';
 
 /** Why a certificate was refused; stable codes for audit events and API answers. */
 export type X509FailureReason =
@@ -134,10 +135,11 @@ export const DEFAULT_CLOCK_SKEW_SECONDS = 300;
  */
 export const VERIFY_LIMITS = { paths: 8, pathSteps: 256, signatureChecks: 48 } as const;
 
-class Refused extends Error {
+/** A chain refused while validating it (internal: verify() returns it as a failure). */
+class Refused extends FedgateError {
   readonly reason: X509FailureReason;
   constructor(reason: X509FailureReason, message: string) {
-    super(message);
+    super(reason, message);
     this.reason = reason;
   }
 }
