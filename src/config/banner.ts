@@ -15,7 +15,10 @@ export function demoBanner(config: Config): string {
     ...config.resourceServers.map((rs) => `  ${rs.audience.padEnd(28)} ${rs.profile.padEnd(6)} scopes: ${rs.scopes.join(' ')}`),
     '',
     'users:',
-    ...config.users.map((u) => `  ${u.username.padEnd(8)} password ${(u.password ?? '').padEnd(16)} groups: ${u.groups.join(', ')}`),
+    ...config.users.map((u) => {
+      const manages = config.groups.filter((g) => g.managers?.includes(u.username)).map((g) => g.path);
+      return `  ${u.username.padEnd(8)} password ${(u.password ?? '').padEnd(16)} groups: ${u.groups.join(', ')}${manages.length ? `  manages: ${manages.join(', ')}` : ''}`;
+    }),
     '=========================================================================',
     '',
   ];
