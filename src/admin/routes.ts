@@ -26,6 +26,7 @@ import { policyRoutes } from './policies.ts';
 import { resourceServerRoutes } from './resource-servers.ts';
 import type { DataSources } from '../datasources/index.ts';
 import { ADMIN_GROUP, ADMIN_SCOPE, CONSOLE_CLIENT_ID } from '../config/names.ts';
+import { createInitialAccessToken } from '../oidc/initial-access-token.ts';
 
 export interface AdminDeps {
   config: Config;
@@ -51,12 +52,8 @@ export interface AdminDeps {
 
 /** Members of this group (or its subgroups) administer fedgate. */
 
-/** Issues an initial access token for dynamic client registration (RFC 7591 §3). */
-export async function createInitialAccessToken(provider: Provider, ttlSeconds: number): Promise<{ token: string; expiresAt: number }> {
-  const iat = new provider.InitialAccessToken({ expiresIn: ttlSeconds });
-  const token = await iat.save();
-  return { token, expiresAt: Math.floor(Date.now() / 1000) + ttlSeconds };
-}
+/** Issues an initial access token for dynamic client registration (RFC 7591 §3), good for one registration. */
+export { createInitialAccessToken };
 
 const accountView = (a: Account) => ({
   id: a.id,

@@ -6,7 +6,7 @@ import { SIGNING_ALGORITHMS } from '../keys/index.ts';
 import { storeAdapterFactory } from './adapter.ts';
 import { SCOPE_CLAIMS } from './claims.ts';
 import { clientDialects } from './client-dialects.ts';
-import { singleUseInitialAccessTokens } from './initial-access-token.ts';
+import { settleInitialAccessTokens, singleUseRegistrationPolicies } from './initial-access-token.ts';
 import { introspectionScopes } from './introspection-scopes.ts';
 import { configuredJwksFetch, OIDC_SCOPES, staticClients } from './provider-clients.ts';
 import { listenToProviderEvents } from './provider-events.ts';
@@ -35,6 +35,7 @@ export function createProvider(deps: ProviderDeps): Provider {
   const provider = new Provider(deps.config.issuer, providerConfiguration(parts));
   installMiddleware(provider, parts);
   listenToProviderEvents(provider, deps);
+  settleInitialAccessTokens(provider, deps.store, (err) => deps.logger.warn({ err: { message: err.message } }, 'initial access token not settled after a registration'));
   return provider;
 }
 
@@ -147,6 +148,8 @@ function features(parts: ProviderParts): NonNullable<Configuration['features']> 
       enabled: config.registration.enabled,
       initialAccessToken: true,
       issueRegistrationAccessToken: true,
+      // An initial access token allows one registration (src/oidc/initial-access-token.ts).
+      policies: singleUseRegistrationPolicies(deps.store),
     },
     registrationManagement: { enabled: config.registration.enabled, rotateRegistrationAccessToken: true },
     resourceIndicators: resourceIndicators(parts),
@@ -186,5 +189,4 @@ function installMiddleware(provider: Provider, parts: ProviderParts): void {
     ...(deps.clientCertificates ? { certificate: (ctx: KoaContextWithOIDC) => deps.clientCertificates!.pem(ctx) } : {}),
   });
   provider.use(introspectionScopes(provider.pathFor('introspection'), resourceServers));
-  provider.use(singleUseInitialAccessTokens(deps.store, provider.pathFor('registration')));
 }
