@@ -34,13 +34,11 @@ function candidateScopes(ctx: KoaContextWithOIDC): Set<string> {
 /** The inputs of {@link candidateScopes} as they came, for a memo key (no splitting, no set: this runs on every token). */
 function candidateScopesKey(ctx: KoaContextWithOIDC): string {
   const scope = ctx.oidc.params?.scope;
-  let key = typeof scope === 'string' ? scope : '';
-  const entities = ctx.oidc.entities as Record<string, { scope?: string } | undefined>;
-  for (const name of REDEEMED) {
-    const granted = entities[name]?.scope;
-    if (typeof granted === 'string') key += `\u0001${name}\u0001${granted}`;
-  }
-  return key;
+  const { AuthorizationCode: code, RefreshToken: refresh, DeviceCode: device, BackchannelAuthenticationRequest: ciba } = ctx.oidc.entities as Partial<Record<typeof REDEEMED[number], { scope?: string }>>;
+  // Named reads rather than a loop over the names: property loads by a varying key go megamorphic.
+  // Each value with its length: a scope parameter may hold any character, so no separator alone keeps them apart.
+  const part = (value: unknown) => (typeof value === 'string' ? `${value.length}:${value}` : '-');
+  return `${part(scope)}${part(code?.scope)}${part(refresh?.scope)}${part(device?.scope)}${part(ciba?.scope)}`;
 }
 
 /**
