@@ -30,6 +30,8 @@ const logger = createLogger(config.logLevel);
 const created = createStore({
   redisUrl,
   keyPrefix,
+  // BENCH_STORE_DEADLINE_MS: a longer store deadline, for runs under valgrind (bench/tools/callgrind-instructions.ts).
+  ...(process.env.BENCH_STORE_DEADLINE_MS ? { deadlineMs: Number(process.env.BENCH_STORE_DEADLINE_MS) } : {}),
   onError: (err) => logger.error({ err: { message: err.message } }, 'store connection error'),
 });
 // BENCH_CONSUME=read-then-write: one-time artifacts consumed as before the atomic Store.consume (the refresh-tokens baseline).
