@@ -46,13 +46,13 @@ const port = await new Promise<number>((resolve, reject) => {
   child.once('exit', (code) => reject(new Error(`the server exited (${code}):\n${stderr.slice(-2000)}`)));
 });
 
-const agent = new http.Agent({ keepAlive: true, maxSockets: 4 });
+let agent = new http.Agent({ keepAlive: true, maxSockets: 4 });
 const body = new URLSearchParams({ grant_type: 'client_credentials', resource: AUDIENCE, scope: SCOPE }).toString();
 const headers = {
   authorization: `Basic ${Buffer.from(`${CLIENT_ID}:${CLIENT_SECRET}`).toString('base64')}`,
   'content-type': 'application/x-www-form-urlencoded', accept: 'application/json', 'content-length': String(body.length),
 };
-const request = () => new Promise<void>((resolve, reject) => {
+const once = () => new Promise<void>((resolve, reject) => {
   const req = http.request({ host: '127.0.0.1', port, path: '/token', method: 'POST', agent, headers }, (res) => {
     let text = '';
     res.on('data', (chunk: Buffer) => { text += chunk.toString(); });
@@ -60,6 +60,11 @@ const request = () => new Promise<void>((resolve, reject) => {
   });
   req.on('error', reject);
   req.end(body);
+});
+// A keep-alive connection the slowed-down server closes as it is reused: that request is sent again.
+const request = () => once().catch((err: NodeJS.ErrnoException) => {
+  if (err.code !== 'ECONNRESET') throw err;
+  return once();
 });
 const run = async (count: number) => {
   let sent = 0;
@@ -69,6 +74,9 @@ const run = async (count: number) => {
 const control = (...args: string[]) => execFileSync('callgrind_control', [...args, String(child.pid)], { stdio: 'ignore' });
 try {
   await run(warm);
+  // Fresh connections for the measured requests: the idle ones may have timed out while callgrind was told.
+  agent.destroy();
+  agent = new http.Agent({ keepAlive: true, maxSockets: 4 });
   control('-i', 'on');
   await run(measured);
   control('-d');
