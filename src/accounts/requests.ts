@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Store } from '../store/store.ts';
+import { FedgateError } from '../util/errors.ts';
 
 /** Where a request stands; only `pending` ones can be decided or cancelled. */
 export type RequestStatus = 'pending' | 'approved' | 'rejected' | 'cancelled';
@@ -39,11 +40,10 @@ export interface RegistrationRequest extends RequestRecord {
 }
 
 /** A stable error whose `code` callers switch on. */
-export class RequestError extends Error {
+export class RequestError extends FedgateError {
   readonly code: 'not_found' | 'not_pending' | 'duplicate';
   constructor(code: RequestError['code'], message: string) {
-    super(message);
-    this.name = 'RequestError';
+    super(code, message);
     this.code = code;
   }
 }

@@ -3,17 +3,14 @@
  * HTTP, with the signed-in user's admin token. The API holds every rule and
  * audits every change with its actor; the console only shows and asks.
  */
+import { FedgateError } from '../util/errors.ts';
 
 /** A refusal of the admin API (`{error, error_description}`), or its absence. */
-export class AdminApiError extends Error {
-  readonly status: number;
-  readonly error: string;
+export class AdminApiError extends FedgateError {
   readonly problems: string[];
   constructor(status: number, error: string, description: string, problems: string[] = []) {
-    super(description);
-    this.name = 'AdminApiError';
-    this.status = status;
-    this.error = error;
+    // The console words its own pages from it (console/kit.ts); escaping, it is no answer of this request's own.
+    super(error, description, { status, expose: false });
     this.problems = problems;
   }
 }
