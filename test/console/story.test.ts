@@ -17,7 +17,7 @@ describe('console story: a membership request approved by a group manager', () =
   let server: TestServer;
   let browser: Browser;
   before(async () => {
-    server = await startServer({ redis: true });
+    server = await startServer({ redis: true, configure: (config) => { config.registration.accounts.enabled = true; } });
     browser = await launchChromium();
   });
   after(async () => {
@@ -137,5 +137,34 @@ describe('console story: a membership request approved by a group manager', () =
     assert.match(await alice.locator('main').innerText(), /\/ml-users: rejected[\s\S]*Ask your PI first/);
     await adminContext.close();
     await aliceContext.close();
+  });
+  it('an administrator approves and rejects account registrations on the Requests page', async () => {
+    const visitor = await (await newContext(browser)).newPage();
+    for (const [username, reason] of [['dave', 'Joining the ATLAS analysis'], ['mallory', 'Just looking']] as const) {
+      await visitor.goto(`${server.issuer}/account/register`);
+      await visitor.getByLabel('Username').fill(username);
+      await visitor.getByLabel('Full name').fill(`${username} Example`);
+      await visitor.getByLabel('Password').fill(`${username}-password-123`);
+      await visitor.getByLabel('Why do you need an account?').fill(reason);
+      await visitor.getByRole('button', { name: /Request an account/ }).click();
+      await visitor.waitForLoadState();
+    }
+    const adminContext = await newContext(browser);
+    const admin = await adminContext.newPage();
+    await admin.goto(`${server.issuer}/admin/requests`);
+    await keyboardSignIn(admin, 'admin', 'admin-password');
+    await admin.waitForURL(`${server.issuer}/admin/requests`);
+    const registrations = admin.locator('ul[aria-labelledby=registrations-h]');
+    assert.match(await registrations.innerText(), /dave[\s\S]*Reason: “Joining the ATLAS analysis”/);
+    await admin.getByRole('button', { name: 'Approve the registration of dave' }).click();
+    await admin.waitForLoadState();
+    assert.match(await message(admin, 'status'), /Registration approved/);
+    await admin.getByRole('button', { name: 'Reject the registration of mallory' }).click();
+    await admin.waitForLoadState();
+    assert.match(await message(admin, 'status'), /Registration rejected/);
+    assert.match(await admin.locator('main').innerText(), /No pending registrations/);
+    assert.ok(await server.fedgate.accounts.findByUsername('dave'), 'dave has an account now');
+    assert.equal(await server.fedgate.accounts.findByUsername('mallory'), undefined);
+    await adminContext.close();
   });
 });
