@@ -18,6 +18,7 @@ import {
 } from '../tokens/own-tokens.ts';
 import { ExternalTokenError, type TrustedIssuers } from './trusted-issuers.ts';
 import { fromExchange, type TokenTypeName } from '../grants/token-types.ts';
+import { FedgateError } from '../util/errors.ts';
 
 /**
  * A presented token that cannot be used; the message is safe to return as
@@ -27,8 +28,11 @@ import { fromExchange, type TokenTypeName } from '../grants/token-types.ts';
 export class UnusableToken extends TokenRefused {}
 
 /** The token type given does not describe the token presented (RFC 8693 §2.1: the type must match). */
-export class TokenTypeMismatch extends Error {
-  override readonly name = 'TokenTypeMismatch';
+export class TokenTypeMismatch extends FedgateError {
+  constructor(message: string) {
+    // Not exposed: the exchange answers it as oidc-provider's invalid_request (exchange/parties.ts).
+    super('invalid_request', message);
+  }
 }
 
 /** A `act` / `may_act` value (RFC 8693 §4.1, §4.4). */
