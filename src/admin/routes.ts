@@ -116,7 +116,8 @@ export function adminRoutes(deps: AdminDeps): Router {
     const route = managerRoute(ctx.method, ctx.path.slice(router.opts.prefix!.length));
     if (route === 'own') return null;
     if (route && managesGroup(me.manages, route.group)) return null;
-    return new AccessDenied(route ? `you manage neither ${route.group} nor a group above it` : `membership of ${ADMIN_GROUP} is required`);
+    // An administrator's route: the token's fedgate.admin is a manager's, not enough here (RFC 6750 insufficient_scope).
+    return route ? new AccessDenied(`you manage neither ${route.group} nor a group above it`) : new AccessDenied(`membership of ${ADMIN_GROUP} is required`, [ADMIN_SCOPE]);
   };
 
   router.use(async (ctx: Context, next: Next) => {

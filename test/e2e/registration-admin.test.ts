@@ -76,7 +76,7 @@ describe('dynamic client registration and the admin API', () => {
     const forged = await admin('/accounts', {}, 'forged-token');
     assert.equal(forged.status, 401);
     assert.match(forged.headers.get('www-authenticate')!, /error="invalid_token"/);
-    // bob asks for an admin token the way an administrator does: the scope policy drops fedgate.admin.
+    // bob (who manages /atlas, no administrator) asks for an admin token the way an administrator does: /accounts stays closed to him.
     const bob = await admin('/accounts', {}, await obtainAdminToken(server.issuer, { username: 'bob', password: 'bob-password' }));
     assert.equal(bob.status, 403);
     assert.match(bob.headers.get('www-authenticate')!, /error="insufficient_scope", scope="fedgate.admin"/);
