@@ -2,7 +2,7 @@ import Router from '@koa/router';
 import type { Accounts } from '../accounts/accounts.ts';
 import type { Groups } from '../accounts/groups.ts';
 import type { Config } from '../config/schema.ts';
-import { keyState, nextKeyChange, type KeySet, type StoredKey } from '../keys/index.ts';
+import { keyState, nextKeyChange, SIGNING_ALGORITHMS, type KeySet, type StoredKey } from '../keys/index.ts';
 import type { Audit } from '../observability/audit.ts';
 import { liveReplicas } from '../observability/replicas.ts';
 import { CLIENT_INDEX } from '../oidc/client-records.ts';
@@ -53,7 +53,7 @@ export function overviewRoutes(deps: OverviewRoutesDeps): Router {
     // A scheduled change (a prepublished key activating) comes first; else the next rotation the schedule will make.
     let next = nextKeyChange(set, now);
     if (next === undefined && interval > 0 && set.keys.length) {
-      const newest = Math.min(...['ES256', 'RS256'].map((alg) => Math.max(0, ...set.keys.filter((k) => k.jwk.alg === alg).map((k) => k.activatesAt ?? k.createdAt))));
+      const newest = Math.min(...SIGNING_ALGORITHMS.map((alg) => Math.max(0, ...set.keys.filter((k) => k.jwk.alg === alg).map((k) => k.activatesAt ?? k.createdAt))));
       next = newest + interval;
     }
     return { active: byState('active'), published: byState('pending'), retiring: byState('retired'), nextRotation: iso(next) };

@@ -8,7 +8,7 @@ import compose from 'koa-compose';
 import type Provider from 'oidc-provider';
 import { signedTokenHorizon } from '../config/lifetimes.ts';
 import type { Config } from '../config/schema.ts';
-import { jwksForProvider, maintainKeys, nextKeyChange, publicJwks, watchKeys, type KeySet } from '../keys/index.ts';
+import { jwksForProvider, maintainKeys, nextKeyChange, publicJwks, SIGNING_ALGORITHMS, watchKeys, type KeySet } from '../keys/index.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { ResourceServers } from '../resource-servers/resource-servers.ts';
 
@@ -68,7 +68,7 @@ export class ProviderHost {
     this.middleware = middlewareOf(this.provider);
     this.#armKeyChange(set);
     const signing = jwksForProvider(set).keys;
-    this.#options.logger.info({ signing: ['ES256', 'RS256'].map((alg) => signing.find((k) => k.alg === alg)?.kid), published: set.keys.length }, 'signing keys loaded');
+    this.#options.logger.info({ signing: SIGNING_ALGORITHMS.map((alg) => signing.find((k) => k.alg === alg)?.kid), published: set.keys.length }, 'signing keys loaded');
   }
 
   /** Stops watching the keys and every timer. */
