@@ -31,8 +31,6 @@ export type AuthzHeaderForm = (typeof AUTHZ_HEADER_FORMS)[number];
 
 /** HTTP methods a named operation may stand for. */
 export const OPERATION_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'] as const;
-// The WLCG compute scopes (the default of a compute data source) and the storage capabilities a base path turns into scopes.
-export { WLCG_COMPUTE_SCOPES, WLCG_STORAGE_CAPABILITIES } from '../scopes/wlcg.ts';
 
 const NAME_MESSAGE = 'lower-case letters, digits and - only, starting with a letter or digit (at most 63)';
 const name = z.string().regex(DATA_SOURCE_NAME, NAME_MESSAGE);

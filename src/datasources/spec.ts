@@ -7,11 +7,11 @@
 import { validateLine } from '../authz/rules.ts';
 import type { PolicyLine } from '../authz/types.ts';
 import {
-  dataSourceSchema, OPERATION_METHODS, WLCG_COMPUTE_SCOPES, WLCG_STORAGE_CAPABILITIES,
+  dataSourceSchema, OPERATION_METHODS,
   type DataSourceKind, type DataSourceSpec,
 } from '../config/datasource-schema.ts';
 import type { ResourceServerConfig, ServiceConfig } from '../config/schema.ts';
-import { scopeCovered } from '../scopes/wlcg.ts';
+import { scopeCovered, WLCG_COMPUTE_SCOPES, WLCG_STORAGE_CAPABILITIES } from '../scopes/wlcg.ts';
 import { DataSourceError, type FieldProblem } from './errors.ts';
 
 /** The policy domain of scope rules (src/authz/types.ts SCOPE_DOMAIN). */

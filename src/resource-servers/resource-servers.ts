@@ -1,5 +1,7 @@
 import type { ResourceServerConfig } from '../config/schema.ts';
-import { isGroupSelectionScope, scopeCovered, scopeRelativeToBase, scopeUnderBase } from '../scopes/wlcg.ts';
+import {
+  isGroupSelectionScope, scopeCovered, scopeRelativeToBase, scopeUnderBase, WLCG_COMPUTE_SCOPES, WLCG_STORAGE_CAPABILITIES,
+} from '../scopes/wlcg.ts';
 import { ADMIN_API_PATH, ADMIN_SCOPE, WLCG_ANY_AUDIENCE } from '../config/names.ts';
 
 /** The resource server fedgate issues WLCG tokens for when a WLCG request names none. */
@@ -7,7 +9,8 @@ const WLCG_ANY: ResourceServerConfig = {
   audience: WLCG_ANY_AUDIENCE,
   name: 'Any WLCG service',
   kind: 'other',
-  scopes: ['storage.read:/', 'storage.create:/', 'storage.modify:/', 'storage.stage:/', 'storage.poll:/', 'compute.read', 'compute.modify', 'compute.create', 'compute.cancel'],
+  // Every WLCG capability (the grammar's own lists), storage ones on the whole namespace.
+  scopes: [...WLCG_STORAGE_CAPABILITIES.map((capability) => `${capability}:/`), ...WLCG_COMPUTE_SCOPES],
   profile: 'wlcg',
   accessTokenFormat: 'jwt',
   signingAlg: 'ES256',
