@@ -6,7 +6,7 @@
  * input, including the `undefined` Casbin passes for a value missing from a
  * short policy line, gives a boolean and never an exception.
  */
-import { isBareStorageCapability, isPathScope, parseStorageScope, pathWithin, scopeCovered } from '../scopes/wlcg.ts';
+import { capabilityAuthorizes, isBareStorageCapability, isPathScope, parseStorageScope, pathWithin, scopeCovered } from '../scopes/wlcg.ts';
 
 /** Whether a rule's action is a WLCG storage scope with a path, for which {@link actionMatch} does more than compare. */
 export { isPathScope };
@@ -140,8 +140,7 @@ export function scopeMatchTokens(tokens: readonly string[], required: string, ob
     for (const token of tokens) {
       // A token scope whose path is not in normal form covers nothing.
       const held = parseStorageScope(token);
-      // WLCG profile 1.2 §2.2.1: storage.stage also authorizes poll (never read); other capabilities only themselves.
-      const capable = held !== undefined && (held.capability === required || (required === 'storage.poll' && held.capability === 'storage.stage'));
+      const capable = held !== undefined && capabilityAuthorizes(held.capability, required);
       if (capable && pathWithin(obj, held.path)) return true;
     }
     return false;

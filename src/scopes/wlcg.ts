@@ -99,6 +99,11 @@ export function isBareStorageCapability(scope: string): boolean {
   return BARE_STORAGE.test(scope);
 }
 
+/** Whether a held storage capability authorizes `required` (WLCG profile 1.2 §2.2.1: `storage.stage` also authorizes poll, never read; every other capability only itself). */
+export function capabilityAuthorizes(held: string, required: string): boolean {
+  return held === required || (required === 'storage.poll' && held === 'storage.stage');
+}
+
 /** True when normal-form `path` is `base` or lies under it. */
 export function pathWithin(path: string, base: string): boolean {
   return base === '/' || path === base || path.startsWith(`${base}/`);
