@@ -3,6 +3,7 @@
  * A failure names the file and the import that breaks the rule.
  */
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import {
   describe as describeEdge, FORBIDDEN, forbiddenImports, importEdges, LAYERS, unitCycles, unplacedUnits, upwardImports, type ImportEdge,
@@ -39,6 +40,15 @@ describe('layers', () => {
     const sideways: ImportEdge = { fromFile: 'federation/saml/index.ts', toFile: 'federation/x509/index.ts', from: 'federation/saml', to: 'federation/x509' };
     assert.equal(upwardImports([sideways]).length, 1, 'units of one layer do not import each other');
     assert.deepEqual(unitCycles([up, { ...up, from: 'oidc', to: 'store' }]), [['oidc', 'store']]);
+  });
+
+  it('docs/architecture.md shows the layers of the table, top first', () => {
+    const doc = readFileSync('docs/architecture.md', 'utf8');
+    const start = doc.indexOf('\n## Layers\n');
+    assert.ok(start >= 0, 'docs/architecture.md has a "Layers" section');
+    const section = doc.slice(start, doc.indexOf('\n## ', start + 4));
+    const rows = [...section.matchAll(/^\| ([^|`]+?) \| ((?:`[^`]+`(?:, )?)+) \|/gm)].map((m) => `${m[1]}: ${[...m[2]!.matchAll(/`([^`]+)`/g)].map((u) => u[1]).join(' ')}`);
+    assert.deepEqual(rows, [...LAYERS].reverse().map((layer) => `${layer.name}: ${layer.units.join(' ')}`));
   });
 
   it('the table places each unit once and every named rule names known units', () => {

@@ -36,7 +36,7 @@ export const LAYERS: ReadonlyArray<{ name: string; units: readonly string[]; hol
   { name: 'pages and records', units: ['interaction', 'account', 'datasources'], holds: 'login and account pages; data source records' },
   { name: 'administration', units: ['admin'], holds: 'the admin REST API' },
   { name: 'console', units: ['console'], holds: 'the admin console pages (issue 17); talks to the admin API over HTTP' },
-  { name: 'assembly', units: ['app'], holds: 'createFedgate (src/app.ts) and the process (src/main.ts)' },
+  { name: 'assembly', units: ['app'], holds: 'createFedgate (src/app.ts and its steps in src/app/) and the process (src/main.ts)' },
   { name: 'command line', units: ['cli'], holds: 'the fedgate command' },
 ];
 
@@ -58,7 +58,7 @@ export const FORBIDDEN: ReadonlyArray<{ from: readonly string[]; to: readonly st
 ];
 
 function FEATURES(): string[] {
-  return ['authz', 'grants', 'resource-servers', 'oidc', 'federation', 'exchange', 'gateway', 'federation/saml', 'federation/x509',
+  return ['tokens', 'authz', 'grants', 'resource-servers', 'oidc', 'federation', 'exchange', 'gateway', 'federation/saml', 'federation/x509',
     'interaction', 'account', 'datasources', 'admin', 'console', 'services', 'app', 'cli'];
 }
 
