@@ -9,6 +9,7 @@
  * BENCH_PROFILE, BENCH_LOG_LEVEL, REDIS_URL).
  */
 import { mkdir, writeFile } from 'node:fs/promises';
+import { adminLists } from './admin-lists.ts';
 import { authzDecisions } from './authz-decisions.ts';
 import { authzHttp } from './authz-http.ts';
 import { consolePages } from './console-pages.ts';
@@ -26,7 +27,7 @@ import { tokenIssuance } from './token-issuance.ts';
 import { x509Verify } from './x509-verify.ts';
 
 /** Every benchmark, in run order; later features append theirs. */
-const BENCHMARKS: Benchmark[] = [tokenIssuance, authzDecisions, authzHttp, samlMetadata, samlAcs, tokenExchange, refreshAtScale, refreshTokens, x509Verify, consolePages];
+const BENCHMARKS: Benchmark[] = [tokenIssuance, authzDecisions, authzHttp, samlMetadata, samlAcs, tokenExchange, refreshAtScale, refreshTokens, x509Verify, consolePages, adminLists];
 
 async function main(): Promise<void> {
   const options = readOptions();

@@ -1,5 +1,6 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { hash as argon2Hash, verify as argon2Verify } from '@node-rs/argon2';
+import { indexPage } from '../store/index-page.ts';
 import type { Store } from '../store/store.ts';
 import { BoundedMap } from '../util/bounded-map.ts';
 import { FedgateError } from '../util/errors.ts';
@@ -67,9 +68,6 @@ export const groupMemberIndexKey = (group: string) => `group-member-index:${grou
 export const groupEffectiveIndexKey = (group: string) => `group-effective-index:${group}`;
 /** Set once the sorted indexes above hold the accounts that predate them. */
 const LIST_INDEX_BUILT = 'account-list-index-built';
-/** Members a search examines per store call, and the time one page may search before it answers with a cursor. */
-const SEARCH_BUDGET = 10_000;
-const SEARCH_TIME_MS = 50;
 /** Index writes per round trip while building the indexes. */
 const BUILD_BATCH = 500;
 
@@ -239,16 +237,7 @@ export class Accounts {
 
   async #pageOf(index: string, query: PageQuery): Promise<AccountPage> {
     const contains = query.q ? query.q.toLowerCase() : undefined;
-    const started = performance.now();
-    const members: string[] = [];
-    let after = query.after;
-    let next: string | undefined;
-    do {
-      const page = await this.#store.scanIndex(index, { after, contains, limit: query.limit - members.length, budget: SEARCH_BUDGET });
-      members.push(...page.members);
-      next = page.next;
-      after = next;
-    } while (next !== undefined && members.length < query.limit && performance.now() - started < SEARCH_TIME_MS);
+    const { members, next } = await indexPage(this.#store, index, { after: query.after, contains, limit: query.limit });
     // The index member starts with the lower-cased username, which the username key resolves.
     const found = await Promise.all(members.map((m) => this.findByUsername(m.split('\u0000', 1)[0]!)));
     return { accounts: found.filter((a): a is Account => a !== undefined), next };

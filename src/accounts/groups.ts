@@ -1,3 +1,4 @@
+import { indexPage } from '../store/index-page.ts';
 import type { Store } from '../store/store.ts';
 import type { Accounts } from './accounts.ts';
 import { FedgateError } from '../util/errors.ts';
@@ -28,8 +29,6 @@ const GROUP_INDEX = 'group-index';
 const childrenKey = (parent: string | undefined) => `group-children:${parent ?? '/'}`;
 /** Set once the sorted indexes hold the groups that predate them. */
 const GROUP_INDEX_BUILT = 'group-list-index-built';
-const SEARCH_BUDGET = 10_000;
-const SEARCH_TIME_MS = 50;
 
 /** What {@link Groups.page} looks for. */
 export interface GroupPageQuery {
@@ -114,16 +113,7 @@ export class Groups {
    */
   async page(query: GroupPageQuery): Promise<{ groups: Group[]; next: string | undefined }> {
     const index = query.parent === undefined ? GROUP_INDEX : childrenKey(query.parent === '/' ? undefined : query.parent);
-    const started = performance.now();
-    const paths: string[] = [];
-    let after = query.after;
-    let next: string | undefined;
-    do {
-      const page = await this.#store.scanIndex(index, { after, contains: query.q || undefined, limit: query.limit - paths.length, budget: SEARCH_BUDGET });
-      paths.push(...page.members);
-      next = page.next;
-      after = next;
-    } while (next !== undefined && paths.length < query.limit && performance.now() - started < SEARCH_TIME_MS);
+    const { members: paths, next } = await indexPage(this.#store, index, { after: query.after, contains: query.q || undefined, limit: query.limit });
     const groups = await Promise.all(paths.map((p) => this.get(p)));
     return { groups: groups.filter((g): g is Group => g !== undefined), next };
   }

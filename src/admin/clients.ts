@@ -13,6 +13,7 @@ import {
 } from '../oidc/client-records.ts';
 
 import type { Store } from '../store/store.ts';
+import { indexPage } from '../store/index-page.ts';
 import { compareUtf8 } from '../store/values.ts';
 import { caller, fail, parseBody } from './http.ts';
 import { encodeCursor, pageRequest } from './pages.ts';
@@ -174,16 +175,10 @@ export function clientRoutes(deps: ClientRoutesDeps): Router {
     const q = page.q?.toLowerCase();
     const matches = (c: ClientConfig) => !q || c.clientId.toLowerCase().includes(q) || (c.name ?? '').toLowerCase().includes(q);
     // Stored clients from the index (searched there), merged in id order with the configured ones.
-    const found: string[] = [];
-    let after = page.after === undefined ? undefined : clientIndexAfter(page.after);
-    let position: string | undefined;
-    const started = performance.now();
-    do {
-      const scan = await store.scanIndex(CLIENT_INDEX, { after, contains: q, limit: page.limit + 1 - found.length });
-      found.push(...scan.members.map(clientIdOfMember));
-      position = scan.next === undefined ? undefined : clientIdOfMember(scan.next);
-      after = scan.next;
-    } while (after !== undefined && found.length <= page.limit && performance.now() - started < 50);
+    // One more than the page, so that a stored client right after it is known to exist.
+    const scan = await indexPage(store, CLIENT_INDEX, { after: page.after === undefined ? undefined : clientIndexAfter(page.after), contains: q, limit: page.limit + 1 });
+    const found = scan.members.map(clientIdOfMember);
+    const position = scan.next === undefined ? undefined : clientIdOfMember(scan.next);
     const fromConfig = configured.filter((c) => (page.after === undefined || compareUtf8(c.clientId, page.after) > 0)
       && (position === undefined || compareUtf8(c.clientId, position) <= 0) && matches(c));
     const ids = [...new Set([...fromConfig.map((c) => c.clientId), ...found])].sort(compareUtf8);

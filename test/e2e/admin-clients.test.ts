@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { adminCall } from '../support/admin-api.ts';
 import { adminToken as obtainAdminToken, startReplicas, type TestServer } from '../support/harness.ts';
 
 type Json = Record<string, any>;
@@ -11,15 +12,7 @@ describe('admin API: clients and initial access tokens', () => {
   let adminToken: string;
   const secrets: string[] = [];
 
-  const call = async (path: string, init: { method?: string; body?: unknown; server?: TestServer } = {}) => {
-    const res = await fetch(`${(init.server ?? a).issuer}/admin/api${path}`, {
-      method: init.method ?? 'GET',
-      headers: { authorization: `Bearer ${adminToken}`, ...(init.body !== undefined ? { 'content-type': 'application/json' } : {}) },
-      ...(init.body !== undefined ? { body: JSON.stringify(init.body) } : {}),
-    });
-    const text = await res.text();
-    return { status: res.status, json: (text ? JSON.parse(text) : {}) as Json, text };
-  };
+  const call = (path: string, init: { method?: string; body?: unknown; server?: TestServer } = {}) => adminCall((init.server ?? a).issuer, adminToken, path, init);
 
   /** A client credentials request straight to a replica's token endpoint. */
   const token = async (server: TestServer, clientId: string, secret: string) => {

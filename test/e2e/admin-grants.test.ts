@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import * as oidc from 'openid-client';
+import { adminCall } from '../support/admin-api.ts';
 import { adminToken as obtainAdminToken, authorizationCodeFlow, rp, startServer, type TestServer } from '../support/harness.ts';
 
 type Json = Record<string, any>;
@@ -12,11 +13,7 @@ describe('admin API: account details and grants', () => {
   let server: TestServer;
   let adminToken: string;
 
-  const call = async (path: string, init: { method?: string } = {}) => {
-    const res = await fetch(`${server.issuer}/admin/api${path}`, { method: init.method ?? 'GET', headers: { authorization: `Bearer ${adminToken}` } });
-    const text = await res.text();
-    return { status: res.status, json: (text ? JSON.parse(text) : {}) as Json };
-  };
+  const call = (path: string, init: { method?: string } = {}) => adminCall(server.issuer, adminToken, path, init);
 
   before(async () => {
     server = await startServer({ redis: true });

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { randomUUID } from 'node:crypto';
+import { adminCall } from '../support/admin-api.ts';
 import { adminToken as obtainAdminToken, startServer, type TestServer } from '../support/harness.ts';
 
 type Json = Record<string, any>;
@@ -12,15 +13,7 @@ describe('admin API: paged and searched lists', () => {
   const ACCOUNTS = 3000;
   const usernames: string[] = [];
 
-  const call = async (path: string, init: { method?: string; body?: unknown } = {}) => {
-    const res = await fetch(`${server.issuer}/admin/api${path}`, {
-      method: init.method ?? 'GET',
-      headers: { authorization: `Bearer ${adminToken}`, ...(init.body !== undefined ? { 'content-type': 'application/json' } : {}) },
-      ...(init.body !== undefined ? { body: JSON.stringify(init.body) } : {}),
-    });
-    const text = await res.text();
-    return { status: res.status, json: (text ? JSON.parse(text) : {}) as Json };
-  };
+  const call = (path: string, init: { method?: string; body?: unknown } = {}) => adminCall(server.issuer, adminToken, path, init);
 
   /** Every item of a paged list, following `next` until it is null. */
   const all = async (path: string, key: string): Promise<Json[]> => {

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { loadOrCreateKeys, rotateKeys } from '../../src/keys/index.ts';
+import { adminCall } from '../support/admin-api.ts';
 import { adminToken as obtainAdminToken, startReplicas, type TestServer } from '../support/harness.ts';
 import { within } from '../support/poll.ts';
 
@@ -13,15 +14,7 @@ describe('admin API: overview', () => {
   let adminToken: string;
   let bStopped = false;
 
-  const call = async (path: string, init: { method?: string; body?: unknown; server?: TestServer } = {}) => {
-    const res = await fetch(`${(init.server ?? a).issuer}/admin/api${path}`, {
-      method: init.method ?? 'GET',
-      headers: { authorization: `Bearer ${adminToken}`, ...(init.body !== undefined ? { 'content-type': 'application/json' } : {}) },
-      ...(init.body !== undefined ? { body: JSON.stringify(init.body) } : {}),
-    });
-    const text = await res.text();
-    return { status: res.status, json: (text ? JSON.parse(text) : {}) as Json };
-  };
+  const call = (path: string, init: { method?: string; body?: unknown; server?: TestServer } = {}) => adminCall((init.server ?? a).issuer, adminToken, path, init);
 
   before(async () => {
     [a, b] = await startReplicas();
