@@ -157,11 +157,19 @@ export const adminLists: Benchmark = {
         const [small, large] = rows.slice(-2) as [ResultRow, ResultRow];
         checks.push({ name: `${page.name}: p99 with ${largeAccounts.toLocaleString('en')} accounts`, value: large.p99Ms, target: `< ${TARGET_P99_MS} ms`, pass: large.p99Ms < TARGET_P99_MS, note: `small store p99 ${small.p99Ms} ms` });
       }
-      // The earlier unpaged list, for comparison: every account read.
+      // The earlier unpaged list, for comparison: every account read in one request. Last, since at scale it
+      // can outrun the store deadline (503), which marks the store unavailable for a moment.
       for (const side of sides) {
         const latencies: number[] = [];
-        for (let i = 0; i < 3; i += 1) latencies.push((await timed(side, '/accounts')).ms);
-        rows.push(row(`${side.name}: accounts, unpaged (every account)`, latencies));
+        let failed = 0;
+        for (let i = 0; i < 3; i += 1) {
+          const start = performance.now();
+          const res = await fetch(`${side.issuer}/admin/api/accounts`, { headers: { authorization: `Bearer ${side.token}` } });
+          await res.arrayBuffer();
+          latencies.push(performance.now() - start);
+          if (res.status !== 200) failed += 1;
+        }
+        rows.push({ ...row(`${side.name}: accounts, unpaged (every account)`, latencies), non2xx: failed });
       }
       return {
         id: 'admin-lists',
