@@ -76,7 +76,7 @@ export async function startServer(options: StartOptions = {}): Promise<TestServe
   config.keysDir = keysDir;
   options.configure?.(config);
   const redisPrefix = options.redis ? (options.redisPrefix ?? `fedgate-test-${randomBytes(6).toString('hex')}:`) : undefined;
-  const store: Store = redisPrefix ? new RedisStore({ url: REDIS_URL, keyPrefix: redisPrefix }) : new MemoryStore();
+  const store: Store = redisPrefix ? new RedisStore({ url: REDIS_URL, keyPrefix: redisPrefix, deadlineMs: config.store.deadlineMs }) : new MemoryStore();
   const logs = new LogCapture();
   const fedgate = await createFedgate(config, { store, logger: createLogger('debug', logs), watchKeys: options.watchKeys ?? false });
   await fedgate.listen(port, '127.0.0.1');
