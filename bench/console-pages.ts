@@ -191,7 +191,7 @@ export const consolePages: Benchmark = {
       ];
       const rows: ResultRow[] = [];
       const checks: Check[] = [];
-      const notes = [`seed: ${groupCount} groups, ${accountCount} accounts through Groups.create/Accounts.create on a private redis-server, ${seedSeconds.toFixed(0)} s; ${samples} sequential samples per page after 5 warm-up requests; p90 of the wall time is the figure checked; \"CPU µs/req\" is the mean CPU time of this process (the console, the admin API and the client all run in it) per request, \"main µs/req\" its median: on a busy machine the wall time waits for a core, the CPU time does not`];
+      const notes = [`seed: ${groupCount} groups, ${accountCount} accounts through Groups.create/Accounts.create on a private redis-server, ${seedSeconds.toFixed(0)} s; ${samples} sequential samples per page after 5 warm-up requests; p90 of the wall time is the figure checked; "CPU µs/req" is the mean CPU time of this process (the console, the admin API and the client all run in it) per request, "main µs/req" its median: on a busy machine the wall time waits for a core, the CPU time does not`];
       for (const [label, page, call] of pages) {
         const consoleTimes = await timeGets(`${issuer}${page}`, { cookie, accept: 'text/html' }, samples);
         const apiTimes = await timeGets(`${api}${call}`, { authorization: `Bearer ${token}`, accept: 'application/json' }, samples);

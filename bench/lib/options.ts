@@ -54,7 +54,7 @@ export function readOptions(env: NodeJS.ProcessEnv = process.env): BenchOptions 
     warmupSeconds: positiveNumber(env, 'BENCH_WARMUP', 3, { integer: true, min: 0 }),
     rounds: positiveNumber(env, 'BENCH_ROUNDS', 2, { integer: true, min: 1 }),
     connections: positiveNumber(env, 'BENCH_CONNECTIONS', 32, { integer: true, min: 1 }),
-    only: only && only.length ? only : undefined,
+    only: only?.length ? only : undefined,
     profile: profileList(env.BENCH_PROFILE),
     logLevel: env.BENCH_LOG_LEVEL || 'warn',
     redisUrl: env.REDIS_URL || 'redis://127.0.0.1:6379',

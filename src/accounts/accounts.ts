@@ -290,7 +290,7 @@ export class Accounts {
    * neither overwriting the other's field with what it read before.
    * `change` returns false when there is nothing to write.
    */
-  async #update(id: string, change: (account: Account) => boolean | void): Promise<{ before: Account; after: Account }> {
+  async #update(id: string, change: (account: Account) => boolean | undefined): Promise<{ before: Account; after: Account }> {
     for (let attempt = 0; attempt < MAX_UPDATE_ATTEMPTS; attempt += 1) {
       const before = await this.findById(id);
       if (!before) throw new AccountError('not_found', 'no such account');

@@ -141,7 +141,7 @@ export class RequestBook<T extends RequestRecord> {
    * or account it grants) and may add fields to the record.
    */
   async decide(id: string, status: Exclude<RequestStatus, 'pending'>, by: string, decisionReason?: string,
-    apply?: (request: T) => Promise<Partial<T> | void>): Promise<T> {
+    apply?: (request: T) => Promise<Partial<T> | undefined>): Promise<T> {
     const before = await this.get(id);
     if (!before) throw new RequestError('not_found', 'no such request');
     if (before.status !== 'pending') throw new RequestError('not_pending', `the request is already ${before.status}`);

@@ -200,7 +200,7 @@ function requestKey(request: DecisionRequest): string {
   const scopes = request.scopes === undefined ? '' : request.scopes.join(' ');
   let key = `${subject.length}:${subject}${domain.length}:${domain}${object.length}:${object}${action.length}:${action}${scopes.length}:${scopes}`;
   const groups = request.groups;
-  if (groups !== undefined && groups.length) {
+  if (groups?.length) {
     key += `${groups.length}`;
     for (const group of groups) key += `:${group.length}:${group}`;
   }

@@ -166,7 +166,7 @@ function csvValue(value: string): string {
 
 /** Writes lines as policy CSV that {@link parsePolicyCsv} reads back unchanged. */
 export function formatPolicyCsv(lines: readonly PolicyLine[]): string {
-  return lines.map((line) => `${[line.ptype, ...line.values].map(csvValue).join(', ')}`.trimEnd() + '\n').join('');
+  return lines.map((line) => `${[line.ptype, ...line.values].map(csvValue).join(', ').trimEnd()}\n`).join('');
 }
 
 /** A group path: `/a/b` with segments of letters, digits, `.`, `_` and `-` (never `.` or `..`). */

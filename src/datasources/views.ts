@@ -108,7 +108,7 @@ export function configuredDataSources(config: Config, resourceServers: ResourceS
 /** A `[a-z0-9-]` name for a configured resource server that no gateway service names (its audience's host and path). */
 function slugOf(audience: string): string {
   const url = URL.parse(audience);
-  const raw = url && url.host ? `${url.host}${url.pathname}` : audience;
+  const raw = url?.host ? `${url.host}${url.pathname}` : audience;
   return raw.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-+|-+$/g, '').slice(0, 63) || 'resource-server';
 }
 

@@ -33,7 +33,7 @@ export { IDENTITY_HEADER_NAMES, identityHeaders, isStrippedHeader, safeHeaderVal
 export { PROXY_PREFIX } from './proxy.ts';
 export { ServiceRegistry, type GatewayService } from './service-registry.ts';
 export { MAX_TARGET_LENGTH, parseRequestTarget, type RequestTarget } from './request-target.ts';
-export { type AudiencePolicy, type Identity, type TokenBinding, type TokenVerifierStats } from './token-verifier.ts';
+export type { AudiencePolicy, Identity, TokenBinding, TokenVerifierStats } from './token-verifier.ts';
 
 /** What the gateway needs from the rest of fedgate. */
 export interface GatewayDeps extends Pick<Services, 'config' | 'store' | 'logger' | 'metrics' | 'audit' | 'accounts'> {

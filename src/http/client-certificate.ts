@@ -401,7 +401,7 @@ export function createClientCertificateInspector(options: ClientCertificateOptio
       }
       if (!withChain) return { status: 'found', certificate: { der, source: 'header', header: form.name } };
       const chain = form.chain ? form.chain(value, req.headers) : [];
-      if (!chain || !chain.every(isDerCertificate)) {
+      if (!chain?.every(isDerCertificate)) {
         problem ??= { header: form.name, message: `the certificate chain that came with the ${form.name} header cannot be read` };
         continue;
       }

@@ -70,6 +70,6 @@ export function renderError(parts: ProviderParts): NonNullable<Configuration['re
   return async (ctx, out, err) => {
     if (isStoreUnavailable(err)) return sendUnavailable(ctx, config.store.retryAfterSeconds);
     // oidc-provider chose the code and description (generic for what it does not expose): fedgate's error page shows them.
-    respondWithError(ctx, new FedgateError(out.error, out.error_description ?? '', { status: ctx.status >= 400 ? ctx.status : 400, expose: true }), { format: 'page' });
+    respondWithError(ctx, new FedgateError(out.error, out.error_description ?? '', { status: Math.max(ctx.status, 400), expose: true }), { format: 'page' });
   };
 }

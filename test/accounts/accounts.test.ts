@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { AccountError, Accounts, effectiveGroups } from '../../src/accounts/accounts.ts';
+import { type AccountError, Accounts, effectiveGroups } from '../../src/accounts/accounts.ts';
 import { MemoryStore } from '../../src/store/index.ts';
 
 describe('accounts', () => {

@@ -135,7 +135,7 @@ describe('actionMatch', () => {
   }
 
   test('is total', () => {
-    const odd = [undefined, null, 1, '', 'storage.read:', 'storage.read:/\n', 'storage.read:' + '/a'.repeat(50_000)];
+    const odd = [undefined, null, 1, '', 'storage.read:', 'storage.read:/\n', `storage.read:${'/a'.repeat(50_000)}`];
     for (const a of odd) for (const b of odd) assert.equal(typeof actionMatch(a as string, b as string), 'boolean');
     assert.equal(actionMatch('GET', undefined as unknown as string), false);
   });

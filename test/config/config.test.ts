@@ -3,7 +3,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { ConfigError, loadConfig } from '../../src/config/index.ts';
+import { type ConfigError, loadConfig } from '../../src/config/index.ts';
 
 describe('loadConfig', () => {
   it('defaults to the demo realm on port 8080 outside production', async () => {

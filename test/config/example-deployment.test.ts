@@ -22,8 +22,8 @@ describe('the example deployment (docs/configuration.example.yaml + docs/example
     const dir = await mkdtemp(join(tmpdir(), 'fedgate-example-'));
     const file = join(dir, 'fedgate.yaml');
     const text = await readFile(EXAMPLE, 'utf8');
-    assert.match(text, /^  dir: \/etc\/fedgate\/policies/m, 'the example names the policy directory the container mounts');
-    await writeFile(file, text.replace(/^  dir: \/etc\/fedgate\/policies/m, `  dir: ${EXAMPLE_POLICIES}`));
+    assert.match(text, /^ {2}dir: \/etc\/fedgate\/policies/m, 'the example names the policy directory the container mounts');
+    await writeFile(file, text.replace(/^ {2}dir: \/etc\/fedgate\/policies/m, `  dir: ${EXAMPLE_POLICIES}`));
     server = await startServer({ env: { FEDGATE_CONFIG: file } });
   });
   after(() => server?.cleanup());

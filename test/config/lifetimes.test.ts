@@ -5,9 +5,9 @@ import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import * as oidc from 'openid-client';
 import { stringify } from 'yaml';
-import { ConfigError, loadConfig } from '../../src/config/index.ts';
+import { type ConfigError, loadConfig } from '../../src/config/index.ts';
 import { LIFETIME_MAXIMUMS } from '../../src/config/lifetimes.ts';
-import { DataSourceError } from '../../src/datasources/errors.ts';
+import type { DataSourceError } from '../../src/datasources/errors.ts';
 import { decodeJwt, rp, startServer } from '../support/harness.ts';
 
 const dirs: string[] = [];

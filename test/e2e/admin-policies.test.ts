@@ -97,8 +97,9 @@ describe('admin API: groups and policies', () => {
 
     const events = await server.fedgate.audit.recent(100);
     const renameEvent = events.find((e) => e.type === 'group.renamed');
-    assert.deepEqual((renameEvent?.detail as Json).before, { path: '/cms/analysis' });
-    assert.deepEqual((renameEvent?.detail as Json).after, { path: '/cms/physics' });
+    assert.ok(renameEvent);
+    assert.deepEqual((renameEvent.detail as Json).before, { path: '/cms/analysis' });
+    assert.deepEqual((renameEvent.detail as Json).after, { path: '/cms/physics' });
     assert.ok(events.some((e) => e.type === 'group.member.added' && e.target === '/cms/analysis'));
   });
 

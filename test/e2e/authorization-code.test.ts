@@ -191,6 +191,6 @@ describe('authorization code + PKCE, consent, refresh rotation', () => {
     for (let i = 0; i < server.config.login.maxFailures; i += 1) assert.equal((await attempt('wrong')).status, 401);
     const locked = await attempt('admin-password');
     assert.equal(locked.status, 429, 'even the right password waits out the lockout');
-    await server.store.delete('login-failures:user:' + (await import('node:crypto')).createHash('sha256').update('admin').digest('base64url'));
+    await server.store.delete(`login-failures:user:${(await import('node:crypto')).createHash('sha256').update('admin').digest('base64url')}`);
   });
 });

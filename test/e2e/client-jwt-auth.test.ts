@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { exportJWK, generateKeyPair, SignJWT, type CryptoKey, type JWK } from 'jose';
 import * as oidc from 'openid-client';
-import { ConfigError, loadConfig } from '../../src/config/index.ts';
+import { type ConfigError, loadConfig } from '../../src/config/index.ts';
 import { decodeJwt, startServer, type TestServer } from '../support/harness.ts';
 
 /**

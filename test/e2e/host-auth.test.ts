@@ -6,7 +6,7 @@ import { after, before, describe, it } from 'node:test';
 import { createLocalJWKSet, jwtVerify } from 'jose';
 import * as oidc from 'openid-client';
 import { stringify } from 'yaml';
-import { ConfigError, loadConfig } from '../../src/config/index.ts';
+import { type ConfigError, loadConfig } from '../../src/config/index.ts';
 import { decodeJwt, rp, startServer, type TestServer } from '../support/harness.ts';
 
 const HOST = 'host:worker01.example.org';

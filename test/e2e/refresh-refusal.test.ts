@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import * as oidc from 'openid-client';
+import type * as oidc from 'openid-client';
 import { authorizationCodeFlow, Browser, rp, startServer, type TestServer } from '../support/harness.ts';
 
 const REDIRECT = 'http://127.0.0.1/callback';

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { importJWK, SignJWT } from 'jose';
-import * as oidc from 'openid-client';
+import type * as oidc from 'openid-client';
 import { jwksForProvider, loadOrCreateKeys } from '../../src/keys/index.ts';
 import { authorizationCodeFlow, decodeJwt, rawRequest, rp, startServer, type TestServer } from '../support/harness.ts';
 

@@ -12,7 +12,7 @@ import {
   nextKeyChange,
   publicJwks,
   rotateKeys,
-  RotationPendingError,
+  type RotationPendingError,
   watchKeys,
 } from '../../src/keys/index.ts';
 import type { KeySet } from '../../src/keys/index.ts';
@@ -203,7 +203,7 @@ describe('key store', () => {
     assert.equal(await maintainKeys(dir, options), undefined, 'not due before interval - prepublish');
     clock.advance(1);
     const results = await Promise.all([1, 2, 3, 4].map(() => maintainKeys(dir, options)));
-    const rotations = results.filter((r) => r && r.added.length);
+    const rotations = results.filter((r) => r?.added.length);
     assert.equal(rotations.length, 1, 'exactly one replica rotates');
     assert.equal(rotations[0]!.activatesAt, T0 + 180 * DAY, 'the new keys sign at the key age');
     const set = await loadOrCreateKeys(dir, clock);

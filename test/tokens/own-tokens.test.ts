@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { importJWK, SignJWT, type JWK, type JWTPayload } from 'jose';
-import * as oidc from 'openid-client';
+import type * as oidc from 'openid-client';
 import { jwksForProvider, loadOrCreateKeys, SIGNING_ALGORITHMS } from '../../src/keys/index.ts';
 import { CLOCK_TOLERANCE, isCompactJws, isOpaqueToken, OWN_TOKEN_ALGORITHMS, scopeList, TokenRefused } from '../../src/tokens/own-tokens.ts';
 import { adminApi, authorizationCodeFlow, rawRequest, rp, startServer, type TestServer } from '../support/harness.ts';

@@ -13,7 +13,7 @@ import { before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { SignedXml } from 'xml-crypto';
 import { ConfigError } from '../../../src/config/index.ts';
-import { MetadataError, parseMetadata } from '../../../src/federation/saml/metadata.ts';
+import { type MetadataError, parseMetadata } from '../../../src/federation/saml/metadata.ts';
 import { ALERTS, IdpRegistry } from '../../../src/federation/saml/registry.ts';
 import { parseXml } from '../../../src/federation/saml/xml.ts';
 import { createLogger } from '../../../src/observability/logger.ts';
