@@ -4,6 +4,7 @@
  * script adds copy buttons (everything works without it).
  */
 import { html, raw, type SafeHtml } from '../views/html.ts';
+import { documentStart } from '../views/layout.ts';
 
 /** The console's sections, in navigation order. */
 export const SECTIONS = [
@@ -125,20 +126,7 @@ ${sections.map((s) => html`<li><a href="${s.href}"${s.id === section ? html` ari
   const message = flash && (flash.kind === 'error'
     ? html`<div role="alert"><p>${flash.text}</p></div>`
     : html`<div class="notice" role="status"><p>${flash.text}</p></div>`);
-  return html`<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<meta name="referrer" content="no-referrer">
-<meta name="robots" content="noindex, nofollow">
-<meta name="color-scheme" content="light dark">
-<title>${title} · fedgate console</title>
-<link rel="icon" href="data:,">
-<style nonce="${nonce}">
-${CSS}
-</style>
-</head>
+  return html`${documentStart({ title: `${title} · fedgate console`, nonce, css: CSS })}
 <body>
 <a class="skip" href="#main">Skip to content</a>
 <header>

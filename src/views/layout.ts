@@ -45,10 +45,12 @@ button:hover{text-decoration:underline}
 `.trim());
 
 /**
- * Wraps a page body in the complete HTML document shared by every page:
- * metadata, the inline stylesheet (carrying the CSP nonce) and one `<main>`.
+ * The start of every page's document up to `</head>`: the same metadata
+ * (no referrer, no indexing, light and dark), no outside assets, and the
+ * inline stylesheet carrying the CSP nonce. The login pages and the console
+ * both begin with it.
  */
-export function layout({ title, body, nonce, lang = 'en' }: LayoutOptions): string {
+export function documentStart({ title, nonce, css, lang = 'en' }: { title: string; nonce: string; css: SafeHtml; lang?: string }): SafeHtml {
   return html`<!doctype html>
 <html lang="${lang}">
 <head>
@@ -57,12 +59,20 @@ export function layout({ title, body, nonce, lang = 'en' }: LayoutOptions): stri
 <meta name="referrer" content="no-referrer">
 <meta name="robots" content="noindex, nofollow">
 <meta name="color-scheme" content="light dark">
-<title>${title} · fedgate</title>
+<title>${title}</title>
 <link rel="icon" href="data:,">
 <style nonce="${nonce}">
-${CSS}
+${css}
 </style>
-</head>
+</head>`;
+}
+
+/**
+ * Wraps a page body in the complete HTML document shared by every page:
+ * metadata, the inline stylesheet (carrying the CSP nonce) and one `<main>`.
+ */
+export function layout({ title, body, nonce, lang = 'en' }: LayoutOptions): string {
+  return html`${documentStart({ title: `${title} · fedgate`, nonce, css: CSS, lang })}
 <body>
 <main>
 ${body}

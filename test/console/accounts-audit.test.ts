@@ -1,25 +1,16 @@
 /** The Accounts and Audit pages (and the overview's figures), in a real browser, against the admin API. */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import type { Browser, BrowserContext, Page } from 'playwright-core';
-import { authorizationCodeFlow, rp, startServer, type TestServer } from '../support/harness.ts';
-import { checkPage, consolePage, launchChromium, message } from './browser.ts';
+import type { Page } from 'playwright-core';
+import { authorizationCodeFlow, rp, type TestServer } from '../support/harness.ts';
+import { type AdminConsole, checkPage, closeAdminConsole, message, openAdminConsole } from './browser.ts';
 
 describe('console: accounts and audit', () => {
+  let opened: AdminConsole | undefined;
   let server: TestServer;
-  let browser: Browser;
-  let context: BrowserContext;
   let page: Page;
-  before(async () => {
-    server = await startServer();
-    browser = await launchChromium();
-    ({ context, page } = await consolePage(browser, server.issuer, 'admin', 'admin-password', '/admin/accounts'));
-  });
-  after(async () => {
-    await context?.close();
-    await browser?.close();
-    await server?.cleanup();
-  });
+  before(async () => { ({ server, page } = opened = await openAdminConsole('/admin/accounts')); });
+  after(() => closeAdminConsole(opened));
 
   it('Accounts: server-side search, an account\'s groups and live grants, revoking a grant, disabling and enabling', async () => {
     assert.deepEqual(await page.locator('main table tbody td:first-child').allInnerTexts(), ['admin', 'alice', 'bob']);

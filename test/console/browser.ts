@@ -9,6 +9,7 @@ import { mkdir, readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import { startServer, type TestServer } from '../support/harness.ts';
 
 export const CHROMIUM_FLAGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'];
 export const ARTIFACTS = join('.artifacts', 'console');
@@ -76,6 +77,27 @@ export async function consolePage(browser: Browser, issuer: string, username = '
   const page = await context.newPage();
   await signIn(page, issuer, username, password, path);
   return { context, page };
+}
+
+/** One fedgate (demo realm), one Chromium and the admin signed in on `path`: the fixture of a page's tests. */
+export interface AdminConsole {
+  server: TestServer;
+  browser: Browser;
+  context: BrowserContext;
+  page: Page;
+}
+
+export async function openAdminConsole(path: string): Promise<AdminConsole> {
+  const server = await startServer();
+  const browser = await launchChromium();
+  const { context, page } = await consolePage(browser, server.issuer, 'admin', 'admin-password', path);
+  return { server, browser, context, page };
+}
+
+export async function closeAdminConsole(opened: Partial<AdminConsole> | undefined): Promise<void> {
+  await opened?.context?.close();
+  await opened?.browser?.close();
+  await opened?.server?.cleanup();
 }
 
 /** The text of the page's status message (after a change) or alert (a refusal). */

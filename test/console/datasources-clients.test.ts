@@ -1,25 +1,16 @@
 /** The Data sources and Clients pages, in a real browser, against the admin API. */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import type { Browser, BrowserContext, Page } from 'playwright-core';
-import { startServer, type TestServer } from '../support/harness.ts';
-import { checkPage, consolePage, launchChromium, message } from './browser.ts';
+import type { Page } from 'playwright-core';
+import type { TestServer } from '../support/harness.ts';
+import { type AdminConsole, checkPage, closeAdminConsole, message, openAdminConsole } from './browser.ts';
 
 describe('console: data sources and clients', () => {
+  let opened: AdminConsole | undefined;
   let server: TestServer;
-  let browser: Browser;
-  let context: BrowserContext;
   let page: Page;
-  before(async () => {
-    server = await startServer();
-    browser = await launchChromium();
-    ({ context, page } = await consolePage(browser, server.issuer, 'admin', 'admin-password', '/admin/datasources'));
-  });
-  after(async () => {
-    await context?.close();
-    await browser?.close();
-    await server?.cleanup();
-  });
+  before(async () => { ({ server, page } = opened = await openAdminConsole('/admin/datasources')); });
+  after(() => closeAdminConsole(opened));
 
   /** Basic-authenticated introspection with a data source's client: whether the secret works. */
   const introspects = async (clientId: string, secret: string) => {
