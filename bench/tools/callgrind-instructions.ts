@@ -4,10 +4,10 @@
  * a figure no other load on the machine disturbs, where the side-by-side
  * benchmark's rates swing with it.
  *
- *   node bench/tools/callgrind-instructions.ts fedgate|bare [warm-up=3000] [measured=1000]
+ *   node bench/tools/callgrind-instructions.ts fedgate|bare [warm-up=3000] [measured=1000] [connections=4]
  *
  * The server runs under `valgrind --tool=callgrind` with instrumentation
- * off; after the warm-up requests (4 keep-alive connections) counting is
+ * off; after the warm-up requests (4 keep-alive connections unless told) counting is
  * switched on (`callgrind_control -i on`) for the measured ones only, then
  * dumped. Printed per token: all instructions, and split into the mutator
  * (JavaScript and the runtime), garbage collection, the optimizing compilers
@@ -25,10 +25,12 @@ import { fileURLToPath } from 'node:url';
 import { deleteKeysWithPrefix } from '../lib/redis.ts';
 import { AUDIENCE, CLIENT_ID, CLIENT_SECRET, SCOPE } from '../servers/token-request.ts';
 
-const [kind = 'fedgate', warmArg = '3000', measuredArg = '1000'] = process.argv.slice(2);
-if (kind !== 'fedgate' && kind !== 'bare') throw new TypeError('usage: callgrind-instructions.ts fedgate|bare [warm-up] [measured]');
+const [kind = 'fedgate', warmArg = '3000', measuredArg = '1000', connectionsArg = '4'] = process.argv.slice(2);
+if (kind !== 'fedgate' && kind !== 'bare') throw new TypeError('usage: callgrind-instructions.ts fedgate|bare [warm-up] [measured] [connections]');
 const warm = Number(warmArg);
 const measured = Number(measuredArg);
+// The side-by-side benchmark loads with 32 connections; the count per token differs with concurrency (docs/performance.md).
+const connections = Number(connectionsArg);
 const prefix = `fedgate-bench:callgrind-${process.pid}:`;
 const out = join(tmpdir(), `fedgate-callgrind-${process.pid}`);
 const server = fileURLToPath(new URL(`../servers/${kind === 'bare' ? 'bare-provider' : 'fedgate'}.ts`, import.meta.url));
@@ -46,7 +48,7 @@ const port = await new Promise<number>((resolve, reject) => {
   child.once('exit', (code) => reject(new Error(`the server exited (${code}):\n${stderr.slice(-2000)}`)));
 });
 
-let agent = new http.Agent({ keepAlive: true, maxSockets: 4 });
+let agent = new http.Agent({ keepAlive: true, maxSockets: connections });
 const body = new URLSearchParams({ grant_type: 'client_credentials', resource: AUDIENCE, scope: SCOPE }).toString();
 const headers = {
   authorization: `Basic ${Buffer.from(`${CLIENT_ID}:${CLIENT_SECRET}`).toString('base64')}`,
@@ -68,7 +70,7 @@ const request = () => once().catch((err: NodeJS.ErrnoException) => {
 });
 const run = async (count: number) => {
   let sent = 0;
-  await Promise.all(Array.from({ length: 4 }, async () => { while (sent++ < count) await request(); }));
+  await Promise.all(Array.from({ length: connections }, async () => { while (sent++ < count) await request(); }));
 };
 
 const control = (...args: string[]) => execFileSync('callgrind_control', [...args, String(child.pid)], { stdio: 'ignore' });
@@ -76,7 +78,7 @@ try {
   await run(warm);
   // Fresh connections for the measured requests: the idle ones may have timed out while callgrind was told.
   agent.destroy();
-  agent = new http.Agent({ keepAlive: true, maxSockets: 4 });
+  agent = new http.Agent({ keepAlive: true, maxSockets: connections });
   control('-i', 'on');
   await run(measured);
   control('-d');
@@ -108,5 +110,5 @@ for (const line of annotated.split('\n')) {
   areas[area] += n;
 }
 const per = (n: number) => Math.round(n / measured).toLocaleString('en');
-console.log(`${kind}: ${per(total)} instructions per token (warm-up ${warm}, measured ${measured}); `
+console.log(`${kind}: ${per(total)} instructions per token (warm-up ${warm}, measured ${measured}, ${connections} connections); `
   + Object.entries(areas).map(([area, n]) => `${area} ${per(n)}`).join(', '));
