@@ -98,11 +98,10 @@ export async function createFedgate(config: Config, options: CreateOptions = {})
   const app = new Koa({ proxy: config.trustProxy, keys: cookieKeys });
   const state: Draining = { draining: false };
   logAppErrors(app, logger);
-  app.use(requestBoundary(config, logger, core.metrics, state));
   // Each replica says it is alive (the admin overview lists them).
   const heartbeat = startHeartbeat(store, (err) => logger.debug({ err: { message: err.message } }, 'replica heartbeat not written'));
   const adminApiAudience = adminAudience(config.issuer);
-  app.use(dispatch(config, core.audit, {
+  app.use(requestBoundary(config, logger, core.metrics, state, dispatch(config, core.audit, {
     ops: opsRoutes(config, store, core.metrics, state),
     interaction: asMiddleware(interactionRoutes({ ...servicesOf(core), provider, loginOptions: bridges.loginOptions }).routes()),
     account: asMiddleware(accountRoutes({
@@ -120,7 +119,7 @@ export async function createFedgate(config: Config, options: CreateOptions = {})
     gatewayAuthz: gateway.authz,
     protectedResourceMetadata: createMetadataEndpoint({ config, dataSources }),
     provider: () => host.middleware,
-  }));
+  })));
 
   return {
     ...servicesOf(core), app, dataSources,

@@ -53,9 +53,11 @@ export interface Draining {
 
 /**
  * The outermost middleware: request id, the error boundary, latency and
- * status (one async frame instead of two on the hot path).
+ * status (one async frame instead of two on the hot path), around `inner`
+ * (the dispatch to fedgate's parts and oidc-provider), which it calls itself
+ * rather than through Koa's chain: one step less per request.
  */
-export function requestBoundary(config: Config, logger: Logger, metrics: Metrics, state: Draining): Koa.Middleware {
+export function requestBoundary(config: Config, logger: Logger, metrics: Metrics, state: Draining, inner: Koa.Middleware): Koa.Middleware {
   // The one client address (login throttling, audit, oidc-provider's events): right-most untrusted X-Forwarded-For hop.
   const clientAddress = clientAddressResolver(config);
 
@@ -79,7 +81,7 @@ export function requestBoundary(config: Config, logger: Logger, metrics: Metrics
     // Koa would take the left-most X-Forwarded-For entry, which the client writes.
     if (config.trustProxy) ctx.request.ip = clientAddress(ctx.req);
     try {
-      await next();
+      await inner(ctx, next);
     } catch (err) {
       answerError(ctx, err);
     }

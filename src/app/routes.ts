@@ -77,19 +77,22 @@ export interface RouteTable {
 
 /** The dispatching middleware: fedgate's parts by path prefix, everything else oidc-provider's. */
 export function dispatch(config: Config, audit: Audit, routes: RouteTable): Koa.Middleware {
+  const wellKnownUnder = `${PROTECTED_RESOURCE_WELL_KNOWN}/`;
   return async (ctx, next) => {
-    if (OPS_PATHS.has(ctx.path)) return routes.ops(ctx, next);
-    if (ctx.path.startsWith('/interaction/')) return routes.interaction(ctx, next);
-    if (ctx.path === '/account' || ctx.path.startsWith('/account/')) return routes.account(ctx, next);
-    if (ctx.path.startsWith('/saml/')) return routes.saml(ctx, next);
-    if (ctx.path.startsWith('/x509/')) return routes.x509(ctx, next);
-    if (ctx.path === '/admin/api' || ctx.path.startsWith('/admin/api/')) return routes.admin(ctx, next);
-    if (ctx.path === '/admin' || ctx.path.startsWith('/admin/')) return routes.console(ctx, next);
-    if (ctx.path.startsWith('/api/')) return routes.gatewayProxy(ctx, next);
-    if (ctx.path === '/authz' || ctx.path.startsWith('/authz/')) return routes.gatewayAuthz(ctx, next);
-    if (ctx.path === PROTECTED_RESOURCE_WELL_KNOWN || ctx.path.startsWith(`${PROTECTED_RESOURCE_WELL_KNOWN}/`)) return routes.protectedResourceMetadata(ctx, next);
+    // Read once: every `ctx.path` is a getter through Koa's delegation and the URL parser's cache check.
+    const path = ctx.path;
+    if (OPS_PATHS.has(path)) return routes.ops(ctx, next);
+    if (path.startsWith('/interaction/')) return routes.interaction(ctx, next);
+    if (path === '/account' || path.startsWith('/account/')) return routes.account(ctx, next);
+    if (path.startsWith('/saml/')) return routes.saml(ctx, next);
+    if (path.startsWith('/x509/')) return routes.x509(ctx, next);
+    if (path === '/admin/api' || path.startsWith('/admin/api/')) return routes.admin(ctx, next);
+    if (path === '/admin' || path.startsWith('/admin/')) return routes.console(ctx, next);
+    if (path.startsWith('/api/')) return routes.gatewayProxy(ctx, next);
+    if (path === '/authz' || path.startsWith('/authz/')) return routes.gatewayAuthz(ctx, next);
+    if (path === PROTECTED_RESOURCE_WELL_KNOWN || path.startsWith(wellKnownUnder)) return routes.protectedResourceMetadata(ctx, next);
     // oidc-provider's own routes (the token endpoint's hot path: no extra async step).
-    const pageRoute = isProviderPage(ctx.path);
+    const pageRoute = isProviderPage(path);
     if (pageRoute) setProviderPageCsp(ctx);
     await routes.provider()(ctx, next);
     if (pageRoute) setProviderPageFraming(ctx);

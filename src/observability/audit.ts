@@ -75,6 +75,18 @@ function matches(event: StoredAuditEvent, filter: AuditFilter): boolean {
   return true;
 }
 
+let lastMs = 0;
+let lastIso = '';
+/** The current time as an ISO string, formatted once per millisecond (a token endpoint under load records several events a millisecond). */
+function isoNow(): string {
+  const ms = Date.now();
+  if (ms !== lastMs) {
+    lastMs = ms;
+    lastIso = new Date(ms).toISOString();
+  }
+  return lastIso;
+}
+
 /** Events wait at most this long before they are written. */
 const FLUSH_INTERVAL_MS = 20;
 /** A batch is written at once when it reaches this size. */
@@ -160,7 +172,7 @@ export class Audit {
    * (the store is unavailable), or dropped and logged.
    */
   record(event: AuditEvent): Promise<void> {
-    const stored = { time: new Date().toISOString(), eventId: randomUUID(), ...event };
+    const stored = { time: isoNow(), eventId: randomUUID(), ...event };
     if (this.#logger.isLevelEnabled('info')) this.#logger.info({ audit: stored }, `audit ${event.type} ${event.outcome}`);
     const event_ = JSON.stringify(stored);
     const entry: Entry = { fields: { event: event_ }, bytes: Buffer.byteLength(event_) };

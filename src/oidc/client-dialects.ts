@@ -80,6 +80,18 @@ export function clientDialects(provider: Provider, { logger, resourceServers }: 
   const authenticating = new Set(['token', 'device_authorization', 'pushed_authorization_request', 'introspection', 'revocation'].map((r) => provider.pathFor(r)));
   const targeting = new Set([token, authorization, provider.pathFor('device_authorization'), provider.pathFor('pushed_authorization_request')]);
 
+  // A service asks for token after token with the same Authorization header: its answer is kept (a pure function of the header).
+  let lastHeader: string | undefined;
+  let lastClientId: string | undefined;
+  const emptySecretClientIdOf = (header: string | undefined) => {
+    if (header === undefined) return undefined;
+    if (header !== lastHeader) {
+      lastClientId = emptySecretBasicClientId(header);
+      lastHeader = header;
+    }
+    return lastClientId;
+  };
+
   const refuse = (ctx: Context, description: string) => {
     logger.info({ requestId: ctx.state.requestId, path: ctx.path, error: 'invalid_target', error_description: description }, 'request refused');
     // At the authorization endpoint the redirect URI is not checked yet: the error is shown, not sent to it (RFC 6749 §4.1.2.1).
@@ -135,7 +147,7 @@ export function clientDialects(provider: Provider, { logger, resourceServers }: 
     const authenticates = authenticating.has(path);
     if (!authenticates && !targeting.has(path)) return next();
     if (!hasFormBody(ctx)) return next();
-    const publicCandidate = authenticates ? emptySecretBasicClientId(ctx.headers.authorization) : undefined;
+    const publicCandidate = authenticates ? emptySecretClientIdOf(ctx.headers.authorization) : undefined;
     if (publicCandidate === undefined && !targeting.has(path)) return next();
     return rewriteBody(ctx, next, publicCandidate);
   };

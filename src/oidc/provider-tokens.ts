@@ -39,7 +39,8 @@ export function tokenSettings(parts: ProviderParts): Pick<Configuration, 'extraT
     formats: {
       customizers: {
         // WLCG profile §4.3.1: nbf slightly backdated so tokens work at once where clocks differ a little.
-        jwt: async (_ctx, token, jwt) => {
+        // Synchronous: it awaits nothing, and every JWT access token passes here.
+        jwt: (_ctx, token, jwt) => {
           const iat = jwt.payload.iat as number | undefined;
           if (iat) jwt.payload.nbf = iat - 60;
           // A user's token names its grant (by a hash of its id): token exchange reads that grant's offline_access.
