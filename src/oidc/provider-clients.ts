@@ -32,7 +32,6 @@ export function clientMetadata(client: ClientConfig): ClientMetadata {
   const confidential = !!client.clientSecret || client.tokenEndpointAuthMethod === 'private_key_jwt' || client.tokenEndpointAuthMethod === 'tls_client_auth' || client.tokenEndpointAuthMethod === 'self_signed_tls_client_auth';
   if (confidential && !grantTypes.includes(TOKEN_EXCHANGE_GRANT)) grantTypes.push(TOKEN_EXCHANGE_GRANT);
   const listed = client.scopes?.filter((s) => OIDC_SCOPES.includes(s)) ?? [];
-  const staticScopes = listed.length ? listed : OIDC_SCOPES;
   return {
     client_id: client.clientId,
     ...(client.clientSecret ? { client_secret: client.clientSecret } : {}),
@@ -47,8 +46,9 @@ export function clientMetadata(client: ClientConfig): ClientMetadata {
     ...(client.jwks ? { jwks: client.jwks as ClientMetadata['jwks'] } : {}),
     ...(client.jwksUri ? { jwks_uri: client.jwksUri } : {}),
     ...(client.certificateBoundAccessTokens ? { tls_client_certificate_bound_access_tokens: true } : {}),
-    // An allow-list of resource scopes only leaves the OIDC scopes unrestricted (an empty `scope` would break the client).
-    scope: staticScopes.join(' '),
+    // Without OIDC scopes in its list (or without a list) a client may ask for all of them: no `scope` says so to
+    // oidc-provider (an empty one would break the client), and spares it an allow-list Set on every token request.
+    ...(listed.length ? { scope: listed.join(' ') } : {}),
   };
 }
 
