@@ -255,6 +255,23 @@ describe('admin API: /admin/api/resource-servers', () => {
     assert.equal((await admin('/resource-servers/vo-archive', 'DELETE')).status, 204);
   });
 
+  it('answers the very same client credentials request by the data source as it is now, after each change', async () => {
+    const created = await admin('/resource-servers', 'POST', { name: 'memo-probe', audience: 'https://memo-probe.partner.test', kind: 'compute', upstream: `${upstream.url}/memo`, scopes: ['compute.read', 'compute.create'] });
+    assert.equal(created.status, 201, JSON.stringify(created.body));
+    const scopeOf = async () => {
+      const res = await clientToken('https://memo-probe.partner.test', 'compute.read compute.create');
+      assert.equal(res.status, 200);
+      return decodeJwt((await res.json() as { access_token: string }).access_token).payload.scope;
+    };
+    assert.equal(await scopeOf(), 'compute.read compute.create');
+    assert.equal(await scopeOf(), 'compute.read compute.create', 'asked again');
+    assert.equal((await admin('/resource-servers/memo-probe', 'PATCH', { scopes: ['compute.read'] })).status, 200);
+    assert.equal(await scopeOf(), 'compute.read', 'compute.create is no longer accepted');
+    assert.equal((await admin('/resource-servers/memo-probe', 'PATCH', { scopes: ['compute.read', 'compute.create'] })).status, 200);
+    assert.equal(await scopeOf(), 'compute.read compute.create', 'and is again');
+    assert.equal((await admin('/resource-servers/memo-probe', 'DELETE')).status, 204);
+  });
+
   it('answers a client credentials request for an unknown or removed audience with invalid_target', async () => {
     await assert.rejects(oidc.clientCredentialsGrant(service, { resource: 'https://never.partner.test', scope: 'x' }), (err: { error?: string }) => err.error === 'invalid_target');
   });
