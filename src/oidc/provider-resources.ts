@@ -10,12 +10,10 @@ import { ADMIN_SCOPE, CONSOLE_CLIENT_ID, HOST_AUTH_SCOPE, isHostClientId, WLCG_A
 import type { ClientConfig } from '../config/schema.ts';
 import { isGroupSelectionScope, isWlcgScope, scopeCovered } from '../scopes/wlcg.ts';
 import type { ProviderParts } from './provider-parts.ts';
-import { registeredResourceScopes, RESOURCE_SCOPE, withinRegisteredScopes } from './registered-clients.ts';
+import { registeredResourceScopes, withinRegisteredScopes } from './registered-clients.ts';
 
-/** Distinct (resource, client, grant, scopes) answers kept; the memo starts over when full. */
+/** Distinct (account, resource, grant, scopes) answers kept per client; its memo starts over when full. */
 const RESOURCE_INFO_MEMO_SIZE = 10_000;
-/** Distinct (resource, scope) answers kept per client for its own tokens. */
-const OWN_INFO_MEMO_SIZE = 100;
 type ResourceServerInfo = Awaited<ReturnType<NonNullable<NonNullable<NonNullable<Configuration['features']>['resourceIndicators']>['getResourceServerInfo']>>>;
 
 /** The artifacts whose granted scopes a token request redeems. */
@@ -71,8 +69,8 @@ export function resourceIndicators(parts: ProviderParts): NonNullable<NonNullabl
   const { deps, clientsById, profileFor } = parts;
   const { accounts, resourceServers, policy } = deps;
   const lifetimes = deps.config.lifetimes;
-  const resourceInfoMemo = new Map<string, ResourceServerInfo>();
-  const ownInfoMemo = new WeakMap<object, { policyVersion: number; resourcesVersion: number; byKey: Map<string, ResourceServerInfo> }>();
+  // Per client object: oidc-provider keeps one per static client and per stored version of a registered one.
+  const resourceInfoMemo = new WeakMap<object, { policyVersion: number; resourcesVersion: number; byKey: Map<string, ResourceServerInfo> }>();
   return {
     enabled: true,
     defaultResource: async (ctx, client, oneOf) => {
@@ -94,27 +92,16 @@ export function resourceIndicators(parts: ProviderParts): NonNullable<NonNullabl
       if (!rs) throw new errors.InvalidTarget('unknown resource server');
       const grantType = ctx.oidc.params?.grant_type === 'client_credentials' ? 'client_credentials' : 'other';
       const accountId = grantType === 'client_credentials' ? undefined : accountIdOf(ctx);
-      // The answer depends only on these inputs (and the policy version); services ask the same question thousands of times a second.
-      // A client's own token (client credentials) depends on nothing of a grant or account: a memo per client object, by resource and scope.
-      const ownKey = accountId === undefined && grantType === 'client_credentials' ? `${resourceIndicator}\u0000${String(ctx.oidc.params?.scope ?? '')}` : undefined;
-      let own = ownKey === undefined ? undefined : ownInfoMemo.get(client);
-      if (own && (own.policyVersion !== policy.version || own.resourcesVersion !== resourceServers.version)) own = undefined;
-      const ownHit = ownKey === undefined ? undefined : own?.byKey.get(ownKey);
-      if (ownHit) return ownHit;
-      const registeredValue = (client as unknown as Record<string, unknown>)[RESOURCE_SCOPE];
-      const memoKey = `${policy.version}\u0000${resourceServers.version}\u0000${accountId ?? ''}\u0000${resourceIndicator}\u0000${client.clientId}\u0000${typeof registeredValue === 'string' ? registeredValue : ''}\u0000${grantType}\u0000${candidateScopesKey(ctx)}`;
-      const remember = (info: ResourceServerInfo) => {
-        if (ownKey === undefined) return info;
-        if (!own) {
-          own = { policyVersion: policy.version, resourcesVersion: resourceServers.version, byKey: new Map() };
-          ownInfoMemo.set(client, own);
-        }
-        if (own.byKey.size >= OWN_INFO_MEMO_SIZE) own.byKey.clear();
-        own.byKey.set(ownKey, info);
-        return info;
-      };
-      const memo = resourceInfoMemo.get(memoKey);
-      if (memo) return remember(memo);
+      // The answer depends only on the client (its configuration and registration: one object per version of them),
+      // these inputs and the policy and resource server versions; services ask the same question thousands of times a second.
+      let memo = resourceInfoMemo.get(client);
+      if (!memo || memo.policyVersion !== policy.version || memo.resourcesVersion !== resourceServers.version) {
+        memo = { policyVersion: policy.version, resourcesVersion: resourceServers.version, byKey: new Map() };
+        resourceInfoMemo.set(client, memo);
+      }
+      const memoKey = `${accountId ?? ''}\u0000${resourceIndicator}\u0000${grantType}\u0000${candidateScopesKey(ctx)}`;
+      const known = memo.byKey.get(memoKey);
+      if (known) return known;
       const candidates = candidateScopes(ctx);
       const clientConfig = clientsById.get(client.clientId);
       // WLCG profile §2.2.4: only a host client's own token (client credentials) says "authorize on my sub".
@@ -142,9 +129,9 @@ export function resourceIndicators(parts: ProviderParts): NonNullable<NonNullabl
         accessTokenFormat: rs.accessTokenFormat,
         ...(rs.accessTokenFormat === 'jwt' ? { jwt: { sign: { alg: rs.signingAlg } } } : {}),
       };
-      if (resourceInfoMemo.size >= RESOURCE_INFO_MEMO_SIZE) resourceInfoMemo.clear();
-      resourceInfoMemo.set(memoKey, info);
-      return remember(info);
+      if (memo.byKey.size >= RESOURCE_INFO_MEMO_SIZE) memo.byKey.clear();
+      memo.byKey.set(memoKey, info);
+      return info;
     },
   };
 }
