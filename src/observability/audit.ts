@@ -89,6 +89,13 @@ function isoNow(): string {
 
 /** Events wait at most this long before they are written. */
 const FLUSH_INTERVAL_MS = 20;
+/**
+ * Routine events ({@link Audit.note}: a token issued) may wait this long, so
+ * that a busy token endpoint writes them in large batches: the write's fixed
+ * cost (the script call, the socket write and its reply) is most of what an
+ * audit event costs the token endpoint at moderate rates (docs/performance.md).
+ */
+export const ROUTINE_FLUSH_MS = 250;
 /** A batch is written at once when it reaches this size. */
 const MAX_BATCH = 256;
 /** Default of {@link AuditOptions.bufferBytes}. */
@@ -109,6 +116,8 @@ export interface AuditOptions {
   onDropped?: (count: number, reason: AuditDropReason) => void;
   /** The first retry delay in milliseconds; it doubles up to 2 s. Default 250. */
   retryMs?: number;
+  /** How long a routine event ({@link Audit.note}) may wait to be written, in milliseconds. Default {@link ROUTINE_FLUSH_MS}. */
+  routineFlushMs?: number;
 }
 
 interface Entry {
@@ -136,6 +145,7 @@ export class Audit {
   readonly #bufferBytes: number;
   readonly #onDropped: (count: number, reason: AuditDropReason) => void;
   readonly #firstRetryMs: number;
+  readonly #routineFlushMs: number;
   /** Events not yet stored, oldest first (those being written included). */
   #buffer: Entry[] = [];
   #bytes = 0;
@@ -144,6 +154,8 @@ export class Audit {
   /** Settles when the queued batch is written; one promise per batch, not per event. */
   #queued: { promise: Promise<void>; settle: () => void } | undefined;
   #timer: NodeJS.Timeout | undefined;
+  /** When #timer fires (performance.now()). */
+  #timerAt = 0;
   /** Set while the store is unavailable: the next attempt. */
   #retry: NodeJS.Timeout | undefined;
   #retryMs: number;
@@ -159,6 +171,7 @@ export class Audit {
     this.#bufferBytes = options.bufferBytes ?? DEFAULT_AUDIT_BUFFER_BYTES;
     this.#onDropped = options.onDropped ?? (() => {});
     this.#firstRetryMs = options.retryMs ?? 250;
+    this.#routineFlushMs = options.routineFlushMs ?? ROUTINE_FLUSH_MS;
     this.#retryMs = this.#firstRetryMs;
   }
 
@@ -169,34 +182,63 @@ export class Audit {
 
   /**
    * Records an event; resolves once its batch is stored, or kept for retry
-   * (the store is unavailable), or dropped and logged.
+   * (the store is unavailable), or dropped and logged. Written within
+   * 20 ms, with whatever is buffered before it.
    */
   record(event: AuditEvent): Promise<void> {
-    const stored = { time: isoNow(), eventId: randomUUID(), ...event };
-    if (this.#logger.isLevelEnabled('info')) this.#logger.info({ audit: stored }, `audit ${event.type} ${event.outcome}`);
-    const event_ = JSON.stringify(stored);
-    const entry: Entry = { fields: { event: event_ }, bytes: Buffer.byteLength(event_) };
-    if (this.#bytes + entry.bytes > this.#bufferBytes) {
-      this.#drop([entry], 'buffer_full');
-      return Promise.resolve();
-    }
-    this.#buffer.push(entry);
-    this.#bytes += entry.bytes;
-    // During an outage the retry timer writes it; nothing waits for the store.
-    if (this.#outage) return Promise.resolve();
+    if (!this.#enqueue(event)) return Promise.resolve();
     if (!this.#queued) {
       let settle!: () => void;
       const promise = new Promise<void>((resolve) => { settle = resolve; });
       this.#queued = { promise, settle };
     }
     const { promise } = this.#queued;
-    this.#unflushed += 1;
-    if (this.#unflushed >= MAX_BATCH) void this.flush();
-    else if (!this.#timer) {
-      this.#timer = setTimeout(() => void this.flush(), FLUSH_INTERVAL_MS);
-      this.#timer.unref();
-    }
+    this.#due(FLUSH_INTERVAL_MS);
     return promise;
+  }
+
+  /**
+   * Records a routine event that nothing waits for (a token issued): kept,
+   * retried and dropped as {@link record}'s, in the same order, but written
+   * within {@link ROUTINE_FLUSH_MS} (`routineFlushMs`), or sooner with the
+   * next batch. Reading the trail ({@link page}, {@link recent}) writes it first.
+   */
+  note(event: AuditEvent): void {
+    if (this.#enqueue(event)) this.#due(this.#routineFlushMs);
+  }
+
+  /** Buffers an event (logged at once); false when it needs no write of its own (dropped, or the store is out). */
+  #enqueue(event: AuditEvent): boolean {
+    const time = isoNow();
+    const eventId = randomUUID();
+    if (this.#logger.isLevelEnabled('info')) this.#logger.info({ audit: { time, eventId, ...event } }, `audit ${event.type} ${event.outcome}`);
+    // The stored JSON is the event's own with `time` and `eventId` first, as `{ time, eventId, ...event }` would
+    // give, without building that object: this runs for every token issued. (An AuditEvent always has fields.)
+    const event_ = `{"time":"${time}","eventId":"${eventId}",${JSON.stringify(event).slice(1)}`;
+    const entry: Entry = { fields: { event: event_ }, bytes: Buffer.byteLength(event_) };
+    if (this.#bytes + entry.bytes > this.#bufferBytes) {
+      this.#drop([entry], 'buffer_full');
+      return false;
+    }
+    this.#buffer.push(entry);
+    this.#bytes += entry.bytes;
+    // During an outage the retry timer writes it; nothing waits for the store.
+    return !this.#outage;
+  }
+
+  /** A flush at once when the batch is full, otherwise within `delayMs` (an earlier one already set stands). */
+  #due(delayMs: number): void {
+    this.#unflushed += 1;
+    if (this.#unflushed >= MAX_BATCH) {
+      void this.flush();
+      return;
+    }
+    const at = performance.now() + delayMs;
+    if (this.#timer && this.#timerAt <= at) return;
+    clearTimeout(this.#timer);
+    this.#timerAt = at;
+    this.#timer = setTimeout(() => void this.flush(), delayMs);
+    this.#timer.unref();
   }
 
   /** Writes every buffered event; resolves when all writes so far have finished (or failed and are kept). */

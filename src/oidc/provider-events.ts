@@ -29,7 +29,8 @@ export function listenToProviderEvents(provider: Provider, deps: ProviderDeps): 
     const entities = ctx.oidc.entities as Record<string, { accountId?: string; scope?: string; resourceServer?: { audience?: string } } | undefined>;
     const token = entities.AccessToken ?? entities.ClientCredentials;
     const accountId = (entities.Account as { accountId?: string } | undefined)?.accountId ?? token?.accountId;
-    void audit.record({
+    // A routine event, written with the next batch (a busy token endpoint's events in large batches).
+    audit.note({
       type: 'token.issued',
       actor: accountId ?? `client:${ctx.oidc.client?.clientId}`,
       outcome: 'success',

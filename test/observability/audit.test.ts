@@ -23,6 +23,36 @@ describe('audit trail', () => {
     await store.close();
   });
 
+  it('writes a routine event (note) within its own delay, and sooner with an event that is waited for, in the order recorded', async () => {
+    const store = new MemoryStore();
+    const audit = new Audit(store, createLogger('silent'), 10_000, { routineFlushMs: 600 });
+    const stored = async () => (await store.readStream(AUDIT_STREAM, 100)).map(({ fields }) => (JSON.parse(fields.event!) as AuditEvent).actor);
+    try {
+      audit.note({ type: 'token.issued', actor: 'client:a', outcome: 'success' });
+      await new Promise((resolve) => setTimeout(resolve, 60));
+      assert.deepEqual(await stored(), [], 'a routine event waits longer than the 20 ms of one waited for');
+      await within(3000, async () => (await stored()).length === 1);
+
+      // A waited-for event takes the routine ones buffered before it along, and resolves once all are stored.
+      audit.note({ type: 'token.issued', actor: 'client:b', outcome: 'success' });
+      audit.note({ type: 'token.issued', actor: 'client:c', outcome: 'success' });
+      const started = performance.now();
+      await audit.record({ type: 'login', actor: 'alice', outcome: 'success' });
+      assert.ok(performance.now() - started < 500, 'not held to the routine delay');
+      assert.deepEqual(await stored(), ['alice', 'client:c', 'client:b', 'client:a'], 'newest first: in the order recorded');
+
+      // Reading the trail writes what is buffered first.
+      audit.note({ type: 'token.issued', actor: 'client:d', outcome: 'success' });
+      assert.equal((await audit.recent(10))[0]?.actor, 'client:d');
+      const [event] = await audit.recent(1);
+      assert.deepEqual(Object.keys(event!).slice(0, 3), ['id', 'time', 'eventId'], 'stored as { time, eventId, ...event }');
+      assert.match(event!.eventId, /^[0-9a-f-]{36}$/);
+    } finally {
+      await audit.close();
+      await store.close();
+    }
+  });
+
   it('logs every event at once and never throws when the store fails', async () => {
     const logs = new LogCapture();
     const store = new MemoryStore();
