@@ -3,7 +3,11 @@
  * servers measured *at the same time*, each under its own fixed-rate load:
  * an A/B comparison that the machine's drift cannot bias.
  *
- *   node bench/tools/paired-cpu.ts [--rate 1000] [--seconds 15] [--warmup 8] [--runs 2] label=module [label=module ...]
+ *   node bench/tools/paired-cpu.ts [--rate 1000] [--seconds 15] [--warmup 8] [--runs 2] [--profile DIR] label=module[::--flag,...] ...
+ *
+ * `--profile DIR` also writes each server's CPU profile (DIR/<label>-<run>.cpuprofile,
+ * compare two with bench/tools/cpuprofile-diff.ts); `::--flag,--flag` after a
+ * module gives that server Node.js flags of its own.
  *
  * e.g. `bare=bench/servers/bare-provider.ts fedgate=bench/servers/fedgate.ts`,
  * or fedgate against another tree's (`other=/tmp/tree/bench/servers/fedgate.ts`,
@@ -48,10 +52,14 @@ const rate = option('rate', 1000);
 const seconds = option('seconds', 15);
 const warmup = option('warmup', 8);
 const runs = option('runs', 2);
+const profileAt = args.indexOf('--profile');
+const profileDir = profileAt === -1 ? undefined : resolve(args.splice(profileAt, 2)[1] ?? '.');
 const servers = args.map((arg) => {
   const eq = arg.indexOf('=');
-  if (eq <= 0) throw new TypeError(`usage: paired-cpu.ts [--rate N] [--seconds N] [--warmup N] [--runs N] label=module ...; got ${JSON.stringify(arg)}`);
-  return { label: arg.slice(0, eq), module: pathToFileURL(resolve(arg.slice(eq + 1))) };
+  if (eq <= 0) throw new TypeError(`usage: paired-cpu.ts [--rate N] [--seconds N] [--warmup N] [--runs N] [--profile DIR] label=module[::--flag,...] ...; got ${JSON.stringify(arg)}`);
+  // label=module::--flag,--flag: Node.js flags for that server only.
+  const [path, flags] = arg.slice(eq + 1).split('::');
+  return { label: arg.slice(0, eq), module: pathToFileURL(resolve(path!)), flags: flags ? flags.split(',') : [] };
 });
 if (servers.length < 2) throw new TypeError('name at least two servers (label=module)');
 
@@ -79,7 +87,8 @@ for (let run = 1; run <= runs; run += 1) {
   const children: ServerChild[] = [];
   try {
     for (const s of servers) {
-      children.push(await startServer({ name: s.label, module: s.module, env: { REDIS_URL: redisUrl, BENCH_REDIS_PREFIX: `${prefix}${s.label}:` } }));
+      const execArgv = [...s.flags, ...profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`, `--cpu-prof-name=${s.label}-${run}.cpuprofile`] : []];
+      children.push(await startServer({ name: s.label, module: s.module, execArgv, env: { REDIS_URL: redisUrl, BENCH_REDIS_PREFIX: `${prefix}${s.label}:` } }));
     }
     await Promise.all(children.map((c) => load(c, warmup)));
     const before = await Promise.all(children.map((c) => c.stats()));
