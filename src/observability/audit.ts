@@ -95,7 +95,7 @@ const FLUSH_INTERVAL_MS = 20;
  * cost (the script call, the socket write and its reply) is most of what an
  * audit event costs the token endpoint at moderate rates (docs/performance.md).
  */
-export const ROUTINE_FLUSH_MS = 250;
+const ROUTINE_FLUSH_MS = 250;
 /** A batch is written at once when it reaches this size. */
 const MAX_BATCH = 256;
 /** Default of {@link AuditOptions.bufferBytes}. */

@@ -34,23 +34,28 @@ describe('console story: a membership request approved by a group manager', () =
     return (decodeJwt(tokens.access_token).payload as { scope: string }).scope.split(' ');
   };
 
-  /** Signs in on fedgate's login page with the keyboard: the username field has the focus. */
-  const keyboardSignIn = async (page: import('playwright-core').Page, username: string, password: string) => {
+  /**
+   * A new browser context that opens `path`, signs in on fedgate's login page
+   * with the keyboard (the username field has the focus) and waits to land on
+   * `landing` (default: `path`).
+   */
+  const signedIn = async (path: string, username: string, password: string, landing = path) => {
+    const context = await newContext(browser);
+    const page = await context.newPage();
+    await page.goto(`${server.issuer}${path}`);
     await page.waitForSelector('#username');
     await page.keyboard.type(username);
     await page.keyboard.press('Tab');
     await page.keyboard.type(password);
     await page.keyboard.press('Enter');
+    await page.waitForURL(`${server.issuer}${landing}`);
+    return { context, page };
   };
 
   it('alice asks on /account, bob approves in the console, alice\'s next storage token carries /atlas\'s scopes (keyboard only)', async () => {
     assert.ok(!(await storageScopes()).includes('storage.read:/store/atlas'), 'before: not a member of /atlas');
 
-    const aliceContext = await newContext(browser);
-    const alice = await aliceContext.newPage();
-    await alice.goto(`${server.issuer}/account`);
-    await keyboardSignIn(alice, 'alice', 'alice-password');
-    await alice.waitForURL(`${server.issuer}/account`);
+    const { context: aliceContext, page: alice } = await signedIn('/account', 'alice', 'alice-password');
     await tabTo(alice, (f) => f.id === 'group', 'the Group field');
     await alice.keyboard.type('/atlas');
     await alice.keyboard.press('Tab');
@@ -60,12 +65,8 @@ describe('console story: a membership request approved by a group manager', () =
     await alice.waitForLoadState();
     assert.match(await alice.locator('main').innerText(), /\/atlas: waiting for a manager/);
 
-    const bobContext = await newContext(browser);
-    const bob = await bobContext.newPage();
-    await bob.goto(`${server.issuer}/admin`);
-    await keyboardSignIn(bob, 'bob', 'bob-password');
     // A group manager's console opens on their requests.
-    await bob.waitForURL(`${server.issuer}/admin/requests`);
+    const { context: bobContext, page: bob } = await signedIn('/admin', 'bob', 'bob-password', '/admin/requests');
     assert.match(await bob.locator('header').innerText(), /Signed in as bob \(group manager\)/);
     const main = await bob.locator('main').innerText();
     assert.match(main, /alice asks to join \/atlas/);
@@ -91,22 +92,14 @@ describe('console story: a membership request approved by a group manager', () =
   });
 
   it('a manager rejects with a reason, sees only their groups, and is refused the administrators\' pages', async () => {
-    const aliceContext = await newContext(browser);
-    const alice = await aliceContext.newPage();
-    await alice.goto(`${server.issuer}/account`);
-    await keyboardSignIn(alice, 'alice', 'alice-password');
-    await alice.waitForURL(`${server.issuer}/account`);
+    const { context: aliceContext, page: alice } = await signedIn('/account', 'alice', 'alice-password');
     // alice asks for /ml-users, a group bob does not manage.
     await alice.getByLabel('Group').fill('/ml-users');
     await alice.getByLabel('Reason').fill('Training models');
     await alice.getByRole('button', { name: 'Request membership' }).click();
     await alice.waitForLoadState();
 
-    const bobContext = await newContext(browser);
-    const bob = await bobContext.newPage();
-    await bob.goto(`${server.issuer}/admin/requests`);
-    await keyboardSignIn(bob, 'bob', 'bob-password');
-    await bob.waitForURL(`${server.issuer}/admin/requests`);
+    const { context: bobContext, page: bob } = await signedIn('/admin/requests', 'bob', 'bob-password');
     // bob manages /atlas only: alice's /ml-users request is not his to see.
     assert.doesNotMatch(await bob.locator('main').innerText(), /ml-users/);
     // The nav offers a manager's sections only; an administrators' page says so.
@@ -122,11 +115,7 @@ describe('console story: a membership request approved by a group manager', () =
     await bobContext.close();
 
     // The administrator sees and rejects it, with a reason alice then reads.
-    const adminContext = await newContext(browser);
-    const admin = await adminContext.newPage();
-    await admin.goto(`${server.issuer}/admin/requests`);
-    await keyboardSignIn(admin, 'admin', 'admin-password');
-    await admin.waitForURL(`${server.issuer}/admin/requests`);
+    const { context: adminContext, page: admin } = await signedIn('/admin/requests', 'admin', 'admin-password');
     assert.match(await admin.locator('main').innerText(), /alice asks to join \/ml-users/);
     await checkPage(admin, 'requests');
     await admin.getByLabel('Reason for rejecting (optional)').fill('Ask your PI first');
@@ -149,11 +138,7 @@ describe('console story: a membership request approved by a group manager', () =
       await visitor.getByRole('button', { name: /Request an account/ }).click();
       await visitor.waitForLoadState();
     }
-    const adminContext = await newContext(browser);
-    const admin = await adminContext.newPage();
-    await admin.goto(`${server.issuer}/admin/requests`);
-    await keyboardSignIn(admin, 'admin', 'admin-password');
-    await admin.waitForURL(`${server.issuer}/admin/requests`);
+    const { context: adminContext, page: admin } = await signedIn('/admin/requests', 'admin', 'admin-password');
     const registrations = admin.locator('ul[aria-labelledby=registrations-h]');
     assert.match(await registrations.innerText(), /dave[\s\S]*Reason: “Joining the ATLAS analysis”/);
     await admin.getByRole('button', { name: 'Approve the registration of dave' }).click();
