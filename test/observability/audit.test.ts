@@ -53,6 +53,31 @@ describe('audit trail', () => {
     }
   });
 
+  it('writes a burst of routine events in full batches, none lost or reordered, without waiting for the routine delay', async () => {
+    const store = new MemoryStore();
+    const appended: number[] = [];
+    const append = store.appendToStream.bind(store);
+    store.appendToStream = (key, entries, maxLength) => {
+      appended.push(entries.length);
+      return append(key, entries, maxLength);
+    };
+    // A routine delay far longer than the test: what is written is written because a batch filled.
+    const audit = new Audit(store, createLogger('silent'), 10_000, { routineFlushMs: 60_000 });
+    try {
+      for (let i = 0; i < 600; i += 1) audit.note({ type: 'token.issued', actor: `client:c${i}`, outcome: 'success', client: `c${i}`, detail: { scope: 'storage.read:/' } });
+      // A full batch starts a write of everything buffered, at most 256 per round trip.
+      await within(3000, async () => audit.pending === 0);
+      assert.ok(appended.every((n) => n <= 256), `batches of at most 256 (${appended.join(', ')})`);
+      assert.equal(appended.reduce((a, b) => a + b, 0), 600);
+      assert.ok(appended.length <= 4, `a few round trips, not one per event (${appended.length})`);
+      const events = (await store.readStream(AUDIT_STREAM, 1000)).map(({ fields }) => JSON.parse(fields.event!) as AuditEvent);
+      assert.deepEqual(events.map((e) => e.actor), Array.from({ length: 600 }, (_, i) => `client:c${599 - i}`), 'newest first, none lost, none reordered');
+    } finally {
+      await audit.close();
+      await store.close();
+    }
+  });
+
   it('logs every event at once and never throws when the store fails', async () => {
     const logs = new LogCapture();
     const store = new MemoryStore();
